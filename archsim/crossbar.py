@@ -1,0 +1,151 @@
+"""Weights on crossbars: program a matrix once, then read it at an inference time.
+
+A K x N weight matrix is normalised by a digital scale, converted to device conductances
+(`archsim.conductance`), programmed with the device model's noise, and later read at
+`t_inference_s` with drift and the read noise integrated up to then, drawn once per read-out (as
+aihwkit does). The read-out, a `MatrixState`, is what every MVM (`archsim.mvm`) uses. Global
+drift compensation rescales each crossbar block by the ratio of its summed |weights| right after
+programming to now (a periodic summed-current read of the block on the chip).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from archsim.conductance import (
+    WeightScaling,
+    conductance_load,
+    to_targets,
+    to_weights,
+    weight_scales,
+)
+from archsim.devices.base import ProgrammedDevices
+from archsim.errors import ArchsimError
+from archsim.spec import CrossbarSpec, DeviceSpec
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ProgrammedMatrix:
+    """A K x N weight matrix programmed onto crossbar blocks (the chip right after programming)."""
+
+    crossbar: CrossbarSpec
+    """Block size, devices per weight and IR-drop parameters."""
+    device: DeviceSpec
+    """Device the weights are stored in."""
+    w_scale: np.ndarray
+    """(N,) float32 digital scale: the weight value of a normalised weight of 1, per column."""
+    devices: ProgrammedDevices
+    """Programmed conductances, shape (devices_per_weight, K, N)."""
+    reference_abs: np.ndarray
+    """(row blocks, col blocks) sum of |normalised weight| per block right after programming,
+    the reference of global drift compensation."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(K, N) of the weight matrix."""
+        return self.devices.g_us.shape[1], self.devices.g_us.shape[2]
+
+    @property
+    def n_row_blocks(self) -> int:
+        """Crossbar blocks along K (the K-split)."""
+        return math.ceil(self.shape[0] / self.crossbar.rows)
+
+    @property
+    def n_col_blocks(self) -> int:
+        """Crossbar blocks along N."""
+        return math.ceil(self.shape[1] / self.crossbar.cols)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MatrixState:
+    """A programmed matrix as read at `t_s` seconds after programming: what each MVM uses."""
+
+    programmed: ProgrammedMatrix
+    t_s: float
+    """Time since programming (s)."""
+    w_eff: np.ndarray
+    """(K, N) float32 normalised weights the devices represent at t_s (C-contiguous)."""
+    alpha: np.ndarray
+    """(row blocks, col blocks) float32 digital drift-compensation factor (1 when off)."""
+    read_load: np.ndarray | None
+    """(K, N) float32 conductance load per weight (for conductance-dependent read noise)."""
+
+
+def program_matrix(
+    weights: np.ndarray,
+    crossbar: CrossbarSpec,
+    device: DeviceSpec,
+    rng: np.random.Generator,
+    *,
+    weight_scaling: WeightScaling = "matrix",
+) -> ProgrammedMatrix:
+    """Program a K x N weight matrix onto crossbar blocks, once.
+
+    Args:
+        weights: (K, N) real weights (any float dtype; finite).
+        crossbar: block size and devices per weight.
+        device: device preset (model, range).
+        rng: source of the programming noise and drift parameters.
+        weight_scaling: digital scale per "matrix" or per "column" (LDPU per-column scale).
+
+    Raises:
+        ArchsimError: weights are not a finite 2-D array.
+    """
+    w = np.asarray(weights)
+    if w.ndim != 2 or w.size == 0:
+        raise ArchsimError(f"weights: expected a non-empty 2-D (K, N) array, got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ArchsimError("weights: contain NaN or Inf")
+    w_scale = weight_scales(w, weight_scaling)
+    w_norm = (w / w_scale).astype(np.float32)
+    g_min, g_max = device.g_min_us, device.g_max_us
+    targets = to_targets(w_norm, crossbar.devices_per_weight, g_min, g_max)
+    devices = device.model.program(targets, rng)
+    w_prog = to_weights(devices.g_us, crossbar.devices_per_weight, g_min, g_max)
+    reference = _block_abs_sums(w_prog, crossbar.rows, crossbar.cols)
+    return ProgrammedMatrix(crossbar, device, w_scale, devices, reference)
+
+
+def read_state(
+    programmed: ProgrammedMatrix,
+    t_s: float,
+    rng: np.random.Generator,
+    *,
+    compensation: bool | None = None,
+) -> MatrixState:
+    """The matrix as read t_s seconds after programming (drift and integrated read noise).
+
+    Args:
+        programmed: the programmed matrix.
+        t_s: time since programming in seconds (>= 0).
+        rng: source of the read-out noise (drawn once for this state).
+        compensation: global drift compensation per block; None = the device preset's choice.
+    """
+    xb, dev = programmed.crossbar, programmed.device
+    g = dev.model.at_time(programmed.devices, float(t_s), rng)
+    w_eff = np.ascontiguousarray(to_weights(g, xb.devices_per_weight, dev.g_min_us, dev.g_max_us))
+    use_comp = dev.drift_compensation if compensation is None else compensation
+    if use_comp:
+        now = _block_abs_sums(w_eff, xb.rows, xb.cols)
+        alpha = programmed.reference_abs / np.maximum(now, 1e-12)
+        alpha[programmed.reference_abs == 0] = 1.0
+    else:
+        alpha = np.ones_like(programmed.reference_abs)
+    load = None
+    if dev.mvm_noise.kind == "conductance" and dev.mvm_noise.std > 0:
+        load = conductance_load(g, xb.devices_per_weight, dev.g_min_us, dev.g_max_us)
+    return MatrixState(programmed, float(t_s), w_eff, alpha.astype(np.float32), load)
+
+
+def _block_abs_sums(w: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Sum of |w| over each (rows x cols) block, shape (row blocks, col blocks), float64."""
+    k, n = w.shape
+    kb, nb = math.ceil(k / rows), math.ceil(n / cols)
+    padded = np.zeros((kb * rows, nb * cols), dtype=np.float64)
+    padded[:k, :n] = np.abs(w)
+    return padded.reshape(kb, rows, nb, cols).sum(axis=(1, 3))
+
+

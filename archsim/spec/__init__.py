@@ -1,0 +1,30 @@
+"""Frozen specs of the hardware and devices archsim models."""
+
+from archsim.spec.chip import (
+    AdcSpec,
+    ChipSpec,
+    CoresSpec,
+    CrossbarSpec,
+    FabricSpec,
+    GdpuSpec,
+    InputSpec,
+    LdpuSpec,
+    MemorySpec,
+    ReadModeSpec,
+)
+from archsim.spec.device import DeviceSpec, MvmNoiseSpec
+
+__all__ = [
+    "AdcSpec",
+    "ChipSpec",
+    "CoresSpec",
+    "CrossbarSpec",
+    "DeviceSpec",
+    "FabricSpec",
+    "GdpuSpec",
+    "InputSpec",
+    "LdpuSpec",
+    "MemorySpec",
+    "MvmNoiseSpec",
+    "ReadModeSpec",
+]

@@ -1,0 +1,320 @@
+"""Hardware specs of a chip: one frozen dataclass per physical concern, composed in `ChipSpec`.
+
+Units live in field names (`_ns`, `_pj`, `_mm2`, `_bytes`, `_ghz`). Every spec checks its own
+ranges in `__post_init__` and raises `SpecError` with the field's key path; the TOML loader
+(`archsim.config`) adds the file name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from archsim.checks import in_range, non_negative, one_of, positive
+from archsim.errors import SpecError
+from archsim.spec.device import DeviceSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CoresSpec:
+    """The array of AIMC cores and what every core shares (clock, area, leakage)."""
+
+    count: int
+    """Number of AIMC cores on the chip; >= 1."""
+    grid: tuple[int, int]
+    """Floor-plan grid (rows, columns) the cores sit on; rows * columns >= count."""
+    area_mm2: float
+    """Silicon area of one core (crossbar, ADCs, LDPU, buffers); > 0."""
+    clock_ghz: float
+    """Digital clock of the core periphery (LDPU, buffers); > 0."""
+    static_power_mw: float = 0.0
+    """Leakage/static power of one core while powered; >= 0."""
+
+    def __post_init__(self) -> None:
+        in_range("count", self.count, 1)
+        if len(self.grid) != 2:
+            raise SpecError("grid", f"expected [rows, columns], got {list(self.grid)}")
+        in_range("grid", min(self.grid), 1)
+        if self.grid[0] * self.grid[1] < self.count:
+            raise SpecError(
+                "grid",
+                f"{self.grid[0]}x{self.grid[1]} grid has fewer places than {self.count} cores",
+            )
+        positive("area_mm2", self.area_mm2)
+        positive("clock_ghz", self.clock_ghz)
+        non_negative("static_power_mw", self.static_power_mw)
+
+
+@dataclass(frozen=True, slots=True)
+class CrossbarSpec:
+    """The analog array of one core: unit cells holding one signed weight each."""
+
+    rows: int
+    """Word lines (inputs) of the array: the K extent of one block; >= 1."""
+    cols: int
+    """Bit lines (outputs) of the array: the N extent of one block; >= 1."""
+    devices_per_weight: int
+    """Memory devices per weight: 1 (single device against a mid-range reference) or an even
+    number split equally between the positive and negative polarity (2 = one pair, 4 = HERMES)."""
+    wire_resistance_ohm: float = 0.0
+    """Wire resistance of one cell segment along a line, for the IR-drop model; >= 0."""
+    ir_drop: bool = False
+    """Apply the steady-state IR-drop model in the functional MVM (needs wire_resistance_ohm)."""
+    energy_pj_per_row_lsb: float = 0.0
+    """Array read energy per active row per input LSB of pulse time, all columns together."""
+
+    def __post_init__(self) -> None:
+        in_range("rows", self.rows, 1, 1 << 16)
+        in_range("cols", self.cols, 1, 1 << 16)
+        d = self.devices_per_weight
+        if d < 1 or (d > 1 and d % 2):
+            raise SpecError("devices_per_weight", f"expected 1 or an even number >= 2, got {d}")
+        non_negative("wire_resistance_ohm", self.wire_resistance_ohm)
+        if self.ir_drop and self.wire_resistance_ohm == 0:
+            raise SpecError("ir_drop", "IR drop is on but wire_resistance_ohm is 0")
+        non_negative("energy_pj_per_row_lsb", self.energy_pj_per_row_lsb)
+
+    @property
+    def devices_per_polarity(self) -> int:
+        """Devices on each side of the differential pair (1 for a single-device weight)."""
+        return max(1, self.devices_per_weight // 2)
+
+    @property
+    def differential(self) -> bool:
+        """True when the weight is stored as G+ - G-; False for one device vs a reference."""
+        return self.devices_per_weight >= 2
+
+
+@dataclass(frozen=True, slots=True)
+class ReadModeSpec:
+    """A named read mode of the array: how many integration phases one MVM takes."""
+
+    name: str
+    """Mode name used by `InputSpec.read_mode`, e.g. "1-phase"."""
+    phases: int
+    """Integration phases per MVM (HERMES: 1 in the fast mode, 4 in the precise mode); >= 1."""
+
+    def __post_init__(self) -> None:
+        in_range("phases", self.phases, 1, 64)
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """Input encoding of the word lines (the DACs): pulse-width or bit-serial."""
+
+    encoding: Literal["pwm", "bit_serial"]
+    """"pwm": one pulse whose duration encodes the magnitude; "bit_serial": one step per bit."""
+    bits: int
+    """Input code width including the sign bit; 0 = unquantized (ideal DAC); 0..16."""
+    ns_per_lsb: float
+    """PWM: pulse time per LSB; bit-serial: time of one bit step; > 0."""
+    read_modes: tuple[ReadModeSpec, ...]
+    """The read modes the array supports; at least one."""
+    read_mode: str
+    """Name of the read mode in use; one of `read_modes`."""
+    overhead_ns: float = 0.0
+    """Fixed time per MVM phase outside the integration window (set-up, latching); >= 0."""
+    energy_pj_per_row_lsb: float = 0.0
+    """Driver (DAC/PWM) energy per active row per LSB of pulse time; >= 0."""
+
+    def __post_init__(self) -> None:
+        one_of("encoding", self.encoding, ("pwm", "bit_serial"))
+        in_range("bits", self.bits, 0, 16)
+        positive("ns_per_lsb", self.ns_per_lsb)
+        if not self.read_modes:
+            raise SpecError("read_modes", "expected at least one read mode")
+        names = [m.name for m in self.read_modes]
+        if len(set(names)) != len(names):
+            raise SpecError("read_modes", f"duplicate mode names in {names}")
+        one_of("read_mode", self.read_mode, tuple(names))
+        non_negative("overhead_ns", self.overhead_ns)
+        non_negative("energy_pj_per_row_lsb", self.energy_pj_per_row_lsb)
+
+    @property
+    def phases(self) -> int:
+        """Integration phases per MVM in the selected read mode."""
+        return next(m.phases for m in self.read_modes if m.name == self.read_mode)
+
+    @property
+    def max_code(self) -> int:
+        """Largest input code magnitude (2**(bits-1) - 1); 0 when unquantized."""
+        return (1 << (self.bits - 1)) - 1 if self.bits > 0 else 0
+
+    @property
+    def window_ns(self) -> float:
+        """Integration window of one phase: the longest pulse (PWM) or all bit steps."""
+        bits = self.bits if self.bits > 0 else 8
+        steps = 1 << (bits - 1) if self.encoding == "pwm" else bits
+        return steps * self.ns_per_lsb
+
+
+@dataclass(frozen=True, slots=True)
+class AdcSpec:
+    """The column ADC bank of one core."""
+
+    count: int
+    """ADCs per core; columns share them when count < crossbar cols; >= 1."""
+    bits: int
+    """Output code width including the sign bit; 0 = unquantized (ideal ADC); 0..16."""
+    conversion_ns: float
+    """Time of one conversion round after integration ends; >= 0."""
+    energy_pj_per_conversion: float = 0.0
+    """Energy of one conversion of one column; >= 0."""
+
+    def __post_init__(self) -> None:
+        in_range("count", self.count, 1)
+        in_range("bits", self.bits, 0, 16)
+        non_negative("conversion_ns", self.conversion_ns)
+        non_negative("energy_pj_per_conversion", self.energy_pj_per_conversion)
+
+    @property
+    def max_code(self) -> int:
+        """Largest output code magnitude (2**(bits-1) - 1); 0 when unquantized."""
+        return (1 << (self.bits - 1)) - 1 if self.bits > 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class LdpuSpec:
+    """Local digital processing unit of a core: per-column scale/offset, partial sums, ReLU."""
+
+    clock_ghz: float
+    """Clock of the unit; > 0."""
+    ops_per_cycle: float
+    """Element operations completed per cycle (vector width / cycles per element); > 0."""
+    energy_pj_per_op: float
+    """Energy of one element operation (one FMA or compare); >= 0."""
+    precision: Literal["fp16", "fp32", "int8", "int16"] = "fp16"
+    """Arithmetic of the unit, used by the functional model for digital ops."""
+
+    def __post_init__(self) -> None:
+        positive("clock_ghz", self.clock_ghz)
+        positive("ops_per_cycle", self.ops_per_cycle)
+        non_negative("energy_pj_per_op", self.energy_pj_per_op)
+        one_of("precision", self.precision, ("fp16", "fp32", "int8", "int16"))
+
+
+@dataclass(frozen=True, slots=True)
+class GdpuSpec:
+    """Global digital processing units: element-wise ops, pooling, LSTM state, softmax, ..."""
+
+    count: int
+    """Number of global units on the chip; >= 0."""
+    clock_ghz: float
+    """Clock of one unit; > 0."""
+    ops_per_cycle: float
+    """Element operations per cycle of one unit; > 0."""
+    energy_pj_per_op: float
+    """Energy of one element operation; >= 0."""
+    precision: Literal["fp16", "fp32", "int8", "int16"] = "fp16"
+    """Arithmetic of the units."""
+    area_mm2: float = 0.0
+    """Area of one unit; >= 0."""
+
+    def __post_init__(self) -> None:
+        in_range("count", self.count, 0)
+        positive("clock_ghz", self.clock_ghz)
+        positive("ops_per_cycle", self.ops_per_cycle)
+        non_negative("energy_pj_per_op", self.energy_pj_per_op)
+        one_of("precision", self.precision, ("fp16", "fp32", "int8", "int16"))
+        non_negative("area_mm2", self.area_mm2)
+
+
+@dataclass(frozen=True, slots=True)
+class FabricSpec:
+    """Digital communication fabric between cores: a mesh of routers and links."""
+
+    topology: Literal["mesh"]
+    """Router graph; "mesh" connects each router to its grid neighbours."""
+    dims: tuple[int, int]
+    """Mesh size (rows, columns) in routers; one core per router."""
+    link_latency_ns: float
+    """Flight time of one hop; >= 0."""
+    bandwidth_bytes_per_ns: float
+    """Payload bandwidth of one link in one direction; > 0."""
+    energy_pj_per_bit: float
+    """Energy to move one bit across one hop (router + wire); >= 0."""
+
+    def __post_init__(self) -> None:
+        one_of("topology", self.topology, ("mesh",))
+        if len(self.dims) != 2 or min(self.dims) < 1:
+            raise SpecError("dims", f"expected [rows, columns] >= 1, got {list(self.dims)}")
+        non_negative("link_latency_ns", self.link_latency_ns)
+        positive("bandwidth_bytes_per_ns", self.bandwidth_bytes_per_ns)
+        non_negative("energy_pj_per_bit", self.energy_pj_per_bit)
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySpec:
+    """On-chip activation buffers of each core and the off-chip interface."""
+
+    sram_bytes_per_core: int
+    """Input plus output buffer capacity of one core; >= 1."""
+    sram_bandwidth_bytes_per_ns: float
+    """Read or write bandwidth of one core's buffers; > 0."""
+    sram_energy_pj_per_byte: float
+    """Energy of one byte read or written; >= 0."""
+    offchip_bandwidth_bytes_per_ns: float
+    """Bandwidth of the off-chip interface (inputs, outputs, weight reloads); > 0."""
+    offchip_latency_ns: float
+    """Latency of one off-chip access; >= 0."""
+    offchip_energy_pj_per_byte: float
+    """Energy of one byte moved off chip; >= 0."""
+
+    def __post_init__(self) -> None:
+        in_range("sram_bytes_per_core", self.sram_bytes_per_core, 1)
+        positive("sram_bandwidth_bytes_per_ns", self.sram_bandwidth_bytes_per_ns)
+        non_negative("sram_energy_pj_per_byte", self.sram_energy_pj_per_byte)
+        positive("offchip_bandwidth_bytes_per_ns", self.offchip_bandwidth_bytes_per_ns)
+        non_negative("offchip_latency_ns", self.offchip_latency_ns)
+        non_negative("offchip_energy_pj_per_byte", self.offchip_energy_pj_per_byte)
+
+
+@dataclass(frozen=True, slots=True)
+class ChipSpec:
+    """A whole chip: cores, their crossbars and periphery, global units, fabric, memory, device."""
+
+    name: str
+    """Preset name (the TOML file's stem for shipped presets)."""
+    description: str
+    """One line on what the preset models."""
+    die_area_mm2: float
+    """Whole die area; >= cores.count * cores.area_mm2."""
+    cores: CoresSpec
+    crossbar: CrossbarSpec
+    input: InputSpec
+    adc: AdcSpec
+    ldpu: LdpuSpec
+    gdpu: GdpuSpec
+    fabric: FabricSpec
+    memory: MemorySpec
+    device: DeviceSpec
+    sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    """(table, source) pairs as given in the preset file."""
+
+    def __post_init__(self) -> None:
+        positive("die_area_mm2", self.die_area_mm2)
+        core_area = self.cores.count * self.cores.area_mm2
+        if self.die_area_mm2 + 1e-9 < core_area:
+            raise SpecError(
+                "die_area_mm2",
+                f"expected >= cores.count * cores.area_mm2 = {core_area:g}, "
+                f"got {self.die_area_mm2}",
+            )
+        if self.adc.count > self.crossbar.cols:
+            raise SpecError(
+                "adc.count",
+                f"expected <= crossbar.cols = {self.crossbar.cols}, got {self.adc.count}",
+            )
+        if self.fabric.dims[0] * self.fabric.dims[1] < self.cores.count:
+            raise SpecError("fabric.dims", f"{list(self.fabric.dims)} has fewer routers than cores")
+
+    @property
+    def cols_per_adc(self) -> int:
+        """Columns that share one ADC (conversions of those columns serialise)."""
+        return math.ceil(self.crossbar.cols / self.adc.count)
+
+    @property
+    def weights_per_core(self) -> int:
+        """Signed weights one core holds (one per unit cell)."""
+        return self.crossbar.rows * self.crossbar.cols

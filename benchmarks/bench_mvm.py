@@ -1,0 +1,79 @@
+"""Noisy crossbar MVM against a plain numpy matmul, measured in the same run.
+
+For float32 weights of 256x256 and 1024x1024 and a batch of 1024 input vectors, times:
+  numpy        x @ W
+  ideal        archsim, ideal device, no quantization (tiled into 256x256 crossbars)
+  noisy        archsim, PCM programmed and drifted to 1 h beforehand, 8-bit DAC, 8-bit ADC,
+               fresh output-referred noise on every MVM
+  noisy-cond   the same with conductance-dependent per-MVM noise (one extra matrix product)
+and prints each median time and its ratio to numpy.
+
+Run: python benchmarks/bench_mvm.py [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+
+from archsim.config import load_device
+from archsim.crossbar import program_matrix, read_state
+from archsim.mvm import Converters, analog_mvm, calibrate
+from archsim.spec import CrossbarSpec, MvmNoiseSpec
+
+
+def paired_times(base, fn, repeats: int) -> tuple[float, float]:
+    """Median wall times of base() and fn(), called alternately so both see the same machine."""
+    for f in (base, fn, base, fn):
+        f()
+    tb, tf = [], []
+    for _ in range(repeats):
+        for f, times in ((base, tb), (fn, tf)):
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+    return float(np.median(tb)), float(np.median(tf))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=1024)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    xbar = CrossbarSpec(rows=256, cols=256, devices_per_weight=2)
+    pcm = load_device("pcm")
+    variants = {
+        "ideal": (load_device("ideal"), 0, 0),
+        "noisy": (dataclasses.replace(pcm, mvm_noise=MvmNoiseSpec("output", 0.02)), 8, 8),
+        "noisy-cond": (dataclasses.replace(pcm, mvm_noise=MvmNoiseSpec("conductance", 0.0175)), 8, 8),
+    }
+    print(f"batch {args.batch}, float32, median of {args.repeats} runs")
+    print(f"{'shape':>10} {'variant':>11} {'time_ms':>9} {'x numpy':>8}")
+    print("(each variant timed alternately with numpy x @ W on the same data)")
+    for size in (256, 1024):
+        w = rng.normal(size=(size, size)).astype(np.float32)
+        x = rng.uniform(-1, 1, size=(args.batch, size)).astype(np.float32)
+        for name, (device, in_bits, adc_bits) in variants.items():
+            prog = program_matrix(w, xbar, device, rng)
+            state = read_state(prog, 3600.0, rng)
+            conv = calibrate(state, x, input_bits=in_bits, adc_bits=adc_bits)
+            if adc_bits == 0:
+                conv = Converters(0, conv.input_range, 0, None)
+            base, t = paired_times(
+                lambda x=x, w=w: x @ w,
+                lambda x=x, s=state, c=conv: analog_mvm(x, s, c, key=1),
+                args.repeats,
+            )
+            print(
+                f"{size}x{size:<5} {name:>11} {t * 1e3:9.3f} {t / base:8.2f}"
+                f"   (numpy {base * 1e3:.3f} ms)"
+            )
+
+
+if __name__ == "__main__":
+    main()
