@@ -147,5 +147,3 @@ def _block_abs_sums(w: np.ndarray, rows: int, cols: int) -> np.ndarray:
     padded = np.zeros((kb * rows, nb * cols), dtype=np.float64)
     padded[:k, :n] = np.abs(w)
     return padded.reshape(kb, rows, nb, cols).sum(axis=(1, 3))
-
-

@@ -24,7 +24,7 @@ NOISE_ELEMENT = 2
 @numba.njit(**JIT_OPTIONS)
 def adc_accumulate(
     part, acc, first, inv_step, out_scale, qmax, quantize,
-    noise_mode, row_sd, elem_var, table, k0, k1, counter0, counter_row,
+    noise_mode, row_sd, elem_var, elem_std, table, k0, k1, counter0, counter_row,
 ):  # fmt: skip
     """Convert one block's partial sums and add them into the outputs.
 
@@ -41,17 +41,21 @@ def adc_accumulate(
         quantize: round to integer codes.
         noise_mode: NOISE_NONE, NOISE_ROW (row_sd used) or NOISE_ELEMENT (elem_var used).
         row_sd: (B,) float32 noise std per row (NOISE_ROW).
-        elem_var: (B, N) float32 noise variance per element (NOISE_ELEMENT).
+        elem_var: (B, N) float32 noise variance per element, in units of elem_std**2
+            (NOISE_ELEMENT).
+        elem_std: noise std per unit square root of elem_var (NOISE_ELEMENT).
         table, k0, k1: normal table and key words of `archsim.kernels.counter_rng`.
         counter0, counter_row: the normals of row b come from the ceil(N/2) counters starting
             at counter0 + b * counter_row.
 
     Returns:
-        Number of conversions that exceeded the ADC range.
+        Number of conversions whose code differs from an unbounded ADC's (clipped).
     """
     n_rows, n_cols = part.shape
     idx = np.empty(2 * ((n_cols + 1) // 2), dtype=np.uint32)
     z = np.empty(n_cols, dtype=np.float32)
+    # a conversion counts as clipped when its code differs from an unbounded ADC's code
+    over = qmax + np.float32(0.5) if quantize else qmax * np.float32(1.000001)
     clipped = 0
     for b in range(n_rows):
         pr = part[b]
@@ -67,18 +71,18 @@ def adc_accumulate(
             else:
                 vr = elem_var[b]
                 for c in range(n_cols):
-                    z[c] = pr[c] + np.sqrt(vr[c]) * z[c]
+                    z[c] = pr[c] + elem_std * np.sqrt(vr[c]) * z[c]
             pr = z
         if quantize:
             for c in range(n_cols):
                 v = pr[c] * inv_step[c]
-                clipped += abs(v) > qmax
+                clipped += abs(v) > over
                 v = np.rint(min(max(v, -qmax), qmax))
                 ar[c] = v * out_scale[c] if first else ar[c] + v * out_scale[c]
         else:
             for c in range(n_cols):
                 v = pr[c] * inv_step[c]
-                clipped += abs(v) > qmax
+                clipped += abs(v) > over
                 v = min(max(v, -qmax), qmax)
                 ar[c] = v * out_scale[c] if first else ar[c] + v * out_scale[c]
     return clipped

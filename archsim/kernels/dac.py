@@ -24,10 +24,12 @@ def quantize_inputs(x, scale, qmax, quantize, block_rows, codes, sqnorm):
         sqnorm: (B, n_blocks) float32 output, sum of code**2 per row block.
 
     Returns:
-        Number of inputs whose magnitude exceeded the DAC range (clipped).
+        Number of inputs whose code differs from an unbounded DAC's (clipped).
     """
     n_rows, k = x.shape
     n_blocks = sqnorm.shape[1]
+    # an input counts as clipped when its code differs from an unbounded DAC's code
+    over = qmax + np.float32(0.5) if quantize else qmax * np.float32(1.000001)
     clipped = 0
     for b in range(n_rows):
         for blk in range(n_blocks):
@@ -40,14 +42,14 @@ def quantize_inputs(x, scale, qmax, quantize, block_rows, codes, sqnorm):
             if quantize:
                 for j in range(xs.shape[0]):
                     v = xs[j] * scale
-                    clipped += abs(v) > qmax
+                    clipped += abs(v) > over
                     v = np.rint(min(max(v, -qmax), qmax))
                     cs[j] = v
                     acc += v * v
             else:
                 for j in range(xs.shape[0]):
                     v = xs[j] * scale
-                    clipped += abs(v) > qmax
+                    clipped += abs(v) > over
                     v = min(max(v, -qmax), qmax)
                     cs[j] = v
                     acc += v * v

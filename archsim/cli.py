@@ -1,0 +1,170 @@
+"""The `archsim` command line.
+
+Every error caused by the user's input (a bad preset file, an unknown device, a bad option)
+is printed as one line, `archsim: error: ...`, and exits with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archsim.errors import ArchsimError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `archsim` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ArchsimError as e:
+        if getattr(args, "progress_shown", False) and sys.stderr.isatty():
+            print(file=sys.stderr)  # end the progress line
+        print(f"archsim: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archsim",
+        description="Architecture simulator for analog in-memory-computing DNN accelerators.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the main job on a chip preset and write a report")
+    run.add_argument("--chip", default="hermes", help="chip preset name or TOML path (hermes)")
+    run.add_argument("--out", type=Path, help="output directory (reports/<chip>)")
+    run.add_argument("--seed", type=int, default=0, help="run seed (0)")
+    run.add_argument("--seeds", type=int, default=3, help="weight matrices to average over (3)")
+    run.set_defaults(func=_cmd_run)
+
+    de = sub.add_parser("device-error", help="MVM error of a device preset against float")
+    de.add_argument("--device", required=True, help="device preset name or TOML path")
+    de.add_argument("--size", default="256x256", help="ROWSxCOLS of the weight matrix (256x256)")
+    de.add_argument("--input-bits", type=int, default=8, help="DAC bits incl. sign, 0 = off (8)")
+    de.add_argument("--adc-bits", type=int, default=8, help="ADC bits incl. sign, 0 = off (8)")
+    de.add_argument(
+        "--devices-per-weight", type=int, default=2,
+        help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity (2)",
+    )  # fmt: skip
+    de.add_argument(
+        "--times", default="1,3600,86400,31536000,315360000",
+        help="comma list of times since programming in s (1 s .. 10 years)",
+    )  # fmt: skip
+    de.add_argument("--seeds", type=int, default=3, help="weight matrices to average over (3)")
+    de.add_argument("--vectors", type=int, default=1000, help="input vectors per seed (1000)")
+    de.add_argument("--seed", type=int, default=0, help="run seed (0)")
+    de.add_argument(
+        "--compensation", action=argparse.BooleanOptionalAction, default=None,
+        help="global drift compensation (default: the device preset's choice)",
+    )  # fmt: skip
+    de.add_argument("--ir-drop", action="store_true", help="apply the IR-drop model")
+    de.add_argument(
+        "--wire-resistance-ohm", type=float, default=0.35,
+        help="wire resistance per cell segment for --ir-drop (0.35)",
+    )  # fmt: skip
+    de.add_argument("--csv", type=Path, help="write device,t_s,compensation,nrmse,... to PATH")
+    de.set_defaults(func=_cmd_device_error)
+
+    presets = sub.add_parser("presets", help="list the shipped chip and device presets")
+    presets.set_defaults(func=_cmd_presets)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from archsim.chip_report import write_chip_report
+    from archsim.config import load_chip
+    from archsim.device_error import format_table, stderr_progress
+
+    chip = load_chip(args.chip)
+    out = args.out or Path("reports") / chip.name
+    args.progress_shown = True
+    rows = write_chip_report(chip, out, seed=args.seed, seeds=args.seeds, progress=stderr_progress)
+    _end_progress()
+    print(format_table(rows))
+    print(f"report written to {out}/summary.md")
+    return 0
+
+
+def _cmd_device_error(args: argparse.Namespace) -> int:
+    from archsim.config import load_device
+    from archsim.device_error import DeviceErrorSetup, device_error, format_table, stderr_progress
+
+    rows_, cols_ = _parse_size(args.size)
+    times = _parse_times(args.times)
+    _check_bits("--input-bits", args.input_bits)
+    _check_bits("--adc-bits", args.adc_bits)
+    dpw = args.devices_per_weight
+    if dpw < 1 or (dpw > 1 and dpw % 2):
+        raise ArchsimError(f"--devices-per-weight: expected 1 or an even number, got {dpw}")
+    device = load_device(args.device)
+    setup = DeviceErrorSetup(
+        rows=rows_, cols=cols_, input_bits=args.input_bits, adc_bits=args.adc_bits,
+        devices_per_weight=dpw, vectors=args.vectors, seeds=args.seeds, ir_drop=args.ir_drop,
+        wire_resistance_ohm=args.wire_resistance_ohm,
+    )  # fmt: skip
+    args.progress_shown = True
+    rows = device_error(
+        device, setup, times, compensation=args.compensation, seed=args.seed,
+        progress=stderr_progress,
+    )  # fmt: skip
+    _end_progress()
+    print(format_table(rows))
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["device,t_s,compensation,nrmse,rmse"]
+        lines += [
+            f"{r.device},{r.t_s:g},{str(r.compensation).lower()},{r.nrmse:.6g},{r.rmse:.6g}"
+            for r in rows
+        ]
+        args.csv.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from archsim.config import chip_presets, device_presets, load_chip, load_device
+
+    print("chip presets (models/):")
+    for name in chip_presets():
+        print(f"  {name:<16} {load_chip(name).description}")
+    print("device presets (models/devices/):")
+    for name in device_presets():
+        print(f"  {name:<16} {load_device(name).description}")
+    return 0
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        rows, cols = (int(p) for p in parts)
+    except ValueError:
+        raise ArchsimError(f"--size: expected ROWSxCOLS such as 256x256, got {text!r}") from None
+    if rows < 1 or cols < 1:
+        raise ArchsimError(f"--size: expected positive sizes, got {text!r}")
+    return rows, cols
+
+
+def _parse_times(text: str) -> list[float]:
+    try:
+        times = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ArchsimError(f"--times: expected a comma list of seconds, got {text!r}") from None
+    if not times or any(t < 0 for t in times):
+        raise ArchsimError(f"--times: expected times >= 0 s, got {text!r}")
+    return times
+
+
+def _check_bits(option: str, bits: int) -> None:
+    if not 0 <= bits <= 16:
+        raise ArchsimError(f"{option}: expected 0..16 (0 = no quantization), got {bits}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

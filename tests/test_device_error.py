@@ -1,0 +1,92 @@
+"""The device-error study: published trends and numbers, determinism, the CSV."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from archsim.cli import main
+from archsim.config import load_device
+from archsim.device_error import DeviceErrorSetup, device_error
+from archsim.errors import DeviceModelError
+
+YEAR = 31_536_000.0
+
+
+def test_pcm_error_rises_monotonically_with_compensation():
+    """PCM with global drift compensation: error grows from 1 s to 1 year."""
+    setup = DeviceErrorSetup(rows=128, cols=128, seeds=2, vectors=500)
+    rows = device_error(load_device("pcm"), setup, (1.0, 3600.0, 86400.0, YEAR), compensation=True)
+    errors = [r.nrmse for r in rows]
+    assert all(b > a for a, b in itertools.pairwise(errors)), errors
+
+
+def test_compensation_lowers_pcm_error():
+    setup = DeviceErrorSetup(rows=128, cols=128, seeds=2, vectors=500)
+    pcm = load_device("pcm")
+    on = device_error(pcm, setup, (86400.0, YEAR), compensation=True)
+    off = device_error(pcm, setup, (86400.0, YEAR), compensation=False)
+    for a, b in zip(on, off, strict=True):
+        assert a.nrmse < 0.5 * b.nrmse
+
+
+def test_ideal_device_without_quantization_is_exact():
+    setup = DeviceErrorSetup(rows=64, cols=32, input_bits=0, adc_bits=0, seeds=1, vectors=200)
+    (row,) = device_error(load_device("ideal"), setup, (0.0,))
+    assert row.nrmse < 1e-5
+
+
+def test_cmo_hfox_matches_falcone_2025():
+    """64x64, 6-bit DAC, 8-bit ADC, no compensation: RMSE in units of full-scale input times
+    full-scale weight about 0.06 at 1 s and 0.2 at 10 years (Falcone et al. 2025, Fig. 4f);
+    accepted within +-50%."""
+    setup = DeviceErrorSetup(rows=64, cols=64, input_bits=6, adc_bits=8)
+    rows = device_error(load_device("cmo-hfox"), setup, (1.0, 10 * YEAR), compensation=False)
+    assert 0.03 <= rows[0].rmse <= 0.09
+    assert 0.10 <= rows[1].rmse <= 0.30
+    assert rows[1].rmse > 1.5 * rows[0].rmse
+
+
+def test_same_seed_same_numbers():
+    setup = DeviceErrorSetup(rows=32, cols=32, seeds=1, vectors=100)
+    a = device_error(load_device("pcm"), setup, (1.0, 3600.0), seed=5)
+    b = device_error(load_device("pcm"), setup, (1.0, 3600.0), seed=5)
+    c = device_error(load_device("pcm"), setup, (1.0, 3600.0), seed=6)
+    assert a == b and a != c
+
+
+def test_unfitted_time_is_refused():
+    setup = DeviceErrorSetup(rows=8, cols=8, seeds=1, vectors=10)
+    with pytest.raises(DeviceModelError):
+        device_error(load_device("reram-wan2022"), setup, (YEAR,))
+
+
+def test_cli_writes_csv(tmp_path, capsys):
+    csv = tmp_path / "out" / "err.csv"
+    argv = ["device-error", "--device", "cmo-hfox", "--size", "16x16", "--seeds", "1",
+            "--times", "1,3600", "--no-compensation", "--csv", str(csv)]  # fmt: skip
+    assert main(argv) == 0
+    lines = csv.read_text().splitlines()
+    assert lines[0].startswith("device,t_s,compensation,nrmse")
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        ["cmo-hfox", "1", "false"],
+        ["cmo-hfox", "3600", "false"],
+    ]
+    assert all(0 < float(line.split(",")[3]) < 1 for line in lines[1:])
+    assert "cmo-hfox" in capsys.readouterr().out
+
+
+def test_main_job_writes_report(tmp_path, capsys):
+    """`archsim run` on HERMES writes the summary, CSV, plot and run record."""
+    out = tmp_path / "hermes"
+    assert main(["run", "--out", str(out), "--seeds", "1"]) == 0
+    for name in ("summary.md", "device_error.csv", "device_error.png", "run.json"):
+        assert (out / name).stat().st_size > 0
+    summary = (out / "summary.md").read_text()
+    assert "63.1 TOPS" in summary and "device_error.png" in summary
+    rows = (out / "device_error.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 5
+    nrmse = np.array([float(r.split(",")[3]) for r in rows[1:]])
+    assert np.all(nrmse > 0)
