@@ -33,12 +33,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the main job on a chip preset and write a report")
-    run.add_argument("--chip", default="hermes", help="chip preset name or TOML path (hermes)")
-    run.add_argument("--out", type=Path, help="output directory (reports/<chip>)")
-    run.add_argument("--seed", type=int, default=0, help="run seed (0)")
-    run.add_argument("--seeds", type=int, default=3, help="weight matrices to average over (3)")
+    run = sub.add_parser("run", help="map a workload on a chip, evaluate it, write a report")
+    _chip_workload_args(run, default_workload="digits-cnn")
+    run.add_argument("--out", type=Path, help="output directory (reports/<chip>-<workload>)")
     run.set_defaults(func=_cmd_run)
+
+    ev = sub.add_parser("evaluate", help="accuracy of a mapped network over time")
+    _chip_workload_args(ev)
+    ev.add_argument("--csv", type=Path, help="write workload,device,t_s,accuracy,... to PATH")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    mp = sub.add_parser("map", help="map a workload onto a chip and draw the placement")
+    mp.add_argument("--chip", default="hermes", help="chip preset name or TOML path (hermes)")
+    mp.add_argument("--workload", required=True, help="zoo name, .onnx or .toml path")
+    mp.add_argument("--placement", choices=("sequential", "greedy"), help="(chip default)")
+    mp.add_argument("--replication", choices=("none", "balanced"), help="(chip default)")
+    mp.add_argument("--out", type=Path, help="picture path (reports/map-<chip>-<workload>.png)")
+    mp.add_argument("--seed", type=int, default=0, help="seed of random zoo weights (0)")
+    mp.set_defaults(func=_cmd_map)
+
+    wl = sub.add_parser("workloads", help="list the built-in workloads")
+    wl.set_defaults(func=_cmd_workloads)
 
     de = sub.add_parser("device-error", help="MVM error of a device preset against float")
     de.add_argument("--device", required=True, help="device preset name or TOML path")
@@ -73,18 +88,95 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from archsim.chip_report import write_chip_report
-    from archsim.config import load_chip
-    from archsim.device_error import format_table, stderr_progress
+def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None = None) -> None:
+    p.add_argument("--chip", default="hermes", help="chip preset name or TOML path (hermes)")
+    if default_workload:
+        p.add_argument("--workload", default=default_workload,
+                       help=f"zoo name, .onnx or .toml path ({default_workload})")  # fmt: skip
+    else:
+        p.add_argument("--workload", required=True, help="zoo name, .onnx or .toml path")
+    p.add_argument("--device", help="device preset replacing the chip's (name or TOML path)")
+    p.add_argument("--times", default="1,3600,86400,31536000",
+                   help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
+    p.add_argument("--samples", type=int, help="evaluate on the first N samples (all)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (0)")
+
+
+def _setup(args: argparse.Namespace):
+    from archsim.config import load_chip, load_device
+    from archsim.workload.catalog import load_dataset, load_workload
 
     chip = load_chip(args.chip)
-    out = args.out or Path("reports") / chip.name
+    device = load_device(args.device) if args.device else None
+    times = _parse_times(args.times)
+    if args.samples is not None and args.samples < 1:
+        raise ArchsimError(f"--samples: expected >= 1, got {args.samples}")
+    workload = load_workload(args.workload, seed=args.seed)
+    dataset = load_dataset(workload, args.samples, seed=args.seed)
+    return chip, device, times, workload, dataset
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from archsim.device_error import stderr_progress
+    from archsim.mapping.report import format_mapping
+    from archsim.run_report import format_accuracy, write_run_report
+
+    chip, device, times, workload, dataset = _setup(args)
+    out = args.out or Path("reports") / f"{chip.name}-{workload.name}"
     args.progress_shown = True
-    rows = write_chip_report(chip, out, seed=args.seed, seeds=args.seeds, progress=stderr_progress)
+    result = write_run_report(chip, workload, dataset, out, device=device, times_s=times,
+                              seed=args.seed, progress=stderr_progress)  # fmt: skip
     _end_progress()
-    print(format_table(rows))
+    print(format_mapping(result.mapping))
+    print()
+    print(format_accuracy(result))
     print(f"report written to {out}/summary.md")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from archsim.device_error import stderr_progress
+    from archsim.evaluate import evaluate
+    from archsim.run_report import accuracy_rows, format_accuracy, format_layers, write_csv
+
+    chip, device, times, workload, dataset = _setup(args)
+    args.progress_shown = True
+    result = evaluate(chip, workload, dataset, times, device=device, seed=args.seed,
+                      progress=stderr_progress)  # fmt: skip
+    _end_progress()
+    print(f"{workload.name} on {chip.name} with {result.device}: {dataset.name}, "
+          f"{result.samples} samples; float reference {result.float_wall_s:.2f} s")  # fmt: skip
+    print(format_accuracy(result))
+    print(format_layers(result))
+    if args.csv:
+        write_csv(accuracy_rows(result), args.csv)
+    return 0
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    from archsim.config import load_chip
+    from archsim.mapping import map_workload
+    from archsim.mapping.report import format_mapping, plot_mapping
+    from archsim.workload.catalog import load_workload
+
+    chip = load_chip(args.chip)
+    workload = load_workload(args.workload, seed=args.seed)
+    mapping = map_workload(workload, chip, placement=args.placement, replication=args.replication)
+    print(format_mapping(mapping))
+    out = args.out or Path("reports") / f"map-{chip.name}-{workload.name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_mapping(mapping, out)
+    print(f"placement picture written to {out}")
+    return 0
+
+
+def _cmd_workloads(args: argparse.Namespace) -> int:
+    from archsim.workload.catalog import catalog
+
+    print("built-in workloads (archsim --workload NAME; or a path to an .onnx or .toml file):")
+    for name, entry in sorted(catalog().items()):
+        data = f"[{entry.dataset}]" if entry.dataset else ""
+        print(f"  {name:<12} {entry.description} {data}")
     return 0
 
 

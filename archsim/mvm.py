@@ -86,22 +86,30 @@ def calibrate(
     *,
     input_bits: int,
     adc_bits: int,
-    percentile: float = 100.0,
+    input_percentile: float = 100.0,
+    adc_percentile: float = 100.0,
     adc_per_column: bool = False,
+    max_rows: int = 32768,
+    input_range: float | None = None,
 ) -> Converters:
     """DAC and ADC ranges from a calibration batch, as a chip is calibrated after programming.
 
-    The DAC range is the `percentile` of |x|; the ADC range of each K-block is the `percentile`
-    of |partial sum| over the batch (per column when `adc_per_column`), computed on the state's
-    weights with the inputs through the DAC and without fresh noise. An all-zero batch or block
-    gets range 1.
+    The DAC range is the `input_percentile` of |x|; the ADC range of each K-block is the
+    `adc_percentile` of |partial sum| over the batch (per column when `adc_per_column`),
+    computed on the state's weights with the inputs through the DAC and without fresh noise.
+    An all-zero batch or block gets range 1. Batches longer than `max_rows` are calibrated on
+    `max_rows` evenly spaced rows; `input_range` skips the DAC part (e.g. one range shared by
+    the replicas of a layer).
     """
     prog = state.programmed
     x = _as_batch(x, prog.shape[0])
-    if not 0 < percentile <= 100:
-        raise ArchsimError(f"percentile: expected 0 < p <= 100, got {percentile}")
-    input_range = float(np.percentile(np.abs(x), percentile)) if x.size else 0.0
-    input_range = input_range if input_range > 0 else 1.0
+    for name, p in (("input_percentile", input_percentile), ("adc_percentile", adc_percentile)):
+        if not 0 < p <= 100:
+            raise ArchsimError(f"{name}: expected 0 < p <= 100, got {p}")
+    if len(x) > max_rows:
+        x = x[np.linspace(0, len(x) - 1, max_rows).astype(np.int64)]
+    if input_range is None:
+        input_range = input_range_of(x, input_percentile)
     probe = Converters(input_bits, input_range, 0, None)
     codes, _, _ = _dac(x, probe, prog.crossbar.rows, prog.n_row_blocks, _Scratch())
     qmax_in = _qmax(input_bits)
@@ -111,11 +119,24 @@ def calibrate(
         sl = slice(k * rows, (k + 1) * rows)
         part = np.abs(codes[:, sl] @ state.w_eff[sl]) / qmax_in
         if adc_per_column:
-            b = np.percentile(part, percentile, axis=0)
+            b = np.percentile(part, adc_percentile, axis=0)
         else:
-            b = np.percentile(part, percentile)
+            b = np.percentile(part, adc_percentile)
         bound[k] = np.where(b > 0, b, 1.0)
     return Converters(input_bits, input_range, adc_bits, bound)
+
+
+def input_range_of(x: np.ndarray, percentile: float = 100.0) -> float:
+    """The `percentile` of |x| (1.0 for an all-zero x): a DAC range."""
+    mag = np.abs(np.asarray(x, dtype=np.float32)).ravel()
+    if not mag.size:
+        return 1.0
+    if percentile >= 100:
+        r = float(mag.max())
+    else:
+        k = min(mag.size - 1, int(np.ceil(percentile / 100 * (mag.size - 1))))
+        r = float(np.partition(mag, k)[k])
+    return r if r > 0 else 1.0
 
 
 def analog_mvm(

@@ -187,3 +187,18 @@ def test_ir_drop_kernel_matches_formula(rng):
     a = abs_current * 0.01
     want = part - a * (0.05 * a * a - 0.2 * a + 0.5) * weighted
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+
+
+def test_fp16_rounding_matches_numpy(rng):
+    """Bit-exact with NumPy's float16 cast: ties to even, subnormals, overflow, inf and NaN."""
+    from archsim.kernels.fp16 import round_fp16
+
+    wide = rng.standard_normal(20_022) * 10.0 ** rng.uniform(-9, 6, 20_022)
+    edges = [65504, 65519, 65520, 65536, 1e9, -1e9, 6.1e-5, 6.0e-5, 3e-8, 2.9e-8, 0.0, -0.0,
+             np.inf, -np.inf, np.nan, 1 + 2**-11, 1 + 3 * 2**-11, 2049, 2051]  # fmt: skip
+    x = np.concatenate([wide, edges]).astype(np.float32).reshape(-1, 7)
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).astype(np.float32)
+    got = round_fp16(x)
+    assert got.shape == x.shape and got is not x
+    np.testing.assert_array_equal(got, want)

@@ -9,6 +9,7 @@ from archsim.spec.chip import (
     GdpuSpec,
     InputSpec,
     LdpuSpec,
+    MappingSpec,
     MemorySpec,
     ReadModeSpec,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "GdpuSpec",
     "InputSpec",
     "LdpuSpec",
+    "MappingSpec",
     "MemorySpec",
     "MvmNoiseSpec",
     "ReadModeSpec",

@@ -271,6 +271,25 @@ class MemorySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MappingSpec:
+    """How workloads are put on this chip by default (the CLI can override each choice)."""
+
+    placement: str = "greedy"
+    """Placement policy: "sequential" (row-major in layer order) or "greedy" (fewest
+    bytes x hops to already placed neighbours)."""
+    replication: str = "balanced"
+    """Replication policy: "none" or "balanced" (copy the slowest pipeline stage while cores
+    are free)."""
+    weight_scaling: Literal["matrix", "column"] = "column"
+    """Digital weight scale per layer matrix or per output column (LDPU per-column scale)."""
+
+    def __post_init__(self) -> None:
+        one_of("placement", self.placement, ("sequential", "greedy"))
+        one_of("replication", self.replication, ("none", "balanced"))
+        one_of("weight_scaling", self.weight_scaling, ("matrix", "column"))
+
+
+@dataclass(frozen=True, slots=True)
 class ChipSpec:
     """A whole chip: cores, their crossbars and periphery, global units, fabric, memory, device."""
 
@@ -289,6 +308,7 @@ class ChipSpec:
     fabric: FabricSpec
     memory: MemorySpec
     device: DeviceSpec
+    mapping: MappingSpec = MappingSpec()
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     """(table, source) pairs as given in the preset file."""
 

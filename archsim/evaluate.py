@@ -1,0 +1,259 @@
+"""Accuracy of a mapped network on a chip: the whole network, batched, through the crossbars.
+
+Each analog layer is programmed once per replica and convolution group with the mapping's
+tiling (the chip's crossbar size, the device, the chip's weight scaling); the K-split partial
+sums go through their own ADCs and are added digitally, as in `archsim.mvm`. Rows of a layer's
+input batch are shared between its replicas in contiguous chunks. DAC and ADC ranges are
+calibrated once, at the first evaluated time, layer by layer on the network's own (analog)
+activations of a separate calibration batch, and then kept. Digital ops run in the digital
+unit's precision (FP16 rounding of every digital result for HERMES).
+
+Reported per time: top-1 accuracy against labels, agreement of the top-1 class with the float
+model, and per analog layer (on the first batch) the NRMSE of its output against the exact
+product with the same input, and the clipping rates of its DACs and ADCs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archsim.crossbar import MatrixState, ProgrammedMatrix, program_matrix, read_state
+from archsim.mapping import Mapping, map_workload
+from archsim.mvm import Converters, analog_mvm, calibrate, input_range_of
+from archsim.spec import ChipSpec, DeviceSpec
+from archsim.workload import ir
+from archsim.workload.catalog import Dataset
+from archsim.workload.execute import float_matmul, fp16_round, run
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSettings:
+    """Knobs of the evaluation (not of the chip)."""
+
+    batch: int = 250
+    """Samples per pass through the network."""
+    input_percentile: float = 99.995
+    """DAC range: this percentile of |input| over the calibration batch."""
+    adc_percentile: float = 99.995
+    """ADC range: this percentile of |partial sum| per block over the calibration batch."""
+    adc_per_column: bool = False
+    """One ADC range per column instead of per crossbar block."""
+    calibration_rows: int = 8192
+    """At most this many input vectors per layer and copy set the ADC ranges."""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerStats:
+    """Error and clipping of one analog layer at one time."""
+
+    layer: str
+    nrmse: float
+    """RMSE of the analog output against the exact product on the same input, / its std."""
+    input_clip_rate: float
+    output_clip_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class EvalPoint:
+    """The network at one time after programming."""
+
+    t_s: float
+    accuracy: float | None
+    """Top-1 accuracy against labels (None without labels)."""
+    agreement: float
+    """Fraction of samples whose top-1 class equals the float model's."""
+    layers: tuple[LayerStats, ...]
+    wall_s: float
+    """Wall time of the analog evaluation at this time."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    workload: str
+    chip: str
+    device: str
+    dataset: str
+    samples: int
+    float_accuracy: float | None
+    float_wall_s: float
+    points: tuple[EvalPoint, ...]
+    mapping: Mapping = field(repr=False)
+
+
+@dataclass(slots=True)
+class _Layer:
+    """The programmed copies of one analog op: [replica][group]."""
+
+    op: ir.Op
+    programmed: list[list[ProgrammedMatrix]]
+    states: list[list[MatrixState]] = field(default_factory=list)
+    conv: list[list[Converters]] = field(default_factory=list)
+
+
+def evaluate(
+    chip: ChipSpec,
+    workload: ir.Workload,
+    dataset: Dataset,
+    times_s: Sequence[float] = (1.0,),
+    *,
+    device: DeviceSpec | None = None,
+    seed: int = 0,
+    settings: EvalSettings = EvalSettings(),
+    mapping: Mapping | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Accuracy of `workload` on `chip` (with `device` if given) at each time.
+
+    Raises:
+        MappingError: the workload does not fit on the chip.
+        ArchsimError: a time the device model cannot handle, bad inputs.
+    """
+    device = device or chip.device
+    mapping = mapping or map_workload(workload, chip)
+    digital = fp16_round if chip.ldpu.precision == "fp16" else None
+    prog_ss, read_ss, noise_ss = np.random.SeedSequence(seed).spawn(3)
+
+    t0 = time.perf_counter()
+    ref_logits = _batched(workload, dataset.x, float_matmul, None, settings.batch)
+    float_wall = time.perf_counter() - t0
+    ref_pred = ref_logits.argmax(axis=-1)
+    float_acc = _accuracy(ref_pred, dataset.labels)
+
+    layers = _program(workload, mapping, chip, device, prog_ss)
+    times = [float(t) for t in times_s]
+    points = []
+    for i, (t, rss) in enumerate(zip(times, read_ss.spawn(len(times)), strict=True)):
+        start = time.perf_counter()
+        rng = np.random.default_rng(rss)
+        for layer in layers.values():
+            layer.states = [[read_state(p, t, rng) for p in rep] for rep in layer.programmed]
+        if i == 0:
+            _calibrate(workload, layers, dataset.x_calibration, settings, chip, digital)
+        noise_rng = np.random.default_rng(noise_ss.spawn(1)[0])
+        stats = _Stats()
+        matmul = _AnalogMatmul(layers, noise_rng, stats)
+        logits = _batched(workload, dataset.x, matmul, digital, settings.batch)
+        pred = logits.argmax(axis=-1)
+        agreement = float(np.mean(pred == ref_pred))
+        wall = time.perf_counter() - start
+        acc = _accuracy(pred, dataset.labels)
+        points.append(EvalPoint(t, acc, agreement, stats.rows(layers), wall))
+        if progress:
+            progress(f"{workload.name}: t = {t:g} s done")
+    return EvalResult(
+        workload.name, chip.name, device.name, dataset.name, len(dataset.x), float_acc,
+        float_wall, tuple(points), mapping,
+    )  # fmt: skip
+
+
+def _accuracy(pred: np.ndarray, labels: np.ndarray | None) -> float | None:
+    if labels is None:
+        return None
+    return float(np.mean(pred.reshape(len(labels), -1)[:, 0] == labels))
+
+
+def _batched(workload, x, matmul, digital, batch) -> np.ndarray:
+    outs = []
+    for b0 in range(0, len(x), batch):
+        out = run(workload, x[b0 : b0 + batch], matmul, digital=digital)
+        outs.append(out[workload.outputs[0]].reshape(min(batch, len(x) - b0), -1))
+    return np.concatenate(outs)
+
+
+def _program(workload, mapping: Mapping, chip: ChipSpec, device, prog_ss) -> dict[str, _Layer]:
+    """Program every replica and group of every analog layer, each with its own noise."""
+    layers = {}
+    lms = mapping.layers
+    for lm, ss in zip(lms, prog_ss.spawn(len(lms)), strict=True):
+        op = workload.op(lm.name)
+        mats = ir.matrices(op)
+        rngs = [np.random.default_rng(s) for s in ss.spawn(lm.replicas)]
+        programmed = [
+            [program_matrix(m, chip.crossbar, device, rng,
+                            weight_scaling=chip.mapping.weight_scaling) for m in mats]
+            for rng in rngs
+        ]  # fmt: skip
+        layers[lm.name] = _Layer(op, programmed)
+    return layers
+
+
+def _calibrate(workload, layers, x_cal, settings: EvalSettings, chip: ChipSpec, digital) -> None:
+    """Set each layer's converters on its own analog input, in network order."""
+    for layer in layers.values():
+        layer.conv = [[None] * len(rep) for rep in layer.states]
+
+    def matmul(op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
+        layer = layers[op.name]
+        # one DAC range per layer (all replicas see the same activations); ADC ranges per copy
+        rows = np.linspace(0, len(x) - 1, min(len(x), settings.calibration_rows)).astype(int)
+        in_range = input_range_of(x[rows], settings.input_percentile)
+        for r, rep in enumerate(layer.states):
+            layer.conv[r][group] = calibrate(
+                rep[group], x, input_bits=chip.input.bits, adc_bits=chip.adc.bits,
+                adc_percentile=settings.adc_percentile, adc_per_column=settings.adc_per_column,
+                max_rows=settings.calibration_rows, input_range=in_range,
+            )  # fmt: skip
+        return _AnalogMatmul(layers, np.random.default_rng(0), None)(op, group, x)
+
+    run(workload, x_cal, matmul, digital=digital)
+
+
+class _Stats:
+    """Per-layer error and clipping, measured on each layer's first call (the first batch)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, list[float]] = {}
+
+    def add(self, op, group, x, y, clipped_in, clipped_out, conversions) -> None:
+        exact = float_matmul(op, group, x)
+        d = self.data.setdefault(op.name, [0.0] * 6)
+        d[0] += float(np.sum((y - exact) ** 2))
+        d[1] += float(np.var(exact)) * y.size
+        d[2] += clipped_in
+        d[3] += x.size
+        d[4] += clipped_out
+        d[5] += conversions
+
+    def rows(self, layers) -> tuple[LayerStats, ...]:
+        out = []
+        for name in layers:
+            d = self.data.get(name)
+            if d is not None:
+                nrmse = float(np.sqrt(d[0] / d[1])) if d[1] > 0 else 0.0
+                out.append(LayerStats(name, nrmse, d[2] / max(d[3], 1), d[4] / max(d[5], 1)))
+        return tuple(out)
+
+
+class _AnalogMatmul:
+    """The `matmul` of `execute.run` that sends each product through the programmed layer,
+    sharing the rows between the layer's replicas in contiguous chunks."""
+
+    def __init__(self, layers, rng, stats: _Stats | None) -> None:
+        self.layers = layers
+        self.rng = rng
+        self.stats = stats
+        self.measured: set[tuple[str, int]] = set()
+
+    def __call__(self, op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
+        layer = self.layers[op.name]
+        states = [rep[group] for rep in layer.states]
+        convs = [rep[group] for rep in layer.conv]
+        bounds = np.linspace(0, len(x), len(states) + 1).astype(int)
+        y = np.empty((len(x), states[0].programmed.shape[1]), dtype=np.float32)
+        c_in = c_out = conversions = 0
+        for state, conv, lo, hi in zip(states, convs, bounds[:-1], bounds[1:], strict=True):
+            if hi > lo:
+                key = int(self.rng.integers(0, 2**63 - 1))
+                res = analog_mvm(x[lo:hi], state, conv, key=key)
+                y[lo:hi] = res.y
+                c_in += res.inputs_clipped
+                c_out += res.outputs_clipped
+                conversions += res.conversions
+        if self.stats is not None and (op.name, group) not in self.measured:
+            self.measured.add((op.name, group))
+            self.stats.add(op, group, x, y, c_in, c_out, conversions)
+        return y

@@ -1,0 +1,219 @@
+"""Put a workload on a chip: tile every matrix into crossbar blocks, replicate, place.
+
+Each core holds one crossbar, so one block (a rows x cols slice of one matrix, all of its
+devices) occupies one core. A layer's copy is all of its blocks; replicas are further copies
+that share the layer's MVMs. Placement assigns blocks to cores of the fabric grid.
+
+Simplifications: one block per core (no packing of small matrices into one crossbar); traffic
+between two layers is spread evenly over their block pairs; K-split partial sums (16-bit) go to
+the block holding the first row slice of the same columns; network inputs and outputs are not
+placed (they enter and leave through the off-chip interface).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from archsim.errors import MappingError
+from archsim.mapping.lowering import LayerMatrix, analog_traffic, lower
+from archsim.mapping.policies import PLACEMENT, REPLICATION, hops, total_cost
+from archsim.spec import ChipSpec
+from archsim.workload.ir import Workload
+
+PARTIAL_SUM_BYTES = 2
+"""Bytes per partial sum sent between the blocks of a K-split (FP16 in the LDPUs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One crossbar's worth of one matrix: rows [r0, r0 + rows) x cols [c0, c0 + cols)."""
+
+    layer: str
+    replica: int
+    group: int
+    row_block: int
+    col_block: int
+    rows: int
+    cols: int
+    core: int
+
+
+@dataclass(frozen=True, slots=True)
+class LayerMapping:
+    """How one analog layer sits on the chip."""
+
+    matrix: LayerMatrix
+    row_blocks: int
+    col_blocks: int
+    replicas: int
+    blocks: tuple[Block, ...]
+    """All blocks of all replicas."""
+
+    @property
+    def name(self) -> str:
+        return self.matrix.layer
+
+    @property
+    def blocks_per_replica(self) -> int:
+        return self.row_blocks * self.col_blocks * self.matrix.groups
+
+    @property
+    def cores(self) -> tuple[int, ...]:
+        return tuple(b.core for b in self.blocks)
+
+    def utilisation(self, rows: int, cols: int) -> float:
+        """Fraction of the occupied crossbar cells that hold a weight."""
+        return self.matrix.weights * self.replicas / (len(self.blocks) * rows * cols)
+
+    @property
+    def mvms_per_sample_per_replica(self) -> float:
+        """Stage work: MVMs each block of one copy does per sample."""
+        return self.matrix.mvms_per_sample / self.replicas
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficEdge:
+    """Bytes per sample between two layers and the mean hops they travel."""
+
+    src: str
+    dst: str
+    bytes_per_sample: int
+    mean_hops: float
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """A workload placed on a chip."""
+
+    chip: ChipSpec
+    workload: Workload
+    layers: tuple[LayerMapping, ...]
+    edges: tuple[TrafficEdge, ...]
+    placement: str
+    replication: str
+    bytes_hops_per_sample: float
+    """Placement objective: bytes x hops per sample over all block pairs that talk
+    (layer-to-layer activations and K-split partial sums)."""
+
+    @property
+    def cores_used(self) -> int:
+        return sum(len(lm.blocks) for lm in self.layers)
+
+    def layer(self, name: str) -> LayerMapping:
+        return next(lm for lm in self.layers if lm.name == name)
+
+    def core_blocks(self) -> dict[int, Block]:
+        """Core index -> the block it holds."""
+        return {b.core: b for lm in self.layers for b in lm.blocks}
+
+
+def map_workload(
+    workload: Workload,
+    chip: ChipSpec,
+    *,
+    placement: str | None = None,
+    replication: str | None = None,
+    max_cores: int | None = None,
+) -> Mapping:
+    """Tile, replicate and place `workload` on `chip`.
+
+    Args:
+        placement: "sequential" or "greedy" (default: the chip preset's).
+        replication: "none" or "balanced" (default: the chip preset's).
+        max_cores: core budget (default: all cores of the chip).
+
+    Raises:
+        MappingError: more blocks than cores, or an unknown policy.
+    """
+    placement = placement or chip.mapping.placement
+    replication = replication or chip.mapping.replication
+    if placement not in PLACEMENT:
+        raise MappingError(f"placement: expected one of {', '.join(PLACEMENT)}, got {placement!r}")
+    if replication not in REPLICATION:
+        raise MappingError(
+            f"replication: expected one of {', '.join(REPLICATION)}, got {replication!r}"
+        )
+    cores = chip.cores.count if max_cores is None else max_cores
+    if not 1 <= cores <= chip.cores.count:
+        raise MappingError(f"max_cores: expected 1..{chip.cores.count}, got {max_cores}")
+    rows, cols = chip.crossbar.rows, chip.crossbar.cols
+    matrices = lower(workload)
+    if not matrices:
+        raise MappingError(f"{workload.name}: no layer with static weights to map")
+    shape = {m.layer: (math.ceil(m.k / rows), math.ceil(m.n / cols)) for m in matrices}
+    blocks = {m.layer: shape[m.layer][0] * shape[m.layer][1] * m.groups for m in matrices}
+    need = sum(blocks.values())
+    if need > cores:
+        raise MappingError(
+            f"{workload.name} needs {need} cores (one {rows}x{cols} crossbar block per core) "
+            f"but {chip.name} has {cores} available"
+        )
+    reps = REPLICATION[replication](matrices, blocks, cores)
+    units = _units(matrices, shape, reps, rows, cols)
+    links = _links(workload, matrices, units, shape, reps)
+    where = PLACEMENT[placement]([u[0] for u in units], links, chip.cores.grid, cores)
+    layer_maps = []
+    for m in matrices:
+        bl = tuple(
+            Block(*key, rows=r, cols=c, core=where[key]) for key, r, c in units if key[0] == m.layer
+        )
+        rb, cb = shape[m.layer]
+        layer_maps.append(LayerMapping(m, rb, cb, reps[m.layer], bl))
+    edges = _edges(workload, layer_maps, chip.cores.grid)
+    cost = total_cost(where, links, chip.cores.grid)
+    return Mapping(chip, workload, tuple(layer_maps), edges, placement, replication, cost)
+
+
+def _units(matrices, shape, reps, rows, cols):
+    """[(block key, rows used, cols used)] in layer order; key = (layer, rep, group, rb, cb)."""
+    units = []
+    for m in matrices:
+        rb_n, cb_n = shape[m.layer]
+        for rep in range(reps[m.layer]):
+            for g in range(m.groups):
+                for rb in range(rb_n):
+                    for cb in range(cb_n):
+                        r = min(rows, m.k - rb * rows)
+                        c = min(cols, m.n - cb * cols)
+                        units.append(((m.layer, rep, g, rb, cb), r, c))
+    return units
+
+
+def _links(workload, matrices, units, shape, reps) -> dict:
+    """Bytes per sample between block keys (symmetric)."""
+    by_layer: dict[str, list] = {}
+    for key, _, c in units:
+        by_layer.setdefault(key[0], []).append((key, c))
+    links: dict = {}
+
+    def add(a, b, value):
+        links.setdefault(a, {})[b] = links.setdefault(a, {}).get(b, 0.0) + value
+        links.setdefault(b, {})[a] = links.setdefault(b, {}).get(a, 0.0) + value
+
+    for (src, dst), nbytes in analog_traffic(workload).items():
+        if src == "input":
+            continue
+        pairs = len(by_layer[src]) * len(by_layer[dst])
+        for a, _ in by_layer[src]:
+            for b, _ in by_layer[dst]:
+                add(a, b, nbytes / pairs)
+    mvms = {m.layer: m.mvms_per_sample for m in matrices}
+    for items in by_layer.values():
+        for (lay, rep, g, rb, cb), c in items:
+            if rb > 0:
+                psum = mvms[lay] / reps[lay] * c * PARTIAL_SUM_BYTES
+                add((lay, rep, g, rb, cb), (lay, rep, g, 0, cb), psum)
+    return links
+
+
+def _edges(workload, layer_maps, grid) -> tuple[TrafficEdge, ...]:
+    cores = {lm.name: lm.cores for lm in layer_maps}
+    edges = []
+    for (src, dst), nbytes in sorted(analog_traffic(workload).items()):
+        if src == "input":
+            continue
+        pairs = [(a, b) for a in cores[src] for b in cores[dst]]
+        mean = sum(hops(a, b, grid) for a, b in pairs) / len(pairs)
+        edges.append(TrafficEdge(src, dst, nbytes, mean))
+    return tuple(edges)

@@ -1,0 +1,208 @@
+"""The main job: a workload mapped on a chip, its accuracy over time, written as a report.
+
+Writes into an explicit output directory:
+- summary.md: the chip (from its preset), the mapping table, accuracy against float over time,
+  per-layer errors and clipping, links to the pictures;
+- mapping.png (cores coloured by layer), accuracy.png (accuracy vs time since programming);
+- accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement), layers.csv,
+  mapping.csv; run.json (inputs, seed, versions).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from archsim import __version__
+from archsim.evaluate import EvalResult, EvalSettings, evaluate
+from archsim.mapping import map_workload
+from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
+from archsim.spec import ChipSpec, DeviceSpec
+from archsim.workload.catalog import Dataset
+from archsim.workload.ir import Workload
+
+DEFAULT_TIMES_S = (1.0, 3600.0, 86400.0, 31536000.0)
+"""1 s, 1 hour, 1 day, 1 year."""
+
+
+def chip_figures(chip: ChipSpec) -> list[tuple[str, str]]:
+    """(name, value) pairs read off the preset alone, no simulation."""
+    xb, inp, adc = chip.crossbar, chip.input, chip.adc
+    mvm_ns = inp.phases * (inp.window_ns + inp.overhead_ns) + adc.conversion_ns * chip.cols_per_adc
+    ops = 2 * xb.rows * xb.cols
+    return [
+        ("cores", f"{chip.cores.count} on a {chip.cores.grid[0]}x{chip.cores.grid[1]} grid"),
+        ("crossbar", f"{xb.rows} x {xb.cols} weights, {xb.devices_per_weight} devices per weight"),
+        ("weights on chip", f"{chip.cores.count * chip.weights_per_core:,}"),
+        ("device", f"{chip.device.name} (model {type(chip.device.model).__name__})"),
+        ("input", f"{inp.encoding}, {inp.bits} bits, {inp.ns_per_lsb:g} ns/LSB, {inp.read_mode}"),
+        ("ADC", f"{adc.count} per core, {adc.bits} bits, {chip.cols_per_adc} column(s) per ADC"),
+        ("one MVM (preset timing)", f"{mvm_ns:g} ns"),
+        ("peak, all cores busy", f"{chip.cores.count * ops / mvm_ns / 1e3:.1f} TOPS"),
+        ("core area / die area", f"{chip.cores.area_mm2:g} mm2 / {chip.die_area_mm2:g} mm2"),
+    ]
+
+
+def accuracy_rows(result: EvalResult) -> list[dict]:
+    """The CSV rows of `archsim evaluate` (accuracies as fractions; empty when no labels)."""
+    return [
+        {
+            "workload": result.workload,
+            "device": result.device,
+            "t_s": p.t_s,
+            "accuracy": "" if p.accuracy is None else p.accuracy,
+            "float_accuracy": "" if result.float_accuracy is None else result.float_accuracy,
+            "agreement": p.agreement,
+        }
+        for p in result.points
+    ]
+
+
+def format_accuracy(result: EvalResult) -> str:
+    lines = [f"{'t_s':>12} {'accuracy':>9} {'float':>9} {'agreement':>10} {'wall_s':>7}"]
+    for p in result.points:
+        acc = "-" if p.accuracy is None else f"{p.accuracy:.4f}"
+        fl = "-" if result.float_accuracy is None else f"{result.float_accuracy:.4f}"
+        lines.append(f"{p.t_s:>12g} {acc:>9} {fl:>9} {p.agreement:>10.4f} {p.wall_s:>7.2f}")
+    return "\n".join(lines)
+
+
+def format_layers(result: EvalResult) -> str:
+    p = result.points[0]
+    lines = [f"at t = {p.t_s:g} s: {'layer':<16} {'nrmse':>8} {'DAC clip':>9} {'ADC clip':>9}"]
+    for s in p.layers:
+        lines.append(f"{'':>{len(f'at t = {p.t_s:g} s: ')}}{s.layer:<16} {s.nrmse:>8.4f} "
+                     f"{s.input_clip_rate:>9.2e} {s.output_clip_rate:>9.2e}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_run_report(
+    chip: ChipSpec,
+    workload: Workload,
+    dataset: Dataset,
+    out_dir: Path,
+    *,
+    device: DeviceSpec | None = None,
+    times_s: Sequence[float] = DEFAULT_TIMES_S,
+    seed: int = 0,
+    settings: EvalSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Map, evaluate and write the report files into `out_dir`."""
+    settings = settings or EvalSettings()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mapping = map_workload(workload, chip)
+    result = evaluate(chip, workload, dataset, times_s, device=device, seed=seed,
+                      settings=settings, mapping=mapping, progress=progress)  # fmt: skip
+    plot_mapping(mapping, out_dir / "mapping.png")
+    _plot_accuracy(result, out_dir / "accuracy.png")
+    write_csv(accuracy_rows(result), out_dir / "accuracy.csv")
+    write_csv(mapping_rows(mapping), out_dir / "mapping.csv")
+    write_csv(
+        [{"t_s": p.t_s, **asdict(s)} for p in result.points for s in p.layers],
+        out_dir / "layers.csv",
+    )
+    (out_dir / "summary.md").write_text(_summary(chip, result, mapping))
+    run = {
+        "chip": chip.name,
+        "workload": workload.name,
+        "workload_source": workload.source,
+        "device": result.device,
+        "dataset": result.dataset,
+        "samples": result.samples,
+        "times_s": list(times_s),
+        "seed": seed,
+        "settings": asdict(settings),
+        "archsim": __version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    (out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    return result
+
+
+def _plot_accuracy(result: EvalResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [max(p.t_s, 0.1) for p in result.points]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if result.float_accuracy is not None:
+        ax.plot(t, [100 * (p.accuracy or 0) for p in result.points], "o-", label="analog accuracy")
+        ax.axhline(100 * result.float_accuracy, color="k", ls="--", label="float accuracy")
+        ax.set_ylabel("top-1 accuracy (%)")
+    ax.plot(t, [100 * p.agreement for p in result.points], "s:", label="agreement with float")
+    if result.float_accuracy is None:
+        ax.set_ylabel("top-1 agreement with float (%)")
+    ax.set_xscale("log")
+    ax.set_xlabel("time since programming (s)")
+    ax.set_title(f"{result.workload} on {result.chip} ({result.device}), {result.samples} samples")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _summary(chip: ChipSpec, result: EvalResult, mapping) -> str:
+    figures = "\n".join(f"| {k} | {v} |" for k, v in chip_figures(chip))
+    sources = "\n".join(f"- **{k}**: {v}" for k, v in chip.sources)
+    return f"""# archsim report: {result.workload} on {chip.name}
+
+{chip.description}
+
+## The chip, from its preset
+
+| quantity | value |
+|---|---|
+{figures}
+
+Timing and peak throughput are read off the preset (integration window x phases plus
+conversion); they are not a simulation.
+
+## Mapping
+
+```
+{format_mapping(mapping)}
+```
+
+![mapping on the chip floor](mapping.png)
+
+## Accuracy over time
+
+Device `{result.device}`, data: {result.dataset}, {result.samples} samples. DAC/ADC ranges are
+calibrated once at the first time on a separate calibration batch; digital ops in
+{chip.ldpu.precision}.
+
+```
+{format_accuracy(result)}
+```
+
+![accuracy over time](accuracy.png)
+
+Per analog layer, first batch (NRMSE against the exact product on the same inputs):
+
+```
+{format_layers(result)}
+```
+
+## Sources of the preset
+
+{sources}
+"""

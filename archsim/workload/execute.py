@@ -1,0 +1,275 @@
+"""Run a workload graph on a batch: every op in NumPy, every static-weight product through a
+caller-supplied `matmul`, so the same code gives the float reference and the analog run.
+
+Convolutions are lowered with im2col (rows = batch x output pixels, columns in C, kh, kw order)
+exactly as `ir.matrices` lowers their weights; LSTMs do one product per time step on
+[x_t, h_{t-1}]. `digital` is applied to the output of every op that a digital unit computes
+(the LDPU's bias/activation after an analog layer included), e.g. FP16 rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from archsim.errors import WorkloadError
+from archsim.kernels.fp16 import round_fp16
+from archsim.workload import ir
+
+MatmulFn = Callable[[ir.Op, int, np.ndarray], np.ndarray]
+"""(op, group, x of shape (rows, K)) -> (rows, N)."""
+
+
+def float_matmul(op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
+    """The exact product with the op's lowered matrix."""
+    return x @ ir.matrices(op)[group]
+
+
+def fp16_round(x: np.ndarray) -> np.ndarray:
+    """Round to the nearest FP16 value (the LDPU/GDPU arithmetic of HERMES), kept as float32."""
+    return round_fp16(x)
+
+
+def run(
+    workload: ir.Workload,
+    inputs: np.ndarray | dict[str, np.ndarray],
+    matmul: MatmulFn = float_matmul,
+    *,
+    digital: Callable[[np.ndarray], np.ndarray] | None = None,
+    keep: bool = False,
+) -> dict[str, np.ndarray]:
+    """Run `workload` on a batch.
+
+    Args:
+        workload: the graph.
+        inputs: the batch for the single input, or {input name: batch}; arrays (B, *shape).
+        matmul: product used by every static-weight op.
+        digital: applied to the outputs of digitally computed ops (None = exact float32).
+        keep: return every tensor, not only the outputs.
+
+    Returns:
+        {tensor name: (B, *shape) float32 array}.
+    """
+    if not isinstance(inputs, dict):
+        if len(workload.inputs) != 1:
+            raise WorkloadError(f"{workload.name}: give a dict for its inputs {workload.inputs}")
+        inputs = {workload.inputs[0]: inputs}
+    consumers = {n: workload.graph.out_degree(n) for n in workload.graph}
+    values: dict[str, np.ndarray] = {}
+    for op in workload.ops():
+        if isinstance(op, ir.Input):
+            if op.name not in inputs:
+                raise WorkloadError(f"{workload.name}: no data for input {op.name!r}")
+            x = np.asarray(inputs[op.name], dtype=np.float32)
+            if x.shape[1:] != op.shape:
+                want = ", ".join(map(str, op.shape))
+                raise WorkloadError(
+                    f"{workload.name}: input {op.name!r} expects (B, {want}), got {x.shape}"
+                )
+            values[op.name] = x
+            continue
+        args = [values[s] for s in op.inputs]
+        y = _forward(op, args, matmul)
+        if digital is not None:
+            y = digital(y)
+        values[op.name] = y
+        if not keep:
+            for s in op.inputs:
+                consumers[s] -= 1
+                if consumers[s] == 0 and s not in workload.outputs:
+                    del values[s]
+    if keep:
+        return values
+    return {name: values[name] for name in workload.outputs}
+
+
+def im2col(x: np.ndarray, op: ir.Conv2d, group: int = 0) -> np.ndarray:
+    """(B, C, H, W) -> (B * Ho * Wo, C/groups * kh * kw) patches of one convolution group."""
+    c_in = x.shape[1] // op.groups
+    x = x[:, group * c_in : (group + 1) * c_in]
+    pt, pl, pb, pr = op.pads
+    if any(op.pads):
+        x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    kh, kw = op.kernel
+    dh, dw = op.dilation
+    win = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    win = win[:, :, :: op.stride[0], :: op.stride[1], ::dh, ::dw]
+    _, ho, wo = op.shape
+    win = win[:, :, :ho, :wo]
+    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(-1, c_in * kh * kw)
+
+
+def _forward(op: ir.Op, args: list[np.ndarray], matmul: MatmulFn) -> np.ndarray:
+    fn = _FORWARD.get(type(op))
+    if fn is None:
+        raise WorkloadError(f"op {op.name!r}: no forward rule for {type(op).__name__}")
+    return fn(op, args, matmul)
+
+
+def _conv(op: ir.Conv2d, args, matmul) -> np.ndarray:
+    x = args[0]
+    b = x.shape[0]
+    c_out, ho, wo = op.shape
+    per_group = c_out // op.groups
+    out = np.empty((b, ho, wo, c_out), dtype=np.float32)
+    for g in range(op.groups):
+        y = matmul(op, g, im2col(x, op, g))
+        out[..., g * per_group : (g + 1) * per_group] = y.reshape(b, ho, wo, per_group)
+    if op.bias is not None:
+        out += op.bias
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _linear(op: ir.Linear, args, matmul) -> np.ndarray:
+    x = args[0]
+    y = matmul(op, 0, x.reshape(-1, x.shape[-1]))
+    if op.bias is not None:
+        y = y + op.bias
+    return y.reshape(x.shape[0], *op.shape)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.tanh(0.5 * x) + 0.5
+
+
+def _lstm(op: ir.Lstm, args, matmul) -> np.ndarray:
+    x = args[0]
+    b, steps, _ = x.shape
+    hid = op.hidden
+    h = np.zeros((b, hid), dtype=np.float32)
+    c = np.zeros((b, hid), dtype=np.float32)
+    out = np.empty((b, steps, hid), dtype=np.float32)
+    bias = op.bias if op.bias is not None else 0.0
+    for t in range(steps):
+        z = matmul(op, 0, np.concatenate([x[:, t], h], axis=1)) + bias
+        i, o, f, g = (z[:, k * hid : (k + 1) * hid] for k in range(4))
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        out[:, t] = h
+    return out
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: keeps scipy out of the dependencies
+    s = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    return (s * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
+
+
+def _act(op: ir.Act, args, matmul) -> np.ndarray:
+    x = args[0]
+    if op.fn == "relu":
+        return np.maximum(x, 0)
+    if op.fn == "sigmoid":
+        return _sigmoid(x)
+    if op.fn == "tanh":
+        return np.tanh(x)
+    if op.fn == "gelu":
+        return 0.5 * x * (1.0 + _erf(x / np.float32(np.sqrt(2.0))))
+    if op.fn == "erf":
+        return _erf(x)
+    if op.fn == "leaky_relu":
+        return np.where(x >= 0, x, np.float32(op.alpha) * x)
+    return x
+
+
+_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+
+
+def _binary(op: ir.Binary, args, matmul) -> np.ndarray:
+    f = _BINARY[op.fn]
+    if op.const is None:
+        a, b = args
+        return f(_align(a, op.shape), _align(b, op.shape)).astype(np.float32)
+    a = args[0]
+    return (f(op.const, a) if op.const_first else f(a, op.const)).astype(np.float32)
+
+
+def _align(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Insert singleton axes after the batch axis so per-sample shapes broadcast."""
+    missing = len(shape) - (x.ndim - 1)
+    return x.reshape(x.shape[0], *((1,) * missing), *x.shape[1:]) if missing > 0 else x
+
+
+def _affine(op: ir.Affine, args, matmul) -> np.ndarray:
+    x = args[0]
+    tail = (1,) * (x.ndim - 2)
+    return x * op.scale.reshape(-1, *tail) + op.shift.reshape(-1, *tail)
+
+
+def _pool(op: ir.Pool, args, matmul) -> np.ndarray:
+    x = args[0]
+    pt, pl, pb, pr = op.pads
+    kh, kw = op.kernel
+    _, ho, wo = op.shape
+    if op.fn == "max":
+        # elementwise max over the kernel offsets: one strided slice each (fast in NumPy)
+        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf) \
+            if any(op.pads) else x  # fmt: skip
+        sh, sw = op.stride
+        out = None
+        for i in range(kh):
+            for j in range(kw):
+                part = xp[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+                out = part.copy() if out is None else np.maximum(out, part, out=out)
+        return out
+    pad = ((0, 0), (0, 0), (pt, pb), (pl, pr))
+    xp = np.pad(x, pad) if any(op.pads) else x
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, :: op.stride[0], :: op.stride[1]]
+    total = win[:, :, :ho, :wo].sum(axis=(4, 5))
+    if op.count_include_pad or not any(op.pads):
+        return (total / (kh * kw)).astype(np.float32)
+    ones = np.pad(np.ones(x.shape[2:], np.float32), pad[2:])
+    count = sliding_window_view(ones, (kh, kw))[:: op.stride[0], :: op.stride[1]][:ho, :wo]
+    return (total / count.sum(axis=(2, 3))).astype(np.float32)
+
+
+def _global_pool(op: ir.GlobalPool, args, matmul) -> np.ndarray:
+    x = args[0]
+    axes = tuple(range(2, x.ndim))
+    y = x.mean(axis=axes, keepdims=True) if op.fn == "avg" else x.max(axis=axes, keepdims=True)
+    return y.astype(np.float32)
+
+
+def _softmax(op: ir.Softmax, args, matmul) -> np.ndarray:
+    x = args[0]
+    e = np.exp(x - x.max(axis=op.axis + 1, keepdims=True))
+    return (e / e.sum(axis=op.axis + 1, keepdims=True)).astype(np.float32)
+
+
+def _layernorm(op: ir.LayerNorm, args, matmul) -> np.ndarray:
+    x = args[0]
+    axes = tuple(range(op.axis + 1, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + np.float32(op.eps))
+    if op.gamma is not None:
+        y = y * op.gamma
+    if op.beta is not None:
+        y = y + op.beta
+    return y.astype(np.float32)
+
+
+_FORWARD = {
+    ir.Conv2d: _conv,
+    ir.Linear: _linear,
+    ir.Lstm: _lstm,
+    ir.Act: _act,
+    ir.Binary: _binary,
+    ir.Affine: _affine,
+    ir.Pool: _pool,
+    ir.GlobalPool: _global_pool,
+    ir.Reshape: lambda op, a, m: a[0].reshape(a[0].shape[0], *op.shape),
+    ir.Transpose: lambda op, a, m: a[0].transpose(0, *(p + 1 for p in op.perm)),
+    ir.Concat: lambda op, a, m: np.concatenate(a, axis=op.axis + 1),
+    ir.Softmax: _softmax,
+    ir.LayerNorm: _layernorm,
+    ir.MatMul: lambda op, a, m: np.matmul(a[0], a[1]).astype(np.float32),
+    ir.SliceLast: lambda op, a, m: np.take(a[0], -1, axis=op.axis + 1),
+}

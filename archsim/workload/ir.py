@@ -1,0 +1,302 @@
+"""The workload graph: a networkx DAG of frozen op dataclasses with per-sample shapes.
+
+Every tensor is named after the op that produces it. Shapes exclude the batch dimension: at run
+time every array is (batch, *shape). Layout is NCHW for images, (seq, features) for sequences.
+Ops with static weights (`Conv2d`, `Linear`, `Lstm`) are the ones that go onto crossbars; the
+rest run on digital units. A workload never mentions hardware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+
+from archsim.errors import WorkloadError
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Op:
+    """Base of all ops: a name, its producers (in argument order) and its output shape."""
+
+    name: str
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        """Elements of one sample's output."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Input(Op):
+    """A network input (one per graph input)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Conv2d(Op):
+    """2-D convolution (cross-correlation) on NCHW; weight (C_out, C_in/groups, kh, kw)."""
+
+    weight: np.ndarray = field(repr=False, default=None)
+    bias: np.ndarray | None = field(repr=False, default=None)
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """top, left, bottom, right."""
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return int(self.weight.shape[2]), int(self.weight.shape[3])
+
+    @property
+    def positions(self) -> int:
+        """Output pixels per sample: the number of MVMs per sample and group."""
+        return int(self.shape[1] * self.shape[2])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Linear(Op):
+    """y = x @ weight + bias over the last axis; weight is (in, out) = K x N."""
+
+    weight: np.ndarray = field(repr=False, default=None)
+    bias: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def positions(self) -> int:
+        """Vectors per sample (product of the leading axes)."""
+        return int(np.prod(self.shape[:-1], dtype=np.int64))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Lstm(Op):
+    """Single-direction LSTM over (seq, in) -> (seq, hidden), ONNX gate order i, o, f, c.
+
+    weight is ((in + hidden), 4 * hidden): [W; R] stacked so one MVM on [x_t, h_{t-1}] gives
+    all gate pre-activations; bias (4 * hidden,) is Wb + Rb.
+    """
+
+    weight: np.ndarray = field(repr=False, default=None)
+    bias: np.ndarray | None = field(repr=False, default=None)
+    hidden: int = 0
+
+    @property
+    def positions(self) -> int:
+        """Time steps per sample: one MVM each."""
+        return int(self.shape[0])
+
+
+Activation = Literal["relu", "sigmoid", "tanh", "gelu", "erf", "identity", "leaky_relu"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Act(Op):
+    """Element-wise activation."""
+
+    fn: Activation = "relu"
+    alpha: float = 0.01
+    """Slope of leaky_relu for negative inputs."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Binary(Op):
+    """Element-wise add/sub/mul/div of two inputs, or of one input and a constant (broadcast)."""
+
+    fn: Literal["add", "sub", "mul", "div"] = "add"
+    const: np.ndarray | None = field(repr=False, default=None)
+    """Per-sample constant operand (broadcast against the input), when there is one input."""
+    const_first: bool = False
+    """The constant is the left operand (matters for sub and div)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Affine(Op):
+    """Per-channel scale and shift on axis 0 (an unfolded batch norm)."""
+
+    scale: np.ndarray = field(repr=False, default=None)
+    shift: np.ndarray = field(repr=False, default=None)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Pool(Op):
+    """Max or average pooling over H, W of NCHW."""
+
+    fn: Literal["max", "avg"] = "max"
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    count_include_pad: bool = False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GlobalPool(Op):
+    """Average or max over all spatial positions: (C, H, W) -> (C, 1, 1)."""
+
+    fn: Literal["avg", "max"] = "avg"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Reshape(Op):
+    """Reshape (C order) to `shape`; Flatten, Squeeze and Unsqueeze are reshapes."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Transpose(Op):
+    """Permute the per-sample axes."""
+
+    perm: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Concat(Op):
+    """Concatenate the inputs along a per-sample axis."""
+
+    axis: int = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Softmax(Op):
+    """Softmax along a per-sample axis."""
+
+    axis: int = -1
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LayerNorm(Op):
+    """Normalise over the trailing axes from `axis`, then scale and shift."""
+
+    axis: int = -1
+    eps: float = 1e-5
+    gamma: np.ndarray | None = field(repr=False, default=None)
+    beta: np.ndarray | None = field(repr=False, default=None)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MatMul(Op):
+    """Product of two dynamic operands (attention Q.K^T, A.V): digital, not on crossbars."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SliceLast(Op):
+    """The last step of a sequence along per-sample axis `axis` (LSTM Y_h)."""
+
+    axis: int = 0
+
+
+ANALOG_OPS = (Conv2d, Linear, Lstm)
+"""Ops whose static weights are programmed onto crossbars."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Workload:
+    """A DNN as a DAG of ops. Node attribute "op" holds the op; edges go producer -> consumer."""
+
+    name: str
+    graph: nx.DiGraph
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    source: str = ""
+    """Where it came from: a zoo builder, an ONNX or TOML path."""
+
+    def op(self, name: str) -> Op:
+        return self.graph.nodes[name]["op"]
+
+    def ops(self) -> list[Op]:
+        """All ops in a deterministic topological order."""
+        order = nx.lexicographical_topological_sort(self.graph, key=self._rank)
+        return [self.graph.nodes[n]["op"] for n in order]
+
+    def analog_ops(self) -> list[Op]:
+        """Ops with static weights, in topological order."""
+        return [op for op in self.ops() if isinstance(op, ANALOG_OPS)]
+
+    def weight_count(self) -> int:
+        """Number of static weights on crossbars (biases excluded)."""
+        return int(sum(op.weight.size for op in self.analog_ops()))
+
+    def _rank(self, name: str) -> int:
+        return self.graph.nodes[name]["index"]
+
+
+class GraphBuilder:
+    """Adds ops one at a time, checking that producers exist and names are unique."""
+
+    def __init__(self, name: str, source: str = "") -> None:
+        self.name = name
+        self.source = source
+        self._graph = nx.DiGraph()
+        self._outputs: list[str] = []
+
+    def add(self, op: Op) -> str:
+        """Add `op`; returns its name (the name of its output tensor)."""
+        if op.name in self._graph:
+            raise WorkloadError(f"{self.name}: duplicate op name {op.name!r}")
+        for src in op.inputs:
+            if src not in self._graph:
+                raise WorkloadError(f"{self.name}: op {op.name!r} reads unknown tensor {src!r}")
+        if any(d <= 0 for d in op.shape):
+            raise WorkloadError(f"{self.name}: op {op.name!r} has an empty shape {op.shape}")
+        self._graph.add_node(op.name, op=op, index=self._graph.number_of_nodes())
+        for src in op.inputs:
+            self._graph.add_edge(src, op.name)
+        return op.name
+
+    def replace(self, op: Op) -> None:
+        """Swap the op of an existing node for `op` (same name and producers), e.g. to fold a
+        batch norm into the convolution before it."""
+        old = self._graph.nodes[op.name]["op"]
+        if old.inputs != op.inputs:
+            raise WorkloadError(f"{self.name}: replacing {op.name!r} must keep its producers")
+        self._graph.nodes[op.name]["op"] = op
+
+    def consumers(self, name: str) -> int:
+        """Number of ops reading tensor `name` so far."""
+        return self._graph.out_degree(name)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._graph.nodes[name]["op"].shape
+
+    def has(self, name: str) -> bool:
+        return name in self._graph
+
+    def get(self, name: str) -> Op:
+        return self._graph.nodes[name]["op"]
+
+    def output(self, name: str) -> None:
+        """Mark a tensor as a network output."""
+        self._outputs.append(name)
+
+    def build(self) -> Workload:
+        inputs = tuple(n for n, d in self._graph.nodes(data=True) if isinstance(d["op"], Input))
+        outputs = tuple(self._outputs) or tuple(
+            n for n in self._graph if self._graph.out_degree(n) == 0
+        )
+        if not inputs:
+            raise WorkloadError(f"{self.name}: the network has no input")
+        return Workload(self.name, self._graph, inputs, outputs, self.source)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._graph)
+
+
+def matrices(op: Op) -> list[np.ndarray]:
+    """The K x N matrices an analog op puts on crossbars, one per convolution group.
+
+    Conv2d: K = C_in/groups * kh * kw (im2col order C, kh, kw), N = C_out/groups.
+    Linear: the (in, out) weight. Lstm: the stacked ((in + hidden), 4 * hidden) weight.
+    """
+    if isinstance(op, Conv2d):
+        per_group = op.weight.shape[0] // op.groups
+        return [
+            np.ascontiguousarray(
+                op.weight[g * per_group : (g + 1) * per_group].reshape(per_group, -1).T
+            )
+            for g in range(op.groups)
+        ]
+    if isinstance(op, Linear | Lstm):
+        return [op.weight]
+    raise TypeError(f"{type(op).__name__} has no static weights")

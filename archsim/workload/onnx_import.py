@@ -1,0 +1,516 @@
+"""ONNX models into the workload graph.
+
+Static weights may be initializers, graph inputs that have initializers (older opsets) or the
+outputs of constant subgraphs (Shape/Gather/Concat/... chains), which are folded with
+`onnx.reference`. Batch norms after a convolution or linear layer are folded into its weights,
+constant adds after a linear layer into its bias. Every tensor keeps track of where its batch
+axis is (axis 0, except around LSTMs, whose inputs are (seq, batch, features)), and ONNX axis
+attributes are translated to per-sample axes. An op we do not model raises a `WorkloadError`
+naming the op type, the node and the file; nothing is skipped silently.
+
+Simplifications: 2-D convolutions and pools only (no ceil_mode, no auto_pad other than NOTSET,
+VALID, SAME_UPPER/LOWER); single-direction LSTMs without sequence lengths, peepholes or initial
+states; Shape of a dynamic tensor folds with batch size 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from archsim.errors import WorkloadError
+from archsim.workload import ir
+from archsim.workload import layers as L
+from archsim.workload.ir import GraphBuilder, Workload
+
+NO_OPS = {"Identity", "Dropout"}
+ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", "Erf": "erf"}
+BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
+
+
+class _Tensor:
+    """A dynamic ONNX tensor: the IR op producing it and the position of its batch axis."""
+
+    __slots__ = ("batch_axis", "name")
+
+    def __init__(self, name: str, batch_axis: int) -> None:
+        self.name = name
+        self.batch_axis = batch_axis
+
+
+def load_onnx(path: str | Path, name: str | None = None) -> Workload:
+    """Import an ONNX file.
+
+    Raises:
+        WorkloadError: unreadable file, unsupported op or attribute, symbolic shapes.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # onnx raises DecodeError, OSError, ...
+        raise WorkloadError(f"{path}: cannot read ONNX model ({e})") from None
+    graph = model.graph
+    imp = _Importer(path, model, name or path.stem)
+    for init in graph.initializer:
+        imp.consts[init.name] = numpy_helper.to_array(init)
+    for vi in graph.input:
+        if vi.name not in imp.consts:
+            imp.add_input(vi)
+    for node in graph.node:
+        imp.convert(node)
+    for out in graph.output:
+        t = imp.tensors.get(out.name)
+        if t is None:
+            raise WorkloadError(f"{path}: output {out.name!r} is a constant; nothing to run")
+        imp.g.output(t.name)
+    return imp.g.build()
+
+
+class _Importer:
+    def __init__(self, path: Path, model, name: str) -> None:
+        self.path = path
+        self.model = model
+        self.g = GraphBuilder(name, str(path))
+        self.consts: dict[str, np.ndarray] = {}
+        self.tensors: dict[str, _Tensor] = {}
+        self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                         default=13)  # fmt: skip
+        self.readers: dict[str, int] = {}
+        for node in model.graph.node:
+            for i in node.input:
+                self.readers[i] = self.readers.get(i, 0) + 1
+        for out in model.graph.output:
+            self.readers[out.name] = self.readers.get(out.name, 0) + 1
+
+    # -- helpers ----------------------------------------------------------------------------
+    def fail(self, node, message: str) -> WorkloadError:
+        return WorkloadError(
+            f"{self.path}: node {node.name or node.output[0]!r} ({node.op_type}): {message}"
+        )
+
+    def uid(self, base: str) -> str:
+        name = base.replace("/", "_").replace(":", "_") or "t"
+        k = 1
+        cand = name
+        while self.g.has(cand):
+            k += 1
+            cand = f"{name}_{k}"
+        return cand
+
+    def const(self, node, i: int, required: bool = True) -> np.ndarray | None:
+        if i >= len(node.input) or not node.input[i]:
+            if required:
+                raise self.fail(node, f"input {i} is missing")
+            return None
+        name = node.input[i]
+        if name not in self.consts:
+            if required:
+                raise self.fail(node, f"input {name!r} must be a constant (a static weight)")
+            return None
+        return self.consts[name]
+
+    def dyn(self, node, i: int = 0) -> _Tensor:
+        name = node.input[i]
+        if name not in self.tensors:
+            raise self.fail(node, f"input {name!r} is not a known tensor")
+        return self.tensors[name]
+
+    def full_shape(self, t: _Tensor) -> tuple[int, ...]:
+        s = list(self.g.shape(t.name))
+        s.insert(t.batch_axis, 1)
+        return tuple(s)
+
+    def ps_axis(self, node, t: _Tensor, axis: int) -> int:
+        rank = len(self.g.shape(t.name)) + 1
+        a = axis + rank if axis < 0 else axis
+        if not 0 <= a < rank:
+            raise self.fail(node, f"axis {axis} out of range for rank {rank}")
+        if a == t.batch_axis:
+            raise self.fail(node, "operates along the batch axis")
+        return a if a < t.batch_axis else a - 1
+
+    def set_out(self, node, ir_name: str, batch_axis: int = 0, k: int = 0) -> None:
+        self.tensors[node.output[k]] = _Tensor(ir_name, batch_axis)
+
+    def attrs(self, node) -> dict:
+        from onnx import helper
+
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def add_input(self, vi) -> None:
+        dims = []
+        for d in vi.type.tensor_type.shape.dim:
+            dims.append(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None)
+        if not dims:
+            raise WorkloadError(f"{self.path}: input {vi.name!r} has no shape")
+        ba = 0
+        for node in self.model.graph.node:
+            if node.op_type == "LSTM" and node.input and node.input[0] == vi.name:
+                layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+                ba = 1 if layout == 0 else 0
+        per_sample = dims[:ba] + dims[ba + 1 :]
+        if any(d is None for d in per_sample):
+            raise WorkloadError(
+                f"{self.path}: input {vi.name!r} has symbolic dimensions {dims} besides the batch; "
+                "export the model with fixed shapes"
+            )
+        self.tensors[vi.name] = _Tensor(L.input_(self.g, self.uid(vi.name), tuple(per_sample)), ba)
+
+    # -- conversion -------------------------------------------------------------------------
+    def convert(self, node) -> None:
+        op = node.op_type
+        dynamic = [i for i in node.input if i and i not in self.consts]
+        if op == "Constant":
+            self.fold(node)
+            return
+        if op == "Shape" and dynamic:
+            t = self.dyn(node)
+            self.consts[node.output[0]] = np.array(self.full_shape(t), dtype=np.int64)
+            return
+        if not dynamic:
+            self.fold(node)
+            return
+        handler = getattr(self, f"op_{op}", None)
+        if handler is None:
+            if op in NO_OPS or (op == "Cast" and self.attrs(node).get("to") in (1, 10, 11)):
+                self.tensors[node.output[0]] = self.dyn(node)
+                return
+            if op in ACTIVATIONS or op == "LeakyRelu":
+                t = self.dyn(node)
+                fn = ACTIVATIONS.get(op, "leaky_relu")
+                alpha = self.attrs(node).get("alpha", 0.01)
+                self.set_out(node, L.act(self.g, self.uid(node.name or op), t.name, fn, alpha),
+                             t.batch_axis)  # fmt: skip
+                return
+            if op in BINARY:
+                self.binary(node, BINARY[op])
+                return
+            raise self.fail(node, f"unsupported ONNX op {op!r}")
+        handler(node)
+
+    def fold(self, node) -> None:
+        """Evaluate a node whose inputs are all constant."""
+        import onnx
+        from onnx import helper, numpy_helper
+        from onnx.reference import ReferenceEvaluator
+
+        inits = [numpy_helper.from_array(np.asarray(self.consts[i]), i) for i in node.input if i]
+        outs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
+                for o in node.output]  # fmt: skip
+        g = helper.make_graph([node], "fold", [], outs, initializer=inits)
+        m = helper.make_model(g, opset_imports=list(self.model.opset_import))
+        try:
+            results = ReferenceEvaluator(m).run(None, {})
+        except Exception as e:
+            raise self.fail(node, f"cannot fold constant node ({e})") from None
+        for name, value in zip(node.output, results, strict=False):
+            self.consts[name] = np.asarray(value)
+
+    def binary(self, node, fn: str) -> None:
+        a_dyn = node.input[0] not in self.consts
+        b_dyn = node.input[1] not in self.consts
+        name = self.uid(node.name or node.op_type)
+        if a_dyn and b_dyn:
+            ta, tb = self.dyn(node, 0), self.dyn(node, 1)
+            if ta.batch_axis != tb.batch_axis:
+                raise self.fail(node, "operands have their batch axes in different places")
+            self.set_out(node, L.binary(self.g, name, fn, ta.name, tb.name), ta.batch_axis)
+            return
+        t = self.dyn(node, 0 if a_dyn else 1)
+        c = np.asarray(self.consts[node.input[1 if a_dyn else 0]], dtype=np.float32)
+        rank = len(self.g.shape(t.name)) + 1
+        if c.ndim == rank:
+            if c.shape[t.batch_axis] != 1:
+                raise self.fail(node, f"constant {c.shape} varies along the batch axis")
+            c = np.squeeze(c, axis=t.batch_axis)
+        elif c.ndim > rank:
+            raise self.fail(node, f"constant {c.shape} has more axes than the tensor")
+        if fn == "add" and a_dyn and self.fold_bias(t, c):
+            self.tensors[node.output[0]] = t
+            return
+        out = L.binary(self.g, name, fn, t.name, const=c, const_first=not a_dyn)
+        self.set_out(node, out, t.batch_axis)
+
+    def fold_bias(self, t: _Tensor, c: np.ndarray) -> bool:
+        """Fold `+ c` into the linear layer producing t, when nothing else reads t."""
+        op = self.g.get(t.name)
+        if not isinstance(op, ir.Linear) or self.readers_of_ir(t) > 1:
+            return False
+        n = op.shape[-1]
+        if c.size == 1:
+            bias = np.full(n, c.reshape(()), dtype=np.float32)
+        elif c.size == n and c.shape[-1] == n:
+            bias = c.reshape(n).astype(np.float32)
+        else:
+            return False
+        if op.bias is not None:
+            bias = bias + op.bias
+        self.g.replace(replace(op, bias=bias))
+        return True
+
+    def readers_of_ir(self, t: _Tensor) -> int:
+        names = [k for k, v in self.tensors.items() if v.name == t.name]
+        return sum(self.readers.get(k, 0) for k in names)
+
+    # -- weighted ops -----------------------------------------------------------------------
+    def op_Conv(self, node) -> None:
+        t = self.dyn(node)
+        if t.batch_axis != 0 or len(self.g.shape(t.name)) != 3:
+            raise self.fail(node, "only 2-D convolutions on NCHW inputs are supported")
+        w = self.const(node, 1)
+        b = self.const(node, 2, required=False)
+        a = self.attrs(node)
+        kh, kw = w.shape[2:]
+        strides = tuple(a.get("strides", (1, 1)))
+        dil = tuple(a.get("dilations", (1, 1)))
+        pads = self.pads(node, a, self.g.shape(t.name)[1:], (kh, kw), strides, dil)
+        out = L.conv2d(self.g, self.uid(node.name or "conv"), t.name, w, b, strides, pads, dil,
+                       int(a.get("group", 1)))  # fmt: skip
+        self.set_out(node, out)
+
+    def pads(self, node, a, hw, kernel, strides, dil=(1, 1)) -> tuple[int, int, int, int]:
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("NOTSET", "VALID"):
+            p = tuple(a.get("pads", (0, 0, 0, 0))) if auto == "NOTSET" else (0, 0, 0, 0)
+            if len(p) != 4:
+                raise self.fail(node, f"expected 4 pads for 2-D, got {p}")
+            return (int(p[0]), int(p[1]), int(p[2]), int(p[3]))
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            total = []
+            for size, k, s, d in zip(hw, kernel, strides, dil, strict=True):
+                out = -(-size // s)
+                total.append(max(0, (out - 1) * s + (k - 1) * d + 1 - size))
+            lo = [p // 2 if auto == "SAME_UPPER" else p - p // 2 for p in total]
+            return (lo[0], lo[1], total[0] - lo[0], total[1] - lo[1])
+        raise self.fail(node, f"auto_pad {auto!r} is not supported")
+
+    def op_Gemm(self, node) -> None:
+        a = self.attrs(node)
+        t = self.dyn(node)
+        if node.input[1] not in self.consts:
+            raise self.fail(node, "Gemm with a dynamic B is not supported")
+        if a.get("transA", 0):
+            raise self.fail(node, "transA = 1 is not supported")
+        b = self.const(node, 1).astype(np.float32)
+        w = (b.T if a.get("transB", 0) else b) * np.float32(a.get("alpha", 1.0))
+        c = self.const(node, 2, required=False)
+        bias = None
+        if c is not None:
+            bias = np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (w.shape[1],))
+            bias = bias * np.float32(a.get("beta", 1.0))
+        self.set_out(node, L.linear(self.g, self.uid(node.name or "gemm"), t.name, w, bias))
+
+    def op_MatMul(self, node) -> None:
+        name = self.uid(node.name or "matmul")
+        if node.input[1] in self.consts:
+            t = self.dyn(node)
+            w = np.asarray(self.consts[node.input[1]], np.float32)
+            if w.ndim != 2:
+                raise self.fail(node, f"constant operand must be 2-D, got {w.shape}")
+            self.set_out(node, L.linear(self.g, name, t.name, w), t.batch_axis)
+            return
+        if node.input[0] in self.consts:
+            raise self.fail(node, "a constant left operand is not supported")
+        ta, tb = self.dyn(node, 0), self.dyn(node, 1)
+        if ta.batch_axis or tb.batch_axis:
+            raise self.fail(node, "dynamic products need the batch axis first")
+        self.set_out(node, L.matmul(self.g, name, ta.name, tb.name))
+
+    def op_LSTM(self, node) -> None:
+        a = self.attrs(node)
+        t = self.dyn(node)
+        if a.get("direction", b"forward") not in (b"forward", "forward"):
+            raise self.fail(node, "only forward LSTMs are supported")
+        if a.get("layout", 0) != 0 or t.batch_axis != 1:
+            raise self.fail(node, "expected X as (seq, batch, input) (layout 0)")
+        for i, what in ((4, "sequence_lens"), (5, "initial_h"), (6, "initial_c"), (7, "P")):
+            if i < len(node.input) and node.input[i]:
+                v = self.consts.get(node.input[i])
+                if v is None or np.any(v):
+                    raise self.fail(node, f"{what} is not supported")
+        if "activations" in a or "clip" in a or a.get("input_forget", 0):
+            raise self.fail(node, "custom activations, clip and input_forget are not supported")
+        w, r = self.const(node, 1)[0], self.const(node, 2)[0]
+        hidden = int(a.get("hidden_size", r.shape[-1]))
+        b = self.const(node, 3, required=False)
+        b_ih = b_hh = None
+        if b is not None:
+            b_ih, b_hh = b[0][: 4 * hidden], b[0][4 * hidden :]
+        base = self.uid(node.name or "lstm")
+        y = L.lstm(self.g, base, t.name, w, r, b_ih, b_hh)
+        seq = self.g.shape(y)[0]
+        if len(node.output) > 0 and node.output[0]:
+            self.set_out(node, L.reshape(self.g, self.uid(f"{base}_Y"), y, (seq, 1, hidden)), 2)
+        if len(node.output) > 1 and node.output[1]:
+            last = L.slice_last(self.g, self.uid(f"{base}_last"), y, 0)
+            self.set_out(node, L.reshape(self.g, self.uid(f"{base}_Y_h"), last, (1, hidden)), 1, 1)
+        if len(node.output) > 2 and node.output[2] and self.readers.get(node.output[2]):
+            raise self.fail(node, "the cell-state output Y_c is not supported")
+
+    def op_BatchNormalization(self, node) -> None:
+        t = self.dyn(node)
+        scale, bias, mean, var = (np.asarray(self.const(node, i), np.float64) for i in (1, 2, 3, 4))
+        eps = self.attrs(node).get("epsilon", 1e-5)
+        k = scale / np.sqrt(var + eps)
+        shift = bias - mean * k
+        op = self.g.get(t.name)
+        if isinstance(op, ir.Conv2d) and t.batch_axis == 0 and self.readers_of_ir(t) == 1:
+            w = op.weight * k.reshape(-1, 1, 1, 1).astype(np.float32)
+            b = (op.bias if op.bias is not None else 0.0) * k + shift
+            self.g.replace(replace(op, weight=w.astype(np.float32), bias=b.astype(np.float32)))
+            self.tensors[node.output[0]] = t
+            return
+        if isinstance(op, ir.Linear) and self.readers_of_ir(t) == 1 and op.shape[-1] == k.size:
+            w = op.weight * k.astype(np.float32)
+            b = (op.bias if op.bias is not None else 0.0) * k + shift
+            self.g.replace(replace(op, weight=w.astype(np.float32), bias=b.astype(np.float32)))
+            self.tensors[node.output[0]] = t
+            return
+        if t.batch_axis != 0:
+            raise self.fail(node, "batch norm needs the batch axis first")
+        self.set_out(node, L.affine(self.g, self.uid(node.name or "bn"), t.name, k, shift))
+
+    # -- pooling, shapes --------------------------------------------------------------------
+    def pool(self, node, fn: str) -> None:
+        t = self.dyn(node)
+        a = self.attrs(node)
+        if a.get("ceil_mode", 0):
+            raise self.fail(node, "ceil_mode = 1 is not supported")
+        if any(d != 1 for d in a.get("dilations", (1, 1))):
+            raise self.fail(node, "dilated pooling is not supported")
+        if len(self.g.shape(t.name)) != 3 or t.batch_axis:
+            raise self.fail(node, "only 2-D pooling on NCHW inputs is supported")
+        k = tuple(a["kernel_shape"])
+        s = tuple(a.get("strides", (1, 1)))
+        pads = self.pads(node, a, self.g.shape(t.name)[1:], k, s)
+        out = L.pool(self.g, self.uid(node.name or fn), t.name, fn, k, s, pads,
+                     bool(a.get("count_include_pad", 0)))  # fmt: skip
+        self.set_out(node, out)
+
+    def op_MaxPool(self, node) -> None:
+        if len(node.output) > 1 and node.output[1]:
+            raise self.fail(node, "the Indices output is not supported")
+        self.pool(node, "max")
+
+    def op_AveragePool(self, node) -> None:
+        self.pool(node, "avg")
+
+    def op_GlobalAveragePool(self, node) -> None:
+        t = self.dyn(node)
+        self.set_out(node, L.global_pool(self.g, self.uid(node.name or "gap"), t.name, "avg"))
+
+    def op_GlobalMaxPool(self, node) -> None:
+        t = self.dyn(node)
+        self.set_out(node, L.global_pool(self.g, self.uid(node.name or "gmp"), t.name, "max"))
+
+    def op_Flatten(self, node) -> None:
+        t = self.dyn(node)
+        axis = self.attrs(node).get("axis", 1)
+        full = self.full_shape(t)
+        axis = axis + len(full) if axis < 0 else axis
+        if t.batch_axis != 0 or axis < 1:
+            raise self.fail(node, "flattening across the batch axis is not supported")
+        lead = int(np.prod(full[1:axis], dtype=np.int64))
+        target = (lead, -1) if axis > 1 else (-1,)
+        self.set_out(node, L.reshape(self.g, self.uid(node.name or "flatten"), t.name, target))
+
+    def op_Reshape(self, node) -> None:
+        t = self.dyn(node)
+        target = [int(d) for d in self.const(node, 1)]
+        if self.attrs(node).get("allowzero", 0) and 0 in target:
+            raise self.fail(node, "allowzero with zero dimensions is not supported")
+        full = self.full_shape(t)
+        target = [full[i] if d == 0 and i < len(full) else d for i, d in enumerate(target)]
+        if t.batch_axis != 0 or not target or target[0] not in (1, -1):
+            raise self.fail(node, f"cannot tell where the batch axis goes in reshape to {target}")
+        per_sample = target[1:]
+        if target[0] == -1:
+            if -1 in per_sample:
+                raise self.fail(node, f"two unknown dimensions in {target}")
+        self.set_out(node, L.reshape(self.g, self.uid(node.name or "reshape"), t.name, per_sample))
+
+    def op_Squeeze(self, node) -> None:
+        self.squeeze(node, unsqueeze=False)
+
+    def op_Unsqueeze(self, node) -> None:
+        self.squeeze(node, unsqueeze=True)
+
+    def squeeze(self, node, unsqueeze: bool) -> None:
+        t = self.dyn(node)
+        axes = self.attrs(node).get("axes")
+        if axes is None:
+            c = self.const(node, 1, required=False)
+            axes = [] if c is None else [int(v) for v in c]
+        full = list(self.full_shape(t))
+        ba = t.batch_axis
+        if unsqueeze:
+            rank = len(full) + len(axes)
+            axes = sorted(a + rank if a < 0 else a for a in axes)
+            for a in axes:
+                full.insert(a, 1)
+                if a <= ba:
+                    ba += 1
+        else:
+            if not axes:
+                axes = [i for i, d in enumerate(full) if d == 1 and i != ba]
+            axes = sorted((a + len(full) if a < 0 else a for a in axes), reverse=True)
+            if ba in axes:
+                raise self.fail(node, "cannot squeeze the batch axis")
+            for a in axes:
+                if full[a] != 1:
+                    raise self.fail(node, f"axis {a} has size {full[a]}, not 1")
+                del full[a]
+                if a < ba:
+                    ba -= 1
+        per_sample = full[:ba] + full[ba + 1 :]
+        out = L.reshape(self.g, self.uid(node.name or node.op_type), t.name, per_sample)
+        self.set_out(node, out, ba)
+
+    def op_Transpose(self, node) -> None:
+        t = self.dyn(node)
+        rank = len(self.g.shape(t.name)) + 1
+        perm = list(self.attrs(node).get("perm", reversed(range(rank))))
+        ba = t.batch_axis
+        new_ba = perm.index(ba)
+        ps = [p if p < ba else p - 1 for p in perm if p != ba]
+        out = L.transpose(self.g, self.uid(node.name or "transpose"), t.name, ps)
+        self.set_out(node, out, new_ba)
+
+    def op_Concat(self, node) -> None:
+        if any(i in self.consts for i in node.input):
+            raise self.fail(node, "concatenating constants with tensors is not supported")
+        ts = [self.dyn(node, i) for i in range(len(node.input))]
+        if len({t.batch_axis for t in ts}) != 1:
+            raise self.fail(node, "inputs have their batch axes in different places")
+        axis = self.ps_axis(node, ts[0], self.attrs(node)["axis"])
+        out = L.concat(self.g, self.uid(node.name or "concat"), [t.name for t in ts], axis)
+        self.set_out(node, out, ts[0].batch_axis)
+
+    def op_Softmax(self, node) -> None:
+        t = self.dyn(node)
+        rank = len(self.g.shape(t.name)) + 1
+        axis = self.attrs(node).get("axis", -1 if self.opset >= 13 else 1)
+        if self.opset < 13 and (axis % rank) != rank - 1:
+            raise self.fail(node, "opset < 13 softmax over several axes is not supported")
+        out = L.softmax(
+            self.g, self.uid(node.name or "softmax"), t.name, self.ps_axis(node, t, axis)
+        )
+        self.set_out(node, out, t.batch_axis)
+
+    def op_LayerNormalization(self, node) -> None:
+        t = self.dyn(node)
+        a = self.attrs(node)
+        axis = self.ps_axis(node, t, a.get("axis", -1))
+        if t.batch_axis != 0:
+            raise self.fail(node, "layer norm needs the batch axis first")
+        gamma = self.const(node, 1)
+        beta = self.const(node, 2, required=False)
+        out = L.layernorm(self.g, self.uid(node.name or "layernorm"), t.name, gamma, beta, axis,
+                          a.get("epsilon", 1e-5))  # fmt: skip
+        self.set_out(node, out)

@@ -1,0 +1,191 @@
+"""Workloads written as TOML layer lists.
+
+```toml
+name = "mlp_small"
+weights = "mlp_small.npz"     # optional: <id>.weight / <id>.bias in PyTorch layout, else seeded
+
+[[layer]]
+id = "input"
+op = "input"
+shape = [64]
+
+[[layer]]
+id = "fc1"
+op = "linear"
+out_features = 32
+inputs = ["input"]
+```
+
+Each layer names its producers in `inputs` (default: the layer before). Ops and their keys:
+input (shape); linear (out_features, bias); conv2d (out_channels, kernel, stride, padding,
+groups, bias); lstm (hidden); relu, sigmoid, tanh, gelu; maxpool, avgpool (kernel, stride,
+padding); globalavgpool, globalmaxpool; flatten; reshape (shape); add, mul (two inputs);
+concat (axis); softmax (axis); layernorm; matmul (two inputs). Unknown ops or keys raise a
+`WorkloadError` naming the file, the layer and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from archsim.errors import WorkloadError
+from archsim.workload import layers as L
+from archsim.workload.ir import GraphBuilder, Workload
+
+_KEYS = {
+    "input": {"shape"},
+    "linear": {"out_features", "bias"},
+    "conv2d": {"out_channels", "kernel", "stride", "padding", "groups", "bias"},
+    "lstm": {"hidden"},
+    "relu": set(), "sigmoid": set(), "tanh": set(), "gelu": set(),
+    "maxpool": {"kernel", "stride", "padding"}, "avgpool": {"kernel", "stride", "padding"},
+    "globalavgpool": set(), "globalmaxpool": set(), "flatten": set(), "reshape": {"shape"},
+    "add": set(), "mul": set(), "concat": {"axis"}, "softmax": {"axis"}, "layernorm": set(),
+    "matmul": set(),
+}  # fmt: skip
+_COMMON = {"id", "op", "inputs"}
+
+
+def load_toml_workload(path: str | Path, seed: int = 0) -> Workload:
+    """Read a TOML layer list; weights from its npz file or drawn from `seed`."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise WorkloadError(f"{path}: cannot read layer list: {e}") from None
+    unknown = set(raw) - {"name", "description", "weights", "layer", "source"}
+    if unknown:
+        raise WorkloadError(f"{path}: {sorted(unknown)[0]}: unknown key (allowed: name, "
+                            "description, weights, layer)")  # fmt: skip
+    layers = raw.get("layer")
+    if not isinstance(layers, list) or not layers:
+        raise WorkloadError(f"{path}: expected [[layer]] tables")
+    weights: dict[str, np.ndarray] = {}
+    if "weights" in raw:
+        wpath = path.parent / raw["weights"]
+        try:
+            with np.load(wpath) as data:
+                weights = {k: data[k] for k in data.files}
+        except OSError as e:
+            raise WorkloadError(f"{path}: weights: cannot read {wpath}: {e}") from None
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder(str(raw.get("name", path.stem)), str(path))
+    previous = None
+    for i, layer in enumerate(layers):
+        previous = _add_layer(g, path, i, layer, previous, weights, rng)
+    return g.build()
+
+
+def _add_layer(g, path, i, layer, previous, weights, rng) -> str:
+    where = f"{path}: layer {layer.get('id', i)!r}"
+    op = layer.get("op")
+    if op not in _KEYS:
+        raise WorkloadError(f"{where}: op: expected one of {', '.join(sorted(_KEYS))}, got {op!r}")
+    lid = layer.get("id")
+    if not isinstance(lid, str) or not lid:
+        raise WorkloadError(f"{where}: id: expected a non-empty string")
+    extra = set(layer) - _COMMON - _KEYS[op]
+    if extra:
+        raise WorkloadError(f"{where}: {sorted(extra)[0]}: unknown key for op {op!r} "
+                            f"(allowed: {', '.join(sorted(_KEYS[op] | _COMMON))})")  # fmt: skip
+    if op == "input":
+        return L.input_(g, lid, tuple(_ints(where, layer, "shape")))
+    inputs = layer.get("inputs", [previous] if previous else [])
+    if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
+        raise WorkloadError(f"{where}: inputs: expected a list of layer ids")
+    for s in inputs:
+        if not g.has(s):
+            raise WorkloadError(f"{where}: inputs: no earlier layer {s!r}")
+    two = op in ("add", "mul", "matmul")
+    if (two and len(inputs) != 2) or (not two and op != "concat" and len(inputs) != 1):
+        raise WorkloadError(f"{where}: inputs: op {op!r} takes {'two inputs' if two else 'one'}")
+    x = inputs[0]
+    try:
+        return _build(g, op, lid, x, inputs, layer, weights, rng, where)
+    except WorkloadError as e:
+        raise WorkloadError(f"{where}: {e}") from None
+
+
+def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
+    bias = layer.get("bias", True)
+    if op == "linear":
+        n_in = g.shape(x)[-1]
+        n_out = int(layer.get("out_features", 0)) or _missing(where, "out_features")
+        w = _weight(weights, lid, (n_out, n_in), n_in, rng)
+        b = _bias(weights, lid, n_out, bias)
+        return L.linear(g, lid, x, w.T, b)
+    if op == "conv2d":
+        c_in = g.shape(x)[0]
+        c_out = int(layer.get("out_channels", 0)) or _missing(where, "out_channels")
+        k = int(layer.get("kernel", 3))
+        groups = int(layer.get("groups", 1))
+        pad = int(layer.get("padding", 0))
+        stride = int(layer.get("stride", 1))
+        w = _weight(weights, lid, (c_out, c_in // groups, k, k), c_in // groups * k * k, rng)
+        return L.conv2d(g, lid, x, w, _bias(weights, lid, c_out, bias), (stride, stride),
+                        (pad,) * 4, (1, 1), groups)  # fmt: skip
+    if op == "lstm":
+        hid = int(layer.get("hidden", 0)) or _missing(where, "hidden")
+        n_in = g.shape(x)[-1]
+        w_ih = weights.get(f"{lid}.weight_ih")
+        w_hh = weights.get(f"{lid}.weight_hh")
+        if w_ih is None:
+            s = 1 / np.sqrt(hid)
+            w_ih = rng.uniform(-s, s, (4 * hid, n_in))
+            w_hh = rng.uniform(-s, s, (4 * hid, hid))
+        return L.lstm(g, lid, x, w_ih, w_hh, weights.get(f"{lid}.bias_ih"),
+                      weights.get(f"{lid}.bias_hh"))  # fmt: skip
+    if op in ("relu", "sigmoid", "tanh", "gelu"):
+        return L.act(g, lid, x, op)
+    if op in ("maxpool", "avgpool"):
+        k = int(layer.get("kernel", 2))
+        s = int(layer.get("stride", k))
+        p = int(layer.get("padding", 0))
+        return L.pool(g, lid, x, op[:3], (k, k), (s, s), (p,) * 4)
+    if op in ("globalavgpool", "globalmaxpool"):
+        return L.global_pool(g, lid, x, op[6:9])
+    if op == "flatten":
+        return L.flatten(g, lid, x)
+    if op == "reshape":
+        return L.reshape(g, lid, x, _ints(where, layer, "shape"))
+    if op in ("add", "mul"):
+        return L.binary(g, lid, op, inputs[0], inputs[1])
+    if op == "matmul":
+        return L.matmul(g, lid, inputs[0], inputs[1])
+    if op == "concat":
+        return L.concat(g, lid, inputs, int(layer.get("axis", 0)))
+    if op == "softmax":
+        return L.softmax(g, lid, x, int(layer.get("axis", -1)))
+    d = g.shape(x)[-1]
+    return L.layernorm(g, lid, x, weights.get(f"{lid}.weight", np.ones(d)),
+                       weights.get(f"{lid}.bias", np.zeros(d)))  # fmt: skip
+
+
+def _ints(where: str, layer: dict, key: str) -> list[int]:
+    v = layer.get(key)
+    if not isinstance(v, list) or not v or not all(isinstance(d, int) for d in v):
+        raise WorkloadError(f"{where}: {key}: expected a list of integers, got {v!r}")
+    return v
+
+
+def _missing(where: str, key: str):
+    raise WorkloadError(f"{where}: {key}: missing (a positive integer)")
+
+
+def _weight(weights, lid, shape, fan_in, rng) -> np.ndarray:
+    w = weights.get(f"{lid}.weight")
+    if w is None:
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    if w.shape != shape:
+        raise WorkloadError(f"weight {lid}.weight: expected shape {shape}, got {w.shape}")
+    return w
+
+
+def _bias(weights, lid, n, use: bool) -> np.ndarray | None:
+    if not use:
+        return None
+    b = weights.get(f"{lid}.bias")
+    return np.zeros(n, np.float32) if b is None else b
