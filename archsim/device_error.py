@@ -146,10 +146,7 @@ def device_error(
 def _calibrate_at_programming(prog, x_cal, setup: DeviceErrorSetup, rng) -> Converters:
     """DAC/ADC ranges set on the chip right after programming (t = 0), then kept."""
     state0 = read_state(prog, 0.0, rng)
-    conv = calibrate(state0, x_cal, input_bits=setup.input_bits, adc_bits=setup.adc_bits)
-    if setup.adc_bits == 0:
-        conv = Converters(setup.input_bits, conv.input_range, 0, None)
-    return conv
+    return calibrate(state0, x_cal, input_bits=setup.input_bits, adc_bits=setup.adc_bits)
 
 
 def format_table(rows: Sequence[DeviceErrorRow]) -> str:

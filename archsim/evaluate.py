@@ -53,6 +53,9 @@ class LayerStats:
     layer: str
     nrmse: float
     """RMSE of the analog output against the exact product on the same input, / its std."""
+    quantization_nrmse: float
+    """What DAC and ADC rounding alone would give (uniform rounding errors: input step^2/12
+    through the weights plus one ADC step^2/12 per K-block), / the same std."""
     input_clip_rate: float
     output_clip_rate: float
 
@@ -208,23 +211,25 @@ class _Stats:
     def __init__(self) -> None:
         self.data: dict[str, list[float]] = {}
 
-    def add(self, op, group, x, y, clipped_in, clipped_out, conversions) -> None:
+    def add(self, op, group, x, y, clipped_in, clipped_out, conversions, quant_mse) -> None:
         exact = float_matmul(op, group, x)
-        d = self.data.setdefault(op.name, [0.0] * 6)
+        d = self.data.setdefault(op.name, [0.0] * 7)
         d[0] += float(np.sum((y - exact) ** 2))
         d[1] += float(np.var(exact)) * y.size
         d[2] += clipped_in
         d[3] += x.size
         d[4] += clipped_out
         d[5] += conversions
+        d[6] += quant_mse * y.size
 
     def rows(self, layers) -> tuple[LayerStats, ...]:
         out = []
         for name in layers:
             d = self.data.get(name)
             if d is not None:
-                nrmse = float(np.sqrt(d[0] / d[1])) if d[1] > 0 else 0.0
-                out.append(LayerStats(name, nrmse, d[2] / max(d[3], 1), d[4] / max(d[5], 1)))
+                var = d[1] if d[1] > 0 else 1.0
+                out.append(LayerStats(name, float(np.sqrt(d[0] / var)), float(np.sqrt(d[6] / var)),
+                                      d[2] / max(d[3], 1), d[4] / max(d[5], 1)))  # fmt: skip
         return tuple(out)
 
 
@@ -255,5 +260,21 @@ class _AnalogMatmul:
                 conversions += res.conversions
         if self.stats is not None and (op.name, group) not in self.measured:
             self.measured.add((op.name, group))
-            self.stats.add(op, group, x, y, c_in, c_out, conversions)
+            quant = float(
+                np.mean([_quantization_mse(s, c) for s, c in zip(states, convs, strict=True)])
+            )
+            self.stats.add(op, group, x, y, c_in, c_out, conversions, quant)
         return y
+
+
+def _quantization_mse(state: MatrixState, conv: Converters) -> float:
+    """Mean squared output error that uniform DAC and ADC rounding alone would cause."""
+    prog = state.programmed
+    w = state.w_eff * prog.w_scale  # weights in weight units
+    in_step = conv.input_range / (2 ** (conv.input_bits - 1) - 1) if conv.input_bits else 0.0
+    mse = in_step**2 / 12 * float(np.mean(np.sum(w.astype(np.float64) ** 2, axis=0)))
+    if conv.adc_bits and conv.adc_bound is not None:
+        q = 2 ** (conv.adc_bits - 1) - 1
+        step = conv.adc_bound / q * prog.w_scale[None, :] * conv.input_range  # (blocks, N)
+        mse += float(np.mean(np.sum(step.astype(np.float64) ** 2, axis=0))) / 12
+    return mse

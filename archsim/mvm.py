@@ -42,11 +42,11 @@ class Converters:
     """DAC and ADC settings of one matrix: bit widths and calibrated ranges."""
 
     input_bits: int
-    """DAC code width incl. sign; 0 = no quantization."""
+    """DAC code width incl. sign; 0 = an ideal DAC (no rounding, no clipping)."""
     input_range: float
     """Input magnitude that maps to the full-scale DAC code; > 0."""
     adc_bits: int
-    """ADC code width incl. sign; 0 = no quantization."""
+    """ADC code width incl. sign; 0 = no rounding (clipping only if adc_bound is given)."""
     adc_bound: np.ndarray | None
     """(row blocks, N) or (row blocks, 1) full-scale ADC input per K-block (and column), in units
     of a full-scale input on a full-scale weight; None = an ideal ADC that never clips (only with
@@ -97,7 +97,8 @@ def calibrate(
     The DAC range is the `input_percentile` of |x|; the ADC range of each K-block is the
     `adc_percentile` of |partial sum| over the batch (per column when `adc_per_column`),
     computed on the state's weights with the inputs through the DAC and without fresh noise.
-    An all-zero batch or block gets range 1. Batches longer than `max_rows` are calibrated on
+    An all-zero batch or block gets range 1; with adc_bits = 0 the ADC is ideal (no range,
+    no clipping). Batches longer than `max_rows` are calibrated on
     `max_rows` evenly spaced rows; `input_range` skips the DAC part (e.g. one range shared by
     the replicas of a layer).
     """
@@ -123,7 +124,7 @@ def calibrate(
         else:
             b = np.percentile(part, adc_percentile)
         bound[k] = np.where(b > 0, b, 1.0)
-    return Converters(input_bits, input_range, adc_bits, bound)
+    return Converters(input_bits, input_range, adc_bits, bound if adc_bits else None)
 
 
 def input_range_of(x: np.ndarray, percentile: float = 100.0) -> float:
@@ -267,10 +268,11 @@ def _qmax(bits: int) -> float:
 def _dac(x: np.ndarray, conv: Converters, rows: int, n_blocks: int, scratch: _Scratch):
     """Input codes (B, K), squared code norm per row block (B, n_blocks), clip count."""
     qmax_in = _qmax(conv.input_bits)
+    limit = qmax_in if conv.input_bits else np.inf  # an ideal DAC does not clip
     codes = scratch.get("codes", x.shape)
     sqnorm = scratch.get("sqnorm", (x.shape[0], n_blocks))
     clipped = quantize_inputs(
-        x, np.float32(qmax_in / conv.input_range), np.float32(qmax_in), conv.input_bits > 0,
+        x, np.float32(qmax_in / conv.input_range), np.float32(limit), conv.input_bits > 0,
         rows, codes, sqnorm,
     )  # fmt: skip
     return codes, sqnorm, clipped

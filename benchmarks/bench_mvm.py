@@ -22,7 +22,7 @@ import numpy as np
 
 from archsim.config import load_device
 from archsim.crossbar import program_matrix, read_state
-from archsim.mvm import Converters, analog_mvm, calibrate
+from archsim.mvm import analog_mvm, calibrate
 from archsim.spec import CrossbarSpec, MvmNoiseSpec
 
 
@@ -64,8 +64,6 @@ def main() -> None:
             prog = program_matrix(w, xbar, device, rng)
             state = read_state(prog, 3600.0, rng)
             conv = calibrate(state, x, input_bits=in_bits, adc_bits=adc_bits)
-            if adc_bits == 0:
-                conv = Converters(0, conv.input_range, 0, None)
             base, t = paired_times(
                 lambda x=x, w=w: x @ w,
                 lambda x=x, s=state, c=conv: analog_mvm(x, s, c, key=1),
