@@ -11,6 +11,7 @@ from archsim.spec.chip import (
     LdpuSpec,
     MappingSpec,
     MemorySpec,
+    PublishedSpec,
     ReadModeSpec,
 )
 from archsim.spec.device import DeviceSpec, MvmNoiseSpec
@@ -28,5 +29,6 @@ __all__ = [
     "MappingSpec",
     "MemorySpec",
     "MvmNoiseSpec",
+    "PublishedSpec",
     "ReadModeSpec",
 ]

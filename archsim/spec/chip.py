@@ -290,6 +290,27 @@ class MappingSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishedSpec:
+    """A figure the chip's source publishes, for `archsim validate` to check."""
+
+    metric: Literal["peak_tops", "tops_per_w", "tops_per_mm2", "mvm_latency_ns"]
+    """peak_tops: all cores doing back-to-back MVMs; tops_per_w: the same over the MVM-path
+    energy (array, input drivers, ADCs); tops_per_mm2: peak over total core area;
+    mvm_latency_ns: one MVM from input to converted output."""
+    value: float
+    """The published number in the metric's unit; > 0."""
+    read_mode: str = ""
+    """Read mode it was measured in ("" = the preset's)."""
+    tolerance: float = 0.05
+    """Accepted relative deviation of the simulation; > 0."""
+
+    def __post_init__(self) -> None:
+        one_of("metric", self.metric, ("peak_tops", "tops_per_w", "tops_per_mm2", "mvm_latency_ns"))
+        positive("value", self.value)
+        positive("tolerance", self.tolerance)
+
+
+@dataclass(frozen=True, slots=True)
 class ChipSpec:
     """A whole chip: cores, their crossbars and periphery, global units, fabric, memory, device."""
 
@@ -309,6 +330,8 @@ class ChipSpec:
     memory: MemorySpec
     device: DeviceSpec
     mapping: MappingSpec = MappingSpec()
+    published: tuple[PublishedSpec, ...] = ()
+    """Published figures to validate against."""
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     """(table, source) pairs as given in the preset file."""
 
@@ -328,6 +351,10 @@ class ChipSpec:
             )
         if self.fabric.dims[0] * self.fabric.dims[1] < self.cores.count:
             raise SpecError("fabric.dims", f"{list(self.fabric.dims)} has fewer routers than cores")
+        modes = {m.name for m in self.input.read_modes}
+        for i, p in enumerate(self.published):
+            if p.read_mode and p.read_mode not in modes:
+                raise SpecError(f"published[{i}].read_mode", f"expected one of {sorted(modes)}")
 
     @property
     def cols_per_adc(self) -> int:

@@ -1,0 +1,100 @@
+"""One AIMC core: crossbar array, ADC bank, LDPU and activation SRAM, as SimPy resources.
+
+Timing of one MVM (a chunk of k MVMs takes k times as long):
+- array: phases x (integration window + overhead) plus one conversion round. PWM windows are
+  2**(bits-1) LSB steps of ns_per_lsb; bit-serial windows one step per bit. The array is held
+  for all of it: a CCO ADC counts while the columns integrate, so the next integration can only
+  start after the read-out (HERMES: 128 + 5 ns).
+- ADC bank: when columns share ADCs, the remaining cols_per_adc - 1 rounds per phase happen
+  after the array is free (the values wait on sample-and-hold), serialised on the bank.
+- LDPU: per-column post-processing (scale, offset, activation, partial-sum adds) at
+  ops_per_cycle x clock element operations per ns.
+Simplifications: a core holds one block; no refresh, no programming time, no ADC calibration
+cycles; SRAM bandwidth is not a separate resource (its energy is counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import simpy
+
+from archsim.sim.recorder import Recorder
+from archsim.spec import ChipSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CoreTiming:
+    """Times of one MVM on a core of this chip, in ns."""
+
+    array_ns: float
+    """Array busy: integration of all phases plus one conversion round."""
+    adc_extra_ns: float
+    """Further conversion rounds when columns share ADCs (0 with one ADC per column)."""
+    ops_per_ns: float
+    """LDPU element operations per ns."""
+
+    @classmethod
+    def of(cls, chip: ChipSpec) -> CoreTiming:
+        inp, adc = chip.input, chip.adc
+        array = inp.phases * (inp.window_ns + inp.overhead_ns) + adc.conversion_ns
+        extra = inp.phases * (chip.cols_per_adc - 1) * adc.conversion_ns
+        return cls(array, extra, chip.ldpu.ops_per_cycle * chip.ldpu.clock_ghz)
+
+    @property
+    def mvm_latency_ns(self) -> float:
+        """One MVM from input to converted output."""
+        return self.array_ns + self.adc_extra_ns
+
+
+class Core:
+    """A core owns its env, timing and resources; behaviour is generator methods."""
+
+    def __init__(self, env: simpy.Environment, timing: CoreTiming, index: int,
+                 sram_bytes: int, rec: Recorder) -> None:  # fmt: skip
+        self.env = env
+        self.timing = timing
+        self.index = index
+        self.name = f"core{index}"
+        self.rec = rec
+        self.array = simpy.Resource(env, capacity=1)
+        self.adc = simpy.Resource(env, capacity=1)
+        self.ldpu = simpy.Resource(env, capacity=1)
+        self.inbuf = simpy.Container(env, capacity=max(1, sram_bytes))
+        """Input activation SRAM (bytes held by rows waiting to be used)."""
+        self.outbuf = simpy.Container(env, capacity=max(1, sram_bytes))
+        """Output SRAM (bytes of results not yet sent)."""
+
+    def integrate(self, layer: str, sample: int, chunk: int, blocks: int):
+        """Hold the array for `chunk` MVMs; records one "mvm" row with qty = chunk x blocks."""
+        with self.array.request() as req:
+            yield req
+            t0 = self.env.now
+            yield self.env.timeout(chunk * self.timing.array_ns)
+        self.rec.record(t0, self.env.now, self.name, "mvm", layer, sample, chunk * blocks)
+
+    def convert_rest(self, layer: str, sample: int, chunk: int):
+        """The conversion rounds of shared ADCs left after the array is free."""
+        if self.timing.adc_extra_ns <= 0:
+            return
+        with self.adc.request() as req:
+            yield req
+            t0 = self.env.now
+            yield self.env.timeout(chunk * self.timing.adc_extra_ns)
+        self.rec.record(t0, self.env.now, self.name, "adc", layer, sample, chunk)
+
+    def post_process(self, layer: str, sample: int, ops: float):
+        """`ops` element operations on the LDPU."""
+        if ops <= 0:
+            return
+        with self.ldpu.request() as req:
+            yield req
+            t0 = self.env.now
+            yield self.env.timeout(ops / self.timing.ops_per_ns)
+        self.rec.record(t0, self.env.now, self.name, "ldpu", layer, sample, ops)
+
+    def mvm(self, layer: str, sample: int, cols: int, chunk: int = 1):
+        """A whole MVM on this core: array, remaining ADC rounds, LDPU over `cols` outputs."""
+        yield from self.integrate(layer, sample, chunk, 1)
+        yield from self.convert_rest(layer, sample, chunk)
+        yield from self.post_process(layer, sample, chunk * cols)

@@ -1,0 +1,27 @@
+"""Everything the timed run did, as plain rows converted to a DataFrame once at the end.
+
+A row is (t0_ns, t1_ns, component, op, layer, sample, qty): `component` names the resource
+("core12", "link3-4", "gdpu0", "offchip"), `op` what happened ("mvm", "adc", "ldpu", "gdpu",
+"link", "offchip_in", "offchip_out", "sram_read", "sram_write"), `qty` how much (block-MVMs,
+element ops or bytes). Energy, utilisation and the trace are all computed from these rows.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+COLUMNS = ("t0_ns", "t1_ns", "component", "op", "layer", "sample", "qty")
+
+
+class Recorder:
+    """Appends event rows; `to_frame` builds the table once."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def record(self, t0: float, t1: float, component: str, op: str, layer: str, sample: int,
+               qty: float) -> None:  # fmt: skip
+        self.rows.append((t0, t1, component, op, layer, sample, qty))
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self.rows, columns=COLUMNS)
