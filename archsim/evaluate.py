@@ -58,6 +58,8 @@ class LayerStats:
     through the weights plus one ADC step^2/12 per K-block), / the same std."""
     input_clip_rate: float
     output_clip_rate: float
+    activity: float = 0.0
+    """Mean |DAC code| as a fraction of full scale (drives the array and PWM energy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +213,10 @@ class _Stats:
     def __init__(self) -> None:
         self.data: dict[str, list[float]] = {}
 
-    def add(self, op, group, x, y, clipped_in, clipped_out, conversions, quant_mse) -> None:
+    def add(self, op, group, x, y, clipped_in, clipped_out, conversions, quant_mse,
+            input_range) -> None:  # fmt: skip
         exact = float_matmul(op, group, x)
-        d = self.data.setdefault(op.name, [0.0] * 7)
+        d = self.data.setdefault(op.name, [0.0] * 8)
         d[0] += float(np.sum((y - exact) ** 2))
         d[1] += float(np.var(exact)) * y.size
         d[2] += clipped_in
@@ -221,6 +224,7 @@ class _Stats:
         d[4] += clipped_out
         d[5] += conversions
         d[6] += quant_mse * y.size
+        d[7] += float(np.sum(np.minimum(np.abs(x) / input_range, 1.0)))
 
     def rows(self, layers) -> tuple[LayerStats, ...]:
         out = []
@@ -229,7 +233,8 @@ class _Stats:
             if d is not None:
                 var = d[1] if d[1] > 0 else 1.0
                 out.append(LayerStats(name, float(np.sqrt(d[0] / var)), float(np.sqrt(d[6] / var)),
-                                      d[2] / max(d[3], 1), d[4] / max(d[5], 1)))  # fmt: skip
+                                      d[2] / max(d[3], 1), d[4] / max(d[5], 1),
+                                      d[7] / max(d[3], 1)))  # fmt: skip
         return tuple(out)
 
 
@@ -263,7 +268,7 @@ class _AnalogMatmul:
             quant = float(
                 np.mean([_quantization_mse(s, c) for s, c in zip(states, convs, strict=True)])
             )
-            self.stats.add(op, group, x, y, c_in, c_out, conversions, quant)
+            self.stats.add(op, group, x, y, c_in, c_out, conversions, quant, convs[0].input_range)
         return y
 
 

@@ -68,7 +68,7 @@ def test_two_mvms_sharing_adcs(env, log, hermes):
 
 def test_one_link_latency_and_bandwidth(env, log, hermes):
     """64 B over one hop at 16 B/ns plus 1 ns flight: 4 + 1 = 5 ns; over 3 hops (0 -> 3, XY)
-    store-and-forward: 3 x 5 = 15 ns."""
+    cut-through: 4 ns serialisation + 3 x 1 ns flight = 7 ns."""
     fabric = Fabric(env, hermes.fabric, Recorder())
 
     def go(name, dst):
@@ -88,7 +88,7 @@ def test_one_link_latency_and_bandwidth(env, log, hermes):
 
     env2.process(go2())
     env2.run()
-    assert log == [("one", 5.0), ("three", 15.0)]
+    assert log == [("one", 5.0), ("three", 7.0)]
 
 
 def test_two_transfers_contend_for_a_link(env, log, hermes):
@@ -103,6 +103,22 @@ def test_two_transfers_contend_for_a_link(env, log, hermes):
         env.process(go(name))
     env.run()
     assert log == [("a", 5.0), ("b", 9.0)]
+
+
+def test_cut_through_packets_share_links_in_turn(env, log, hermes):
+    """a: 0 -> 2 claims link 0-1 at t = 0; b: 1 -> 2 claims link 1-2 at t = 0 before a asks for
+    it, streams 64 B in 4 ns and lands at 4 + 1 = 5. a gets link 1-2 at 4, streams 4-8 and
+    lands at 8 + 2 x 1 = 10 (it held link 0-1 meanwhile: wormhole)."""
+    fabric = Fabric(env, hermes.fabric, Recorder())
+
+    def go(name, src, dst):
+        yield env.process(fabric.transfer(src, dst, 64))
+        log.append((name, env.now))
+
+    env.process(go("a", 0, 2))
+    env.process(go("b", 1, 2))
+    env.run()
+    assert log == [("b", 5.0), ("a", 10.0)]
 
 
 def test_full_buffer_back_pressures_the_producer(env, log, hermes):

@@ -65,12 +65,23 @@ class Core:
         self.outbuf = simpy.Container(env, capacity=max(1, sram_bytes))
         """Output SRAM (bytes of results not yet sent)."""
 
-    def integrate(self, layer: str, sample: int, chunk: int, blocks: int):
-        """Hold the array for `chunk` MVMs; records one "mvm" row with qty = chunk x blocks."""
+    def integrate(self, layer: str, sample: int, chunk: int, blocks: int, after_first=None):
+        """Hold the array for `chunk` MVMs; records one "mvm" row with qty = chunk x blocks.
+
+        `after_first(end_ns)`, if given, is called when the first MVM of the chunk is through
+        the array (with the time the whole chunk will be), so its post-processing can start
+        while the rest integrate, as it would MVM by MVM.
+        """
         with self.array.request() as req:
             yield req
             t0 = self.env.now
-            yield self.env.timeout(chunk * self.timing.array_ns)
+            if after_first is None:
+                yield self.env.timeout(chunk * self.timing.array_ns)
+            else:
+                yield self.env.timeout(self.timing.array_ns)
+                after_first(t0 + chunk * self.timing.array_ns)
+                if chunk > 1:
+                    yield self.env.timeout((chunk - 1) * self.timing.array_ns)
         self.rec.record(t0, self.env.now, self.name, "mvm", layer, sample, chunk * blocks)
 
     def convert_rest(self, layer: str, sample: int, chunk: int):
@@ -83,14 +94,15 @@ class Core:
             yield self.env.timeout(chunk * self.timing.adc_extra_ns)
         self.rec.record(t0, self.env.now, self.name, "adc", layer, sample, chunk)
 
-    def post_process(self, layer: str, sample: int, ops: float):
-        """`ops` element operations on the LDPU."""
+    def post_process(self, layer: str, sample: int, ops: float, busy_ops: float | None = None):
+        """`ops` element operations on the LDPU, holding it for `busy_ops` of them (default
+        all; less when the rest run on other cores' LDPUs in parallel)."""
         if ops <= 0:
             return
         with self.ldpu.request() as req:
             yield req
             t0 = self.env.now
-            yield self.env.timeout(ops / self.timing.ops_per_ns)
+            yield self.env.timeout((ops if busy_ops is None else busy_ops) / self.timing.ops_per_ns)
         self.rec.record(t0, self.env.now, self.name, "ldpu", layer, sample, ops)
 
     def mvm(self, layer: str, sample: int, cols: int, chunk: int = 1):

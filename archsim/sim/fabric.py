@@ -1,10 +1,11 @@
 """The communication fabric: a mesh of routers joined by links, and the off-chip interface.
 
-A link serialises a packet at its bandwidth (a capacity-1 resource), then the packet flies for
-the link latency while the link already serves the next packet. Routes are dimension-ordered
-(XY: along the row first, then along the column) on the mesh grid. Packets are stored and
-forwarded hop by hop. Simplifications: no flit-level arbitration or virtual channels; a
-packet holds a link for its whole serialisation time; routes are static.
+A packet travels cut-through (wormhole): it claims the links of its route in order, streams
+through all of them at the link bandwidth (each link is a capacity-1 resource held for the
+serialisation time), frees them, and arrives after one flight latency per hop. Routes are
+dimension-ordered (XY: along the row first, then along the column), which keeps the in-order
+claiming free of deadlock. Simplifications: no flit-level arbitration or virtual channels; a
+packet holds every link of its route for its whole serialisation time; routes are static.
 """
 
 from __future__ import annotations
@@ -70,9 +71,25 @@ class Fabric:
         return path
 
     def transfer(self, src: int, dst: int, nbytes: float, layer: str = "", sample: int = -1):
-        """Move `nbytes` from router src to router dst, hop by hop."""
-        for hop in self.route(src, dst):
-            yield from self.links[hop].send(nbytes, layer, sample)
+        """Move `nbytes` from router src to router dst (cut-through)."""
+        path = self.route(src, dst)
+        if not path:
+            return
+        if len(path) == 1:
+            yield from self.links[path[0]].send(nbytes, layer, sample)
+            return
+        links = [self.links[hop] for hop in path]
+        reqs = []
+        for link in links:
+            req = link.port.request()
+            reqs.append(req)
+            yield req
+        t0 = self.env.now
+        yield self.env.timeout(nbytes / self.spec.bandwidth_bytes_per_ns)
+        for link, req in zip(links, reqs, strict=True):
+            link.port.release(req)
+            link.rec.record(t0, self.env.now, link.name, "link", layer, sample, nbytes)
+        yield self.env.timeout(len(path) * self.spec.link_latency_ns)
 
 
 class OffChip:

@@ -1,0 +1,463 @@
+"""The timed run: SimPy processes execute a mapped workload on the chip's components.
+
+`Engine` wires the components (one `Core` per core, the `Fabric`, the GDPUs, the off-chip
+interface) and starts one process per analog-layer replica, digital node and network input;
+no component starts itself. Dataflow, per sample and row:
+- a network input is read row by row through the off-chip interface;
+- an analog replica takes the MVM positions assigned to it (position g = sample x P + p goes to
+  replica g mod R; LSTM steps stay on the replica of their sample), waits until the input rows
+  of the position's receptive field have arrived, reserves output SRAM, integrates on its cores
+  (its blocks run in lockstep on their own cores), then converts, sends K-split partial sums to
+  the aggregating core and post-processes on the LDPU while the array moves on;
+- a finished row goes to every consumer in order, into the input SRAM of each consumer block
+  (a full buffer holds the sender back), over the mesh;
+- digital nodes run row by row on their GDPU; outputs leave through the off-chip interface.
+Simplifications: the blocks of a replica hold no state between positions except LSTM h/c;
+K-split partial sums are reduced along a chain of the blocks' LDPUs, modelled as one packet
+from the farthest block (all partial-sum bytes) and one add at the lead; a row is sent by the
+replica that finished it; GDPU memories are unbounded.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from archsim.mapping import Mapping
+from archsim.sim.core import Core, CoreTiming
+from archsim.sim.digital import GlobalUnit
+from archsim.sim.fabric import Fabric, OffChip
+from archsim.sim.plan import Node, build_plan, last_use, need
+from archsim.sim.recorder import Recorder
+from archsim.spec import ChipSpec
+from archsim.spec.chip import GdpuSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SimSettings:
+    """Knobs of the timed run (not of the chip)."""
+
+    samples: int = 16
+    """Samples streamed through the pipeline."""
+    chunk: int = 1
+    """MVMs of one replica and output row grouped into one event (same total time)."""
+    bytes_per_value: int = 1
+    """Bytes of one activation on the fabric (8-bit activations)."""
+    psum_bytes: int = 2
+    """Bytes of one partial sum sent between K-split blocks (FP16)."""
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.chunk < 1:
+            raise ValueError("samples and chunk must be >= 1")
+
+
+@dataclass(slots=True, eq=False)
+class _Replica:
+    index: int
+    lead: Core
+    blocks: list[tuple[Core, int, int]]
+    """(core, rows used, cols used) of every block of this copy."""
+    far: Core
+    """The K-split block farthest from the lead (sends the partial sums)."""
+    row_blocks: int
+    cols: int
+    """Output columns of the copy (all column blocks)."""
+
+
+@dataclass(slots=True)
+class SimRun:
+    """What the timed run produced."""
+
+    recorder: Recorder
+    plan: dict[str, Node]
+    sample_start_ns: list[float]
+    sample_end_ns: list[float]
+    end_ns: float
+    events: int
+    enlarged_buffers: list[str] = field(default_factory=list)
+
+
+class _Gate:
+    """Rows of one producer that have arrived at one consumer, per sample (in order)."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.count: dict[int, int] = defaultdict(int)
+        self.waiters: dict[int, list[tuple[int, simpy.Event]]] = defaultdict(list)
+
+    def wait(self, sample: int, rows: int) -> simpy.Event | None:
+        if self.count[sample] >= rows:
+            return None
+        ev = self.env.event()
+        self.waiters[sample].append((rows, ev))
+        return ev
+
+    def arrive(self, sample: int) -> None:
+        self.count[sample] += 1
+        n = self.count[sample]
+        keep = []
+        for rows, ev in self.waiters[sample]:
+            if n >= rows:
+                ev.succeed()
+            else:
+                keep.append((rows, ev))
+        self.waiters[sample] = keep
+
+
+class Engine:
+    """Wires the chip's components for one mapping and runs the workload through them."""
+
+    def __init__(self, chip: ChipSpec, mapping: Mapping, settings: SimSettings) -> None:
+        self.chip = chip
+        self.mapping = mapping
+        self.settings = settings
+        self.env = env = simpy.Environment()
+        self.rec = Recorder()
+        timing = CoreTiming.of(chip)
+        self.cores = [Core(env, timing, i, chip.memory.sram_bytes_per_core, self.rec)
+                      for i in range(chip.cores.count)]  # fmt: skip
+        self.fabric = Fabric(env, chip.fabric, self.rec)
+        self.offchip = OffChip(env, chip.memory, 0, self.rec)
+        self.gdpus = self._gdpus()
+        self.plan = build_plan(mapping, settings.bytes_per_value)
+        self.replicas = {lm.name: self._replicas(lm) for lm in mapping.layers}
+        self.gates = {(p, n.name): _Gate(env) for n in self.plan.values() for p in n.inputs}
+        self.own = {n.name: _Gate(env) for n in self.plan.values()}
+        self.done = defaultdict(int)  # (node, sample, row) -> positions done
+        self.row_cost: dict[tuple, list] = defaultdict(list)  # outbuf bytes to give back
+        self.senders = {}
+        self.sample_start = [0.0] * settings.samples
+        self.sample_end = [0.0] * settings.samples
+        self.outputs_left = [0] * settings.samples
+        self.enlarged: list[str] = []
+        self._setup_buffers()
+
+    # -- wiring -----------------------------------------------------------------------------
+    def _gdpus(self) -> list[GlobalUnit]:
+        spec = self.chip.gdpu
+        if spec.count == 0:  # no global units: digital ops fall back to one LDPU-class unit
+            ldpu = self.chip.ldpu
+            spec = GdpuSpec(1, ldpu.clock_ghz, ldpu.ops_per_cycle, ldpu.energy_pj_per_op)
+        n_routers = self.chip.fabric.dims[0] * self.chip.fabric.dims[1]
+        return [GlobalUnit(self.env, spec, g, int((g + 0.5) * n_routers / spec.count), self.rec)
+                for g in range(spec.count)]  # fmt: skip
+
+    def _replicas(self, lm) -> list[_Replica]:
+        reps = []
+        for r in range(lm.replicas):
+            blocks = [b for b in lm.blocks if b.replica == r]
+            lead = next(b for b in blocks if b.row_block == 0 and b.col_block == 0 and b.group == 0)
+            far = max(blocks, key=lambda b: self.fabric_hops(b.core, lead.core))
+            cols = sum(b.cols for b in blocks if b.row_block == 0)
+            reps.append(_Replica(r, self.cores[lead.core],
+                                 [(self.cores[b.core], b.rows, b.cols) for b in blocks],
+                                 self.cores[far.core], lm.row_blocks, cols))  # fmt: skip
+        return reps
+
+    def fabric_hops(self, a: int, b: int) -> int:
+        return len(self.fabric.route(a, b))
+
+    def _setup_buffers(self) -> None:
+        """Grow SRAM where one output row's receptive field (or a whole input a layer needs
+        at once) does not fit, so the pipeline cannot deadlock; each growth is reported."""
+        for node in self.plan.values():
+            if node.kind != "analog":
+                continue
+            for p in node.inputs:
+                prod = self.plan[p]
+                window = max(need(node, prod, r) - (0 if r == 0 else last_use_rows(node, prod, r))
+                             for r in range(node.rows))  # fmt: skip
+                rows_needed = window + len(self.replicas[node.name]) + 1
+                for rep in self.replicas[node.name]:
+                    for core, rows, _ in rep.blocks:
+                        share = prod.row_bytes * rows / node_k(node)
+                        required = int(np.ceil(rows_needed * share))
+                        if required > core.inbuf.capacity:
+                            core.inbuf = simpy.Container(self.env, capacity=required)
+                            self.enlarged.append(f"{core.name} input SRAM for {node.name}: "
+                                                 f"{required} B")  # fmt: skip
+            cap = (node.positions_per_row + 2) * self.replicas[node.name][0].cols * 2
+            for rep in self.replicas[node.name]:
+                if cap > rep.lead.outbuf.capacity:
+                    rep.lead.outbuf = simpy.Container(self.env, capacity=cap)
+                    self.enlarged.append(f"{rep.lead.name} output SRAM for {node.name}: {cap} B")
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self) -> SimRun:
+        for node in self.plan.values():
+            if "<output>" in node.consumers:
+                for n in range(self.settings.samples):
+                    self.outputs_left[n] += node.rows
+            for c in node.consumers:
+                if c != "<output>":
+                    self.senders[(node.name, c)] = _Sender(self, node, self.plan[c])
+        for node in self.plan.values():
+            if node.kind == "input":
+                self.env.process(self._input(node))
+            elif node.kind == "analog":
+                for rep in self.replicas[node.name]:
+                    self.env.process(self._replica(node, rep))
+            elif node.kind == "gdpu":
+                self.env.process(self._digital(node))
+            else:
+                self.env.process(self._shape(node))
+        self.env.run()
+        return SimRun(self.rec, self.plan, self.sample_start, self.sample_end, self.env.now,
+                      _event_count(self.env), self.enlarged)  # fmt: skip
+
+    def _input(self, node: Node):
+        for n in range(self.settings.samples):
+            self.sample_start[n] = self.env.now
+            for r in range(node.rows):
+                yield from self.offchip.move(node.row_bytes, "offchip_in", node.name, n)
+                yield self.row_done(node, n, r, self.offchip.router)
+
+    def _positions(self, node: Node, rep: _Replica, n: int) -> list[int]:
+        reps = len(self.replicas[node.name])
+        if self.plan[node.name].op.__class__.__name__ == "Lstm":
+            return list(range(node.positions)) if n % reps == rep.index else []
+        start = (rep.index - n * node.positions) % reps
+        return list(range(start, node.positions, reps))
+
+    def _replica(self, node: Node, rep: _Replica):
+        chunk = self.settings.chunk
+        ppr = node.positions_per_row
+        lstm = node.op.__class__.__name__ == "Lstm"
+        out_bytes = rep.cols * self.settings.bytes_per_value
+        for n in range(self.settings.samples):
+            todo = self._positions(node, rep, n)
+            freed = {p: 0 for p in node.inputs}
+            i = 0
+            while i < len(todo):
+                row = todo[i] // ppr
+                group = [todo[i]]
+                while (len(group) < chunk and i + len(group) < len(todo)
+                       and todo[i + len(group)] // ppr == row):  # fmt: skip
+                    group.append(todo[i + len(group)])
+                i += len(group)
+                for p in node.inputs:
+                    ev = self.gates[(p, node.name)].wait(n, need(node, self.plan[p], row))
+                    if ev is not None:
+                        yield ev
+                    self._free_inputs(node, rep, p, n, row, freed)
+                if lstm and row > 0:
+                    ev = self.own[node.name].wait(n, row)
+                    if ev is not None:
+                        yield ev
+                k = len(group)
+                yield rep.lead.outbuf.put(k * out_bytes)
+                self.row_cost[(node.name, n, row)].append((rep.lead, k * out_bytes))
+                blocks = len(rep.blocks)
+
+                def start_post(end_ns, node=node, rep=rep, n=n, row=row, k=k):
+                    self.env.process(self._post(node, rep, n, row, k, end_ns))
+
+                yield from rep.lead.integrate(node.name, n, k, blocks, start_post)
+                sram = k * sum(rows for _, rows, _ in rep.blocks) * self.settings.bytes_per_value
+                self.rec.record(self.env.now, self.env.now, rep.lead.name, "sram_read", node.name,
+                                n, sram)  # fmt: skip
+            for p in node.inputs:
+                self._free_inputs(node, rep, p, n, node.rows, freed)
+
+    def _free_inputs(self, node, rep, producer, n, row, freed) -> None:
+        """Give back the input SRAM of rows this replica will not read again."""
+        prod = self.plan[producer]
+        upto = freed[producer]
+        arrived = self.gates[(producer, node.name)].count[n]
+        while upto < arrived and (row >= node.rows or last_use(node, prod, upto) < row):
+            for core, rows, _ in rep.blocks:
+                core.inbuf.get(prod.row_bytes * rows / node_k(node))
+            upto += 1
+        freed[producer] = upto
+
+    def _post(self, node: Node, rep: _Replica, n: int, row: int, k: int, array_end: float):
+        """Conversion, partial sums and LDPU work of a chunk of k MVMs, started when the first
+        MVM left the array.
+
+        One MVM goes through the stages in series. A chunk runs its stages side by side, each
+        holding its resource for the whole chunk's work, and ends no earlier than the last MVM
+        would have: when the array released it plus one MVM's share of every stage.
+        """
+        stages = self._post_stages(node, rep, n, k)
+        if k == 1:
+            for stage in stages:
+                yield from stage
+        else:
+            spans = []
+
+            def timed(stage):
+                t0 = self.env.now
+                yield from stage
+                spans.append(self.env.now - t0)
+
+            yield simpy.AllOf(self.env, [self.env.process(timed(st)) for st in stages])
+            tail = array_end + sum(spans) / k - self.env.now
+            if tail > 0:
+                yield self.env.timeout(tail)
+        key = (node.name, n, row)
+        self.done[key] += k
+        if self.done[key] == node.positions_per_row:
+            del self.done[key]
+            self.row_done(node, n, row, rep.lead.index)
+
+    def _post_stages(self, node: Node, rep: _Replica, n: int, k: int) -> list:
+        """The generators of one chunk's post-processing, in pipeline order."""
+        stages = [rep.lead.convert_rest(node.name, n, k)]
+        cols = k * rep.cols
+        if rep.row_blocks > 1:
+            # K-split reduction as a chain: every block's LDPU adds the partial sums it receives
+            # to its own and passes them on; the chain's adds before the lead run on the other
+            # blocks' LDPUs in parallel (held here on the farthest one), one add at the lead
+            if rep.row_blocks > 2:
+                adds = cols * (rep.row_blocks - 2)
+                stages.append(rep.far.post_process(node.name, n, adds, busy_ops=cols))
+            psum = cols * self.settings.psum_bytes * (rep.row_blocks - 1)
+            stages.append(self.fabric.transfer(rep.far.index, rep.lead.index, psum, node.name, n))
+        extra = 1 if rep.row_blocks > 1 else 0
+        # scale, offset and fused activations are one pipelined pass per column
+        stages.append(rep.lead.post_process(node.name, n, cols * (node.ldpu_ops_per_col + extra),
+                                            busy_ops=cols * (1 + extra)))  # fmt: skip
+        if node.ops_per_row:
+            gdpu = self.gdpus[_stable_index(node.name, len(self.gdpus))]
+            stages.append(gdpu.run(k * node.ops_per_row, node.name, n))
+        return stages
+
+    def _digital(self, node: Node):
+        gdpu = self.gdpus[_stable_index(node.name, len(self.gdpus))]
+        for n in range(self.settings.samples):
+            for r in range(node.rows):
+                for p in node.inputs:
+                    ev = self.gates[(p, node.name)].wait(n, need(node, self.plan[p], r))
+                    if ev is not None:
+                        yield ev
+                yield from gdpu.run(node.ops_per_row, node.name, n)
+                self.row_done(node, n, r, gdpu.router)
+
+    def _shape(self, node: Node):
+        src = self._location(self.plan[node.inputs[0]])
+        for n in range(self.settings.samples):
+            for p in node.inputs:
+                ev = self.gates[(p, node.name)].wait(n, self.plan[p].rows)
+                if ev is not None:
+                    yield ev
+            for r in range(node.rows):
+                self.row_done(node, n, r, src)
+
+    def _location(self, node: Node) -> int:
+        if node.kind == "analog":
+            return self.replicas[node.name][0].lead.index
+        if node.kind == "gdpu":
+            return self.gdpus[_stable_index(node.name, len(self.gdpus))].router
+        if node.kind == "input":
+            return self.offchip.router
+        return self._location(self.plan[node.inputs[0]])
+
+    def row_done(self, node: Node, n: int, row: int, src: int) -> simpy.Event:
+        """A row of `node` exists at router `src`: send it on; the event fires when sent."""
+        self.own[node.name].arrive(n)
+        sends = []
+        for c in node.consumers:
+            ev = self.env.event()
+            sends.append(ev)
+            if c == "<output>":
+                self.env.process(self._output(node, n, ev))
+            else:
+                self.senders[(node.name, c)].submit(n, row, src, ev)
+        all_sent = simpy.AllOf(self.env, sends)
+        cost = self.row_cost.pop((node.name, n, row), None)
+        if cost:
+            all_sent.callbacks.append(lambda _e, cost=cost: [c.outbuf.get(b) for c, b in cost])
+        return all_sent
+
+    def _output(self, node: Node, n: int, ev: simpy.Event):
+        yield from self.offchip.move(node.row_bytes, "offchip_out", node.name, n)
+        self.outputs_left[n] -= 1
+        if self.outputs_left[n] == 0:
+            self.sample_end[n] = self.env.now
+        ev.succeed()
+
+
+class _Sender:
+    """Sends the rows of one producer to one consumer in (sample, row) order."""
+
+    def __init__(self, engine: Engine, producer: Node, consumer: Node) -> None:
+        self.e = engine
+        self.producer = producer
+        self.consumer = consumer
+        self.gate = engine.gates[(producer.name, consumer.name)]
+        self.ready: dict[tuple[int, int], tuple[int, simpy.Event]] = {}
+        self.next = (0, 0)
+        self.wake: simpy.Event | None = None
+        self.targets = self._targets()
+        engine.env.process(self.loop())
+
+    def _targets(self) -> list[tuple[Core, float]]:
+        """(core, bytes of each row) for every block that reads this producer."""
+        c = self.consumer
+        if c.kind != "analog":
+            return []
+        k = node_k(c)
+        return [(core, self.producer.row_bytes * rows / k)
+                for rep in self.e.replicas[c.name] for core, rows, _ in rep.blocks]  # fmt: skip
+
+    def submit(self, n: int, row: int, src: int, ev: simpy.Event) -> None:
+        self.ready[(n, row)] = (src, ev)
+        if (n, row) == self.next and self.wake is not None and not self.wake.triggered:
+            self.wake.succeed()
+
+    def loop(self):
+        env = self.e.env
+        samples = self.e.settings.samples
+        while self.next[0] < samples:
+            if self.next not in self.ready:
+                self.wake = env.event()
+                yield self.wake
+                continue
+            src, ev = self.ready.pop(self.next)
+            n, row = self.next
+            if self.consumer.kind == "analog":
+                moves = [
+                    env.process(self._to_block(core, nbytes, src, n))
+                    for core, nbytes in self.targets
+                ]
+                yield simpy.AllOf(env, moves)
+            elif self.consumer.kind == "gdpu":
+                dst = self.e._location(self.consumer)
+                yield env.process(self.e.fabric.transfer(src, dst, self.producer.row_bytes,
+                                                         self.consumer.name, n))  # fmt: skip
+            self.gate.arrive(n)
+            ev.succeed()
+            self.next = (n, row + 1) if row + 1 < self.producer.rows else (n + 1, 0)
+
+    def _to_block(self, core: Core, nbytes: float, src: int, n: int):
+        yield core.inbuf.put(nbytes)
+        yield from self.e.fabric.transfer(src, core.index, nbytes, self.consumer.name, n)
+        self.e.rec.record(self.e.env.now, self.e.env.now, core.name, "sram_write",
+                          self.consumer.name, n, nbytes)  # fmt: skip
+
+
+def node_k(node: Node) -> int:
+    """Rows (K) of all the node's matrices together (all convolution groups)."""
+    w = node.op.weight
+    return int(w.shape[0] if w.ndim == 2 else w.shape[1] * w.shape[2] * w.shape[3] * node.op.groups)
+
+
+def last_use_rows(node: Node, prod: Node, r: int) -> int:
+    """Input rows no longer needed once output row r starts (the line buffer's tail)."""
+    n = 0
+    while n < prod.rows and last_use(node, prod, n) < r:
+        n += 1
+    return n
+
+
+def _stable_index(name: str, n: int) -> int:
+    return sum(name.encode()) % n
+
+
+def _event_count(env: simpy.Environment) -> int:
+    """Events SimPy scheduled so far (its event-id counter; 0 if SimPy hides it)."""
+    counter = getattr(env, "_eid", None)
+    return int(next(counter)) if counter is not None else 0

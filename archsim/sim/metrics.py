@@ -1,0 +1,158 @@
+"""Energy, power, throughput and utilisation of a timed run, from its recorder rows.
+
+Energy per event comes from the preset: the array and the input drivers cost energy per driven
+row per LSB of pulse (so they follow the input magnitude: `activity` is the mean |DAC code| as
+a fraction of full scale, measured on data in a full run, assumed otherwise), the ADCs per
+conversion (one per column per phase), the LDPUs and GDPUs per element operation, SRAM per
+byte, the fabric per bit and hop, the off-chip interface per byte; static power runs for the
+whole run on every core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from archsim.mapping import Mapping
+from archsim.sim.engine import SimRun
+from archsim.spec import ChipSpec
+
+ENERGY_PARTS = ("array", "dac", "adc", "ldpu", "gdpu", "sram", "fabric", "offchip", "static")
+
+
+@dataclass(frozen=True, slots=True)
+class LayerCounts:
+    """Per MVM position of one layer copy (all its blocks together)."""
+
+    blocks: int
+    macs: int
+    """K x N x groups."""
+    driven_rows: int
+    """Word lines driven: K x groups x column blocks."""
+    conversions: int
+    """Columns converted: N x groups x row blocks x phases."""
+
+
+def layer_counts(mapping: Mapping) -> dict[str, LayerCounts]:
+    phases = mapping.chip.input.phases
+    out = {}
+    for lm in mapping.layers:
+        m = lm.matrix
+        out[lm.name] = LayerCounts(
+            lm.blocks_per_replica, m.k * m.n * m.groups, m.k * m.groups * lm.col_blocks,
+            m.n * m.groups * lm.row_blocks * phases,
+        )  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The timing and energy answers of one run."""
+
+    samples: int
+    total_ns: float
+    latency_ns: float
+    """First sample, from its first input byte to its last output byte (empty pipeline)."""
+    period_ns: float
+    """Steady-state time between finished samples."""
+    throughput_per_s: float
+    ops_per_sample: float
+    """2 x MACs of all analog layers (digital ops not counted)."""
+    effective_tops: float
+    energy_per_sample_pj: float
+    energy_breakdown_pj: dict[str, float]
+    """Per sample, by part (ENERGY_PARTS)."""
+    average_power_w: float
+    tops_per_w: float
+    tops_per_mm2: float
+    """Effective TOPS over the total core area."""
+    bottleneck: str
+    """The busiest resource in the steady state, its layer and busy fraction."""
+    utilisation: pd.DataFrame = field(repr=False)
+    """Busy fraction per (component, op, layer) in the steady state."""
+    mvm_events: int = 0
+    macs: int = 0
+    conversions: int = 0
+    fabric_byte_hops: float = 0.0
+
+
+def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | float) -> Metrics:
+    """Metrics of `run` (activity per layer, or one value for all)."""
+    chip = mapping.chip
+    df = run.recorder.to_frame()
+    s = len(run.sample_end_ns)
+    ends = np.asarray(run.sample_end_ns)
+    if s >= 4:
+        half = s // 2
+        period = (ends[-1] - ends[half]) / (s - 1 - half)
+        window = (ends[half], ends[-1])
+    else:
+        period = ends[-1] / s
+        window = (0.0, ends[-1])
+    latency = run.sample_end_ns[0] - run.sample_start_ns[0]
+    counts = layer_counts(mapping)
+    mvm = df[df.op == "mvm"]
+    per_layer = mvm.groupby("layer").qty.sum()
+    positions = {name: per_layer.get(name, 0) / counts[name].blocks for name in counts}
+    macs = int(sum(positions[n] * counts[n].macs for n in counts))
+    conversions = int(sum(positions[n] * counts[n].conversions for n in counts))
+    energy = _energy(chip, df, counts, positions, activity, run.end_ns)
+    ops_per_sample = 2.0 * macs / s
+    total = sum(energy.values())
+    static_per_sample = energy["static"] / run.end_ns * period if run.end_ns else 0.0
+    dynamic = {k: v / s for k, v in energy.items() if k != "static"}
+    breakdown = {**dynamic, "static": static_per_sample}
+    per_sample = sum(breakdown.values())
+    util = _utilisation(df, window)
+    top = util.idxmax() if len(util) else ("-", "-", "-")
+    return Metrics(
+        samples=s, total_ns=run.end_ns, latency_ns=latency, period_ns=period,
+        throughput_per_s=1e9 / period, ops_per_sample=ops_per_sample,
+        effective_tops=ops_per_sample / period / 1e3, energy_per_sample_pj=per_sample,
+        energy_breakdown_pj=breakdown, average_power_w=total / run.end_ns * 1e-3,
+        tops_per_w=ops_per_sample / per_sample if per_sample else 0.0,
+        tops_per_mm2=ops_per_sample / period / 1e3 / (chip.cores.count * chip.cores.area_mm2),
+        bottleneck=f"{top[0]} {top[1]} ({top[2]}): {util.max():.0%} busy" if len(util) else "-",
+        utilisation=util.rename("busy").reset_index(),
+        mvm_events=int(mvm.qty.sum()), macs=macs, conversions=conversions,
+        fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
+    )  # fmt: skip
+
+
+def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns) -> dict[str, float]:
+    """Total energy of the run by part, in pJ."""
+    qmax = (1 << (chip.input.bits - 1)) - 1 if chip.input.bits else 127
+    phases = chip.input.phases
+    array = dac = adc = 0.0
+    for name, c in counts.items():
+        act = activity.get(name, 0.5) if isinstance(activity, dict) else activity
+        lsb = positions[name] * c.driven_rows * act * qmax * phases
+        array += lsb * chip.crossbar.energy_pj_per_row_lsb
+        dac += lsb * chip.input.energy_pj_per_row_lsb
+        adc += positions[name] * c.conversions * chip.adc.energy_pj_per_conversion
+    by_op = df.groupby("op").qty.sum()
+    mem = chip.memory
+    return {
+        "array": array,
+        "dac": dac,
+        "adc": adc,
+        "ldpu": by_op.get("ldpu", 0.0) * chip.ldpu.energy_pj_per_op,
+        "gdpu": by_op.get("gdpu", 0.0) * chip.gdpu.energy_pj_per_op,
+        "sram": (by_op.get("sram_read", 0.0) + by_op.get("sram_write", 0.0))
+        * mem.sram_energy_pj_per_byte,
+        "fabric": by_op.get("link", 0.0) * 8 * chip.fabric.energy_pj_per_bit,
+        "offchip": (by_op.get("offchip_in", 0.0) + by_op.get("offchip_out", 0.0))
+        * mem.offchip_energy_pj_per_byte,
+        "static": chip.cores.count * chip.cores.static_power_mw * end_ns,  # mW x ns = pJ
+    }
+
+
+def _utilisation(df: pd.DataFrame, window: tuple[float, float]) -> pd.Series:
+    """Busy fraction of each (component, op, layer) inside the time window."""
+    t0, t1 = window
+    span = max(t1 - t0, 1e-9)
+    timed = df[df.t1_ns > df.t0_ns]
+    busy = (np.minimum(timed.t1_ns, t1) - np.maximum(timed.t0_ns, t0)).clip(lower=0)
+    return busy.groupby([timed.component, timed.op, timed.layer]).sum() / span

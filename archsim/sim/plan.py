@@ -1,0 +1,161 @@
+"""What the timed run executes: the workload graph folded onto the mapping, in rows.
+
+Every tensor is streamed in rows (images: rows of H; sequences: time steps; anything else: one
+row). Ops become nodes:
+- analog: an op on crossbars, with the element-wise ops that only it feeds (bias, activation,
+  per-channel affine) fused into its LDPU post-processing;
+- gdpu: a digital op on a global unit (pooling, residual add, softmax, layer norm, dynamic
+  products, LSTM gates are part of the LSTM node);
+- shape: reshapes, transposes, concatenations, slices: free, but they need their whole input;
+- input: a network input, read through the off-chip interface.
+For each consumer and each of its output rows, `need` gives how many input rows must have
+arrived (line-buffer semantics: a convolution row needs the rows of its receptive field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archsim.mapping import Mapping
+from archsim.workload import ir
+
+FUSABLE = (ir.Act, ir.Affine)
+
+
+def rows_of(shape: tuple[int, ...]) -> int:
+    """Rows a tensor of this per-sample shape streams in."""
+    if len(shape) == 3:
+        return int(shape[1])
+    if len(shape) == 2:
+        return int(shape[0])
+    return 1
+
+
+@dataclass(slots=True, eq=False)
+class Node:
+    """One unit of work of the timed run."""
+
+    name: str
+    kind: str
+    """"analog", "gdpu", "shape" or "input"."""
+    op: ir.Op
+    rows: int
+    row_bytes: int
+    inputs: list[str] = field(default_factory=list)
+    """Producer nodes, in argument order."""
+    consumers: list[str] = field(default_factory=list)
+    fused: list[str] = field(default_factory=list)
+    """Element-wise ops folded into this node's LDPU work."""
+    positions: int = 1
+    """Analog: MVMs per sample (per matrix)."""
+    ops_per_row: float = 0.0
+    """GDPU: element operations per output row."""
+    ldpu_ops_per_col: float = 1.0
+    """Analog: LDPU operations per output column and MVM (scale/offset + fused ops); the LDPU
+    does them in one pipelined pass, so they cost energy but not time."""
+
+    @property
+    def positions_per_row(self) -> int:
+        return max(1, self.positions // self.rows)
+
+
+def need(consumer: Node, producer: Node, out_row: int) -> int:
+    """Input rows of `producer` that must have arrived before `consumer` computes `out_row`."""
+    op = consumer.op
+    if consumer.kind == "shape":
+        return producer.rows
+    if isinstance(op, ir.Conv2d | ir.Pool):
+        stride = op.stride[0]
+        kh = op.kernel[0]
+        dil = op.dilation[0] if isinstance(op, ir.Conv2d) else 1
+        last = out_row * stride - op.pads[0] + (kh - 1) * dil
+        return int(min(producer.rows, max(1, last + 1)))
+    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(op):
+        return out_row + 1
+    if producer.rows == 1:
+        return 1
+    return producer.rows
+
+
+def last_use(consumer: Node, producer: Node, in_row: int) -> int:
+    """The last output row of `consumer` that reads input row `in_row`."""
+    op = consumer.op
+    if isinstance(op, ir.Conv2d | ir.Pool):
+        return int(min(consumer.rows - 1, (in_row + op.pads[0]) // op.stride[0]))
+    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(op):
+        return in_row
+    return consumer.rows - 1
+
+
+def _row_local(op: ir.Op) -> bool:
+    """Output row r depends on input row r only (for equal row counts)."""
+    if isinstance(op, ir.Softmax | ir.LayerNorm):
+        return op.axis != 0
+    return isinstance(op, ir.Act | ir.Binary | ir.Affine | ir.Linear | ir.Lstm)
+
+
+def gdpu_ops(op: ir.Op, workload: ir.Workload) -> float:
+    """Element operations of a digital op for one sample."""
+    n = op.size
+    if isinstance(op, ir.Pool):
+        return float(n * op.kernel[0] * op.kernel[1])
+    if isinstance(op, ir.GlobalPool):
+        return float(workload.op(op.inputs[0]).size)
+    if isinstance(op, ir.MatMul):
+        k = workload.op(op.inputs[0]).shape[-1]
+        return float(n * k)
+    if isinstance(op, ir.Softmax):
+        return 3.0 * n
+    if isinstance(op, ir.LayerNorm):
+        return 5.0 * n
+    if isinstance(op, ir.Affine):
+        return 2.0 * n
+    return float(n)
+
+
+def build_plan(mapping: Mapping, bytes_per_value: int = 1) -> dict[str, Node]:
+    """Nodes of the timed run, keyed by name, in topological order."""
+    workload = mapping.workload
+    g = workload.graph
+    analog = {lm.name for lm in mapping.layers}
+    owner: dict[str, str] = {}  # tensor -> node producing it
+    nodes: dict[str, Node] = {}
+    for op in workload.ops():
+        preds = list(op.inputs)
+        if isinstance(op, FUSABLE) and len(preds) == 1:
+            src = owner[preds[0]]
+            if (
+                nodes[src].kind == "analog"
+                and g.out_degree(preds[0]) == 1
+                and (preds[0] == src or preds[0] in nodes[src].fused)
+            ):
+                nodes[src].fused.append(op.name)
+                nodes[src].ldpu_ops_per_col += 2.0 if isinstance(op, ir.Affine) else 1.0
+                owner[op.name] = src
+                continue
+        if isinstance(op, ir.Input):
+            kind = "input"
+        elif op.name in analog:
+            kind = "analog"
+        elif isinstance(op, ir.Reshape | ir.Transpose | ir.Concat | ir.SliceLast):
+            kind = "shape"
+        else:
+            kind = "gdpu"
+        node = Node(op.name, kind, op, rows_of(op.shape), 0)
+        node.row_bytes = int(np.ceil(op.size / node.rows)) * bytes_per_value
+        node.inputs = [owner[p] for p in preds]
+        if kind == "analog":
+            node.positions = mapping.layer(op.name).matrix.mvms_per_sample
+            if isinstance(op, ir.Lstm):
+                node.ops_per_row = 10.0 * op.hidden  # gates and cell update on a GDPU
+        elif kind == "gdpu":
+            node.ops_per_row = gdpu_ops(op, workload) / node.rows
+        for p in node.inputs:
+            nodes[p].consumers.append(node.name)
+        nodes[op.name] = node
+        owner[op.name] = op.name
+    for name in workload.outputs:
+        nodes[owner[name]].consumers.append("<output>")
+    return nodes
