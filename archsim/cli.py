@@ -33,10 +33,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="map a workload on a chip, evaluate it, write a report")
+    run = sub.add_parser("run", help="map, time and evaluate a workload; write a report")
     _chip_workload_args(run, default_workload="digits-cnn")
     run.add_argument("--out", type=Path, help="output directory (reports/<chip>-<workload>)")
+    run.add_argument("--stream", type=int, default=16, help="samples streamed in the timed run")
+    run.add_argument("--chunk", type=int, default=1, help="MVMs per timed event (1)")
     run.set_defaults(func=_cmd_run)
+
+    sim = sub.add_parser("simulate", help="one run: timing, energy and (with data) accuracy")
+    _chip_workload_args(sim)
+    sim.add_argument("--mode", choices=("full", "timing", "functional"), default="full")
+    sim.add_argument("--stream", type=int, default=16, help="samples streamed in the timed run")
+    sim.add_argument("--chunk", type=int, default=1, help="MVMs per timed event (1)")
+    sim.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace to PATH")
+    sim.set_defaults(func=_cmd_simulate)
+
+    va = sub.add_parser("validate", help="simulated vs published figures of the presets")
+    va.add_argument("--chip", action="append", help="preset(s) to check (all with figures)")
+    va.add_argument("--csv", type=Path, help="write preset,metric,published,simulated,ratio,ok")
+    va.set_defaults(func=_cmd_validate)
 
     ev = sub.add_parser("evaluate", help="accuracy of a mapped network over time")
     _chip_workload_args(ev)
@@ -117,21 +132,70 @@ def _setup(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from archsim.device_error import stderr_progress
     from archsim.mapping.report import format_mapping
-    from archsim.run_report import format_accuracy, write_run_report
+    from archsim.run_report import format_accuracy, format_metrics, write_run_report
 
     chip, device, times, workload, dataset = _setup(args)
     out = args.out or Path("reports") / f"{chip.name}-{workload.name}"
-    args.progress_shown = True
     result = write_run_report(chip, workload, dataset, out, device=device, times_s=times,
-                              seed=args.seed, progress=stderr_progress)  # fmt: skip
-    _end_progress()
+                              seed=args.seed, samples=args.stream, chunk=args.chunk)  # fmt: skip
     print(format_mapping(result.mapping))
     print()
-    print(format_accuracy(result))
+    print(format_metrics(result.metrics))
+    print()
+    print(format_accuracy(result.accuracy))
     print(f"report written to {out}/summary.md")
     return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from archsim.api import simulate
+    from archsim.mapping.report import format_mapping
+    from archsim.run_report import format_accuracy, format_layers, format_metrics
+    from archsim.sim.trace import write_trace
+
+    chip, device, times, workload, dataset = _setup(args)
+    if args.mode == "timing":
+        dataset = None
+    result = simulate(chip, workload, mode=args.mode, samples=args.stream, dataset=dataset,
+                      device=device, t_inference_s=tuple(times), seed=args.seed,
+                      chunk=args.chunk)  # fmt: skip
+    print(format_mapping(result.mapping))
+    if result.metrics is not None:
+        print()
+        print(format_metrics(result.metrics))
+        print(f"events: {result.sim.events:,}")
+        if args.trace:
+            args.trace.parent.mkdir(parents=True, exist_ok=True)
+            write_trace(result.sim.recorder.to_frame(), args.trace)
+            print(f"trace written to {args.trace}")
+    if result.accuracy is not None:
+        print()
+        print(format_accuracy(result.accuracy))
+        print(format_layers(result.accuracy))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from archsim.config import chip_presets, load_chip
+    from archsim.run_report import write_csv
+    from archsim.validate import format_rows, validate
+
+    names = args.chip or [n for n in chip_presets() if load_chip(n).published]
+    rows = []
+    for name in names:
+        rows += validate(load_chip(name))
+    print(format_rows(rows))
+    for r in rows:
+        if r.ok is None:
+            print(f"  {r.metric}: {r.source}")
+    if args.csv:
+        write_csv([{"preset": r.preset, "metric": r.metric if not r.read_mode else
+                    f"{r.metric} ({r.read_mode})", "published": r.published,
+                    "simulated": r.simulated, "ratio": r.ratio,
+                    "ok": "" if r.ok is None else str(r.ok).lower()} for r in rows],
+                  args.csv)  # fmt: skip
+    return 1 if any(r.ok is False for r in rows) else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

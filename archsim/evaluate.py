@@ -87,6 +87,10 @@ class EvalResult:
     float_wall_s: float
     points: tuple[EvalPoint, ...]
     mapping: Mapping = field(repr=False)
+    outputs: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    """Network outputs (samples, ...) at each time, when asked for."""
+    reference: np.ndarray | None = field(default=None, repr=False)
+    """Float outputs, when asked for."""
 
 
 @dataclass(slots=True)
@@ -110,6 +114,7 @@ def evaluate(
     settings: EvalSettings = EvalSettings(),
     mapping: Mapping | None = None,
     progress: Callable[[str], None] | None = None,
+    keep_outputs: bool = False,
 ) -> EvalResult:
     """Accuracy of `workload` on `chip` (with `device` if given) at each time.
 
@@ -131,6 +136,7 @@ def evaluate(
     layers = _program(workload, mapping, chip, device, prog_ss)
     times = [float(t) for t in times_s]
     points = []
+    outputs = []
     for i, (t, rss) in enumerate(zip(times, read_ss.spawn(len(times)), strict=True)):
         start = time.perf_counter()
         rng = np.random.default_rng(rss)
@@ -143,6 +149,8 @@ def evaluate(
         matmul = _AnalogMatmul(layers, noise_rng, stats)
         logits = _batched(workload, dataset.x, matmul, digital, settings.batch)
         pred = logits.argmax(axis=-1)
+        if keep_outputs:
+            outputs.append(logits)
         agreement = float(np.mean(pred == ref_pred))
         wall = time.perf_counter() - start
         acc = _accuracy(pred, dataset.labels)
@@ -151,7 +159,7 @@ def evaluate(
             progress(f"{workload.name}: t = {t:g} s done")
     return EvalResult(
         workload.name, chip.name, device.name, dataset.name, len(dataset.x), float_acc,
-        float_wall, tuple(points), mapping,
+        float_wall, tuple(points), mapping, tuple(outputs), ref_logits if keep_outputs else None,
     )  # fmt: skip
 
 

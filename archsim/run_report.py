@@ -1,11 +1,13 @@
-"""The main job: a workload mapped on a chip, its accuracy over time, written as a report.
+"""The main job: a workload mapped on a chip, timed, costed and evaluated, as a report.
 
 Writes into an explicit output directory:
-- summary.md: the chip (from its preset), the mapping table, accuracy against float over time,
-  per-layer errors and clipping, links to the pictures;
-- mapping.png (cores coloured by layer), accuracy.png (accuracy vs time since programming);
+- summary.md: the chip (from its preset), the mapping table, latency / throughput / energy /
+  power / efficiency with the bottleneck, accuracy against float over time, per-layer errors
+  and clipping, links to the pictures;
+- mapping.png (cores coloured by layer), utilisation.png (array busy per core), energy.png
+  (energy per sample by part), accuracy.png (accuracy vs time since programming);
 - accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement), layers.csv,
-  mapping.csv; run.json (inputs, seed, versions).
+  mapping.csv, components.csv (busy fractions), trace.json (Perfetto), run.json.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from archsim import __version__
-from archsim.evaluate import EvalResult, EvalSettings, evaluate
-from archsim.mapping import map_workload
+from archsim.api import RunResult, simulate
+from archsim.evaluate import EvalResult, EvalSettings
 from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
+from archsim.sim.metrics import Metrics
+from archsim.sim.trace import write_trace
 from archsim.spec import ChipSpec, DeviceSpec
 from archsim.workload.catalog import Dataset
 from archsim.workload.ir import Workload
@@ -100,34 +104,42 @@ def write_run_report(
     device: DeviceSpec | None = None,
     times_s: Sequence[float] = DEFAULT_TIMES_S,
     seed: int = 0,
+    samples: int = 16,
+    chunk: int = 1,
     settings: EvalSettings | None = None,
     progress: Callable[[str], None] | None = None,
-) -> EvalResult:
-    """Map, evaluate and write the report files into `out_dir`."""
-    settings = settings or EvalSettings()
+) -> RunResult:
+    """One full run (accuracy at every time, timing and energy for `samples` streamed samples),
+    written into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    mapping = map_workload(workload, chip)
-    result = evaluate(chip, workload, dataset, times_s, device=device, seed=seed,
-                      settings=settings, mapping=mapping, progress=progress)  # fmt: skip
+    result = simulate(chip, workload, mode="full", samples=samples, dataset=dataset,
+                      device=device, t_inference_s=tuple(times_s), seed=seed, chunk=chunk,
+                      eval_settings=settings)  # fmt: skip
+    acc, m, mapping = result.accuracy, result.metrics, result.mapping
     plot_mapping(mapping, out_dir / "mapping.png")
-    _plot_accuracy(result, out_dir / "accuracy.png")
-    write_csv(accuracy_rows(result), out_dir / "accuracy.csv")
+    _plot_accuracy(acc, out_dir / "accuracy.png")
+    _plot_energy(m, out_dir / "energy.png", f"{workload.name} on {chip.name}")
+    _plot_utilisation(result, out_dir / "utilisation.png")
+    write_csv(accuracy_rows(acc), out_dir / "accuracy.csv")
     write_csv(mapping_rows(mapping), out_dir / "mapping.csv")
-    write_csv(
-        [{"t_s": p.t_s, **asdict(s)} for p in result.points for s in p.layers],
-        out_dir / "layers.csv",
-    )
-    (out_dir / "summary.md").write_text(_summary(chip, result, mapping))
+    write_csv([{"t_s": p.t_s, **asdict(s)} for p in acc.points for s in p.layers],
+              out_dir / "layers.csv")  # fmt: skip
+    write_csv(m.utilisation.to_dict("records"), out_dir / "components.csv")
+    write_trace(result.sim.recorder.to_frame(), out_dir / "trace.json")
+    (out_dir / "summary.md").write_text(_summary(chip, result))
     run = {
         "chip": chip.name,
         "workload": workload.name,
         "workload_source": workload.source,
-        "device": result.device,
-        "dataset": result.dataset,
-        "samples": result.samples,
+        "device": acc.device,
+        "dataset": acc.dataset,
+        "samples_evaluated": acc.samples,
+        "samples_timed": samples,
+        "chunk": chunk,
         "times_s": list(times_s),
         "seed": seed,
-        "settings": asdict(settings),
+        "settings": asdict(settings or EvalSettings()),
+        "activity": result.activity,
         "archsim": __version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -136,7 +148,72 @@ def write_run_report(
     return result
 
 
+def format_metrics(m: Metrics) -> str:
+    """The timing and energy answers as aligned text."""
+    lines = [
+        f"latency (first sample)    {m.latency_ns / 1e3:10.2f} us",
+        f"period (steady state)     {m.period_ns / 1e3:10.2f} us per sample "
+        f"({m.throughput_per_s:,.0f} samples/s)",
+        f"effective throughput      {m.effective_tops:10.3f} TOPS "
+        f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample)",
+        f"energy per sample         {m.energy_per_sample_pj / 1e6:10.3f} uJ",
+        f"average power             {m.average_power_w:10.3f} W",
+        f"efficiency                {m.tops_per_w:10.2f} TOPS/W, {m.tops_per_mm2:.3f} TOPS/mm2",
+        f"bottleneck                {m.bottleneck}",
+        "energy per sample by part: "
+        + ", ".join(f"{k} {v / 1e6:.3g} uJ" for k, v in m.energy_breakdown_pj.items() if v),
+    ]
+    return "\n".join(lines)
+
+
+def _plot_energy(m: Metrics, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = {k: v / 1e6 for k, v in m.energy_breakdown_pj.items() if v > 0}
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(list(parts), list(parts.values()), color="tab:orange")
+    ax.set_ylabel("energy per sample (uJ)")
+    ax.set_title(f"{title}: {m.energy_per_sample_pj / 1e6:.3g} uJ per sample")
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_utilisation(result: RunResult, path: Path) -> None:
+    """Busy fraction of each core's array in the steady state, on the chip floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chip = result.chip
+    util = result.metrics.utilisation
+    arrays = util[util.op == "mvm"].groupby("component").busy.sum()
+    rows, cols = chip.cores.grid
+    grid = np.full((rows, cols), np.nan)
+    for core in range(chip.cores.count):
+        grid[divmod(core, cols)] = arrays.get(f"core{core}", 0.0)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * cols, 0.8 + 0.6 * rows))
+    im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+    for (r, c), v in np.ndenumerate(grid):
+        if not np.isnan(v):
+            ax.text(c, r, f"{v:.0%}", ha="center", va="center", fontsize=6,
+                    color="white" if v < 0.6 else "black")  # fmt: skip
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(im, ax=ax, label="array busy (steady state)")
+    ax.set_title(f"{result.workload.name} on {chip.name}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _plot_accuracy(result: EvalResult, path: Path) -> None:
+    """Accuracy and agreement with float against time since programming."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,10 +238,12 @@ def _plot_accuracy(result: EvalResult, path: Path) -> None:
     plt.close(fig)
 
 
-def _summary(chip: ChipSpec, result: EvalResult, mapping) -> str:
+def _summary(chip: ChipSpec, result: RunResult) -> str:
+    acc, m, mapping = result.accuracy, result.metrics, result.mapping
     figures = "\n".join(f"| {k} | {v} |" for k, v in chip_figures(chip))
     sources = "\n".join(f"- **{k}**: {v}" for k, v in chip.sources)
-    return f"""# archsim report: {result.workload} on {chip.name}
+    grown = "".join(f"\n- {g}" for g in result.sim.enlarged_buffers) or " none"
+    return f"""# archsim report: {acc.workload} on {chip.name}
 
 {chip.description}
 
@@ -174,9 +253,6 @@ def _summary(chip: ChipSpec, result: EvalResult, mapping) -> str:
 |---|---|
 {figures}
 
-Timing and peak throughput are read off the preset (integration window x phases plus
-conversion); they are not a simulation.
-
 ## Mapping
 
 ```
@@ -185,14 +261,29 @@ conversion); they are not a simulation.
 
 ![mapping on the chip floor](mapping.png)
 
+## Timing and energy
+
+{m.samples} samples streamed through the pipeline (SimPy, one event per MVM); array and PWM
+energy from the measured input activity of each layer at t = {result.t_inference_s:g} s.
+
+```
+{format_metrics(m)}
+```
+
+![energy per sample](energy.png) ![array utilisation](utilisation.png)
+
+SRAM grown so that the pipeline cannot stall for lack of a receptive field:{grown}
+
+A timeline of the first samples is in `trace.json` (open it in https://ui.perfetto.dev).
+
 ## Accuracy over time
 
-Device `{result.device}`, data: {result.dataset}, {result.samples} samples. DAC/ADC ranges are
+Device `{acc.device}`, data: {acc.dataset}, {acc.samples} samples. DAC/ADC ranges are
 calibrated once at the first time on a separate calibration batch; digital ops in
 {chip.ldpu.precision}.
 
 ```
-{format_accuracy(result)}
+{format_accuracy(acc)}
 ```
 
 ![accuracy over time](accuracy.png)
@@ -201,7 +292,7 @@ Per analog layer, first batch: NRMSE against the exact product on the same input
 DAC/ADC rounding alone would explain, and the clipping rates:
 
 ```
-{format_layers(result)}
+{format_layers(acc)}
 ```
 
 ## Sources of the preset

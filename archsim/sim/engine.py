@@ -30,10 +30,13 @@ from archsim.mapping import Mapping
 from archsim.sim.core import Core, CoreTiming
 from archsim.sim.digital import GlobalUnit
 from archsim.sim.fabric import Fabric, OffChip
-from archsim.sim.plan import Node, build_plan, last_use, need
+from archsim.sim.plan import Node, build_plan, first_use, last_use, need
 from archsim.sim.recorder import Recorder
 from archsim.spec import ChipSpec
 from archsim.spec.chip import GdpuSpec
+
+IN_FLIGHT = 8
+"""Input rows read ahead of their delivery."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,7 @@ class Engine:
         self.own = {n.name: _Gate(env) for n in self.plan.values()}
         self.done = defaultdict(int)  # (node, sample, row) -> positions done
         self.row_cost: dict[tuple, list] = defaultdict(list)  # outbuf bytes to give back
+        self.delivered: dict[tuple, list[int]] = defaultdict(list)  # rows in a replica's SRAM
         self.senders = {}
         self.sample_start = [0.0] * settings.samples
         self.sample_end = [0.0] * settings.samples
@@ -209,18 +213,40 @@ class Engine:
                       _event_count(self.env), self.enlarged)  # fmt: skip
 
     def _input(self, node: Node):
+        """Read the input rows back to back; up to IN_FLIGHT rows travel at once, so the
+        off-chip latency overlaps and full input buffers still hold the reads back."""
+        in_flight: list[simpy.Event] = []
         for n in range(self.settings.samples):
             self.sample_start[n] = self.env.now
             for r in range(node.rows):
-                yield from self.offchip.move(node.row_bytes, "offchip_in", node.name, n)
-                yield self.row_done(node, n, r, self.offchip.router)
+                yield from self.offchip.move(node.row_bytes, "offchip_in", node.name, n, False)
+                in_flight.append(self.env.process(self._arrive_input(node, n, r)))
+                if len(in_flight) > IN_FLIGHT:
+                    yield in_flight.pop(0)
+
+    def _arrive_input(self, node: Node, n: int, r: int):
+        yield self.env.timeout(self.chip.memory.offchip_latency_ns)
+        yield self.row_done(node, n, r, self.offchip.router)
 
     def _positions(self, node: Node, rep: _Replica, n: int) -> list[int]:
         reps = len(self.replicas[node.name])
-        if self.plan[node.name].op.__class__.__name__ == "Lstm":
+        if node.op.__class__.__name__ == "Lstm":
             return list(range(node.positions)) if n % reps == rep.index else []
         start = (rep.index - n * node.positions) % reps
         return list(range(start, node.positions, reps))
+
+    def needs(self, node: Node, rep: _Replica, n: int, producer: Node, in_row: int) -> bool:
+        """Does this replica read row `in_row` of `producer` for sample n?"""
+        reps = len(self.replicas[node.name])
+        if node.op.__class__.__name__ == "Lstm":
+            return n % reps == rep.index
+        if reps == 1:
+            return True
+        ppr = node.positions_per_row
+        lo = first_use(node, producer, in_row) * ppr
+        hi = min(node.positions, (last_use(node, producer, in_row) + 1) * ppr)
+        start = (rep.index - n * node.positions) % reps
+        return lo + (start - lo) % reps < hi
 
     def _replica(self, node: Node, rep: _Replica):
         chunk = self.settings.chunk
@@ -229,7 +255,6 @@ class Engine:
         out_bytes = rep.cols * self.settings.bytes_per_value
         for n in range(self.settings.samples):
             todo = self._positions(node, rep, n)
-            freed = {p: 0 for p in node.inputs}
             i = 0
             while i < len(todo):
                 row = todo[i] // ppr
@@ -242,7 +267,7 @@ class Engine:
                     ev = self.gates[(p, node.name)].wait(n, need(node, self.plan[p], row))
                     if ev is not None:
                         yield ev
-                    self._free_inputs(node, rep, p, n, row, freed)
+                    self._free_inputs(node, rep, p, n, row)
                 if lstm and row > 0:
                     ev = self.own[node.name].wait(n, row)
                     if ev is not None:
@@ -260,18 +285,18 @@ class Engine:
                 self.rec.record(self.env.now, self.env.now, rep.lead.name, "sram_read", node.name,
                                 n, sram)  # fmt: skip
             for p in node.inputs:
-                self._free_inputs(node, rep, p, n, node.rows, freed)
+                self._free_inputs(node, rep, p, n, node.rows)
 
-    def _free_inputs(self, node, rep, producer, n, row, freed) -> None:
+    def _free_inputs(self, node, rep, producer, n, row) -> None:
         """Give back the input SRAM of rows this replica will not read again."""
         prod = self.plan[producer]
-        upto = freed[producer]
-        arrived = self.gates[(producer, node.name)].count[n]
-        while upto < arrived and (row >= node.rows or last_use(node, prod, upto) < row):
+        rows_here = self.delivered[(node.name, rep.index, producer, n)]
+        while rows_here and (row >= node.rows or last_use(node, prod, rows_here[0]) < row):
+            rows_here.pop(0)
             for core, rows, _ in rep.blocks:
                 core.inbuf.get(prod.row_bytes * rows / node_k(node))
-            upto += 1
-        freed[producer] = upto
+        if row >= node.rows:
+            del self.delivered[(node.name, rep.index, producer, n)]
 
     def _post(self, node: Node, rep: _Replica, n: int, row: int, k: int, array_end: float):
         """Conversion, partial sums and LDPU work of a chunk of k MVMs, started when the first
@@ -315,7 +340,8 @@ class Engine:
                 adds = cols * (rep.row_blocks - 2)
                 stages.append(rep.far.post_process(node.name, n, adds, busy_ops=cols))
             psum = cols * self.settings.psum_bytes * (rep.row_blocks - 1)
-            stages.append(self.fabric.transfer(rep.far.index, rep.lead.index, psum, node.name, n))
+            stages.append(self.fabric.transfer(rep.far.index, rep.lead.index, psum,
+                                               f"{node.name} psum", n))  # fmt: skip
         extra = 1 if rep.row_blocks > 1 else 0
         # scale, offset and fused activations are one pipelined pass per column
         stages.append(rep.lead.post_process(node.name, n, cols * (node.ldpu_ops_per_col + extra),
@@ -391,17 +417,15 @@ class _Sender:
         self.ready: dict[tuple[int, int], tuple[int, simpy.Event]] = {}
         self.next = (0, 0)
         self.wake: simpy.Event | None = None
-        self.targets = self._targets()
         engine.env.process(self.loop())
 
-    def _targets(self) -> list[tuple[Core, float]]:
-        """(core, bytes of each row) for every block that reads this producer."""
+    def _targets(self, n: int, row: int) -> list[tuple[_Replica, Core, float]]:
+        """(replica, core, bytes) for every block that reads this row."""
         c = self.consumer
-        if c.kind != "analog":
-            return []
         k = node_k(c)
-        return [(core, self.producer.row_bytes * rows / k)
-                for rep in self.e.replicas[c.name] for core, rows, _ in rep.blocks]  # fmt: skip
+        return [(rep, core, self.producer.row_bytes * rows / k)
+                for rep in self.e.replicas[c.name] if self.e.needs(c, rep, n, self.producer, row)
+                for core, rows, _ in rep.blocks]  # fmt: skip
 
     def submit(self, n: int, row: int, src: int, ev: simpy.Event) -> None:
         self.ready[(n, row)] = (src, ev)
@@ -419,11 +443,12 @@ class _Sender:
             src, ev = self.ready.pop(self.next)
             n, row = self.next
             if self.consumer.kind == "analog":
-                moves = [
-                    env.process(self._to_block(core, nbytes, src, n))
-                    for core, nbytes in self.targets
-                ]
+                targets = self._targets(n, row)
+                moves = [env.process(self._to_block(core, b, src, n)) for _, core, b in targets]
                 yield simpy.AllOf(env, moves)
+                for rep in {t[0].index: t[0] for t in targets}.values():
+                    key = (self.consumer.name, rep.index, self.producer.name, n)
+                    self.e.delivered[key].append(row)
             elif self.consumer.kind == "gdpu":
                 dst = self.e._location(self.consumer)
                 yield env.process(self.e.fabric.transfer(src, dst, self.producer.row_bytes,

@@ -104,11 +104,16 @@ class OffChip:
         self.rec = rec
         self.port = simpy.Resource(env, capacity=1)
 
-    def move(self, nbytes: float, op: str, layer: str, sample: int):
-        """Read or write `nbytes` through the interface (op: "offchip_in" / "offchip_out")."""
+    def move(self, nbytes: float, op: str, layer: str, sample: int, wait_latency: bool = True):
+        """Read or write `nbytes` through the interface (op: "offchip_in" / "offchip_out").
+
+        The port is busy for the transfer time only; the latency follows (skipped when
+        `wait_latency` is False, for a caller that pipelines requests and adds it itself).
+        """
         with self.port.request() as req:
             yield req
             t0 = self.env.now
             yield self.env.timeout(nbytes / self.spec.offchip_bandwidth_bytes_per_ns)
         self.rec.record(t0, self.env.now, "offchip", op, layer, sample, nbytes)
-        yield self.env.timeout(self.spec.offchip_latency_ns)
+        if wait_latency:
+            yield self.env.timeout(self.spec.offchip_latency_ns)

@@ -83,9 +83,9 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
     chip = mapping.chip
     df = run.recorder.to_frame()
     s = len(run.sample_end_ns)
-    ends = np.asarray(run.sample_end_ns)
-    if s >= 4:
-        half = s // 2
+    ends = np.sort(np.asarray(run.sample_end_ns))  # samples on different replicas may overtake
+    half = s // 2
+    if s >= 4 and ends[-1] > ends[half]:
         period = (ends[-1] - ends[half]) / (s - 1 - half)
         window = (ends[half], ends[-1])
     else:

@@ -89,6 +89,18 @@ def last_use(consumer: Node, producer: Node, in_row: int) -> int:
     return consumer.rows - 1
 
 
+def first_use(consumer: Node, producer: Node, in_row: int) -> int:
+    """The first output row of `consumer` that reads input row `in_row`."""
+    op = consumer.op
+    if isinstance(op, ir.Conv2d | ir.Pool):
+        dil = op.dilation[0] if isinstance(op, ir.Conv2d) else 1
+        reach = in_row + op.pads[0] - (op.kernel[0] - 1) * dil
+        return int(max(0, -(-reach // op.stride[0])))
+    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(op):
+        return in_row
+    return 0
+
+
 def _row_local(op: ir.Op) -> bool:
     """Output row r depends on input row r only (for equal row counts)."""
     if isinstance(op, ir.Softmax | ir.LayerNorm):

@@ -12,6 +12,7 @@ from archsim.spec.chip import (
     MappingSpec,
     MemorySpec,
     PublishedSpec,
+    PublishedWorkloadSpec,
     ReadModeSpec,
 )
 from archsim.spec.device import DeviceSpec, MvmNoiseSpec
@@ -30,5 +31,6 @@ __all__ = [
     "MemorySpec",
     "MvmNoiseSpec",
     "PublishedSpec",
+    "PublishedWorkloadSpec",
     "ReadModeSpec",
 ]

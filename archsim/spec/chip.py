@@ -311,6 +311,23 @@ class PublishedSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishedWorkloadSpec:
+    """A whole-network figure published for this chip: reported beside the simulation with its
+    ratio, never pass/fail (such figures depend on schedules the sources do not give)."""
+
+    workload: str
+    """Zoo name of the network."""
+    metric: Literal["period_ns", "latency_ns", "energy_per_sample_pj"]
+    """Steady-state time per sample, latency of one sample, or energy per sample."""
+    value: float
+    """The published number; > 0."""
+
+    def __post_init__(self) -> None:
+        one_of("metric", self.metric, ("period_ns", "latency_ns", "energy_per_sample_pj"))
+        positive("value", self.value)
+
+
+@dataclass(frozen=True, slots=True)
 class ChipSpec:
     """A whole chip: cores, their crossbars and periphery, global units, fabric, memory, device."""
 
@@ -332,6 +349,8 @@ class ChipSpec:
     mapping: MappingSpec = MappingSpec()
     published: tuple[PublishedSpec, ...] = ()
     """Published figures to validate against."""
+    published_workloads: tuple[PublishedWorkloadSpec, ...] = ()
+    """Published whole-network figures, reported beside the simulation."""
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     """(table, source) pairs as given in the preset file."""
 

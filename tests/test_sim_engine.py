@@ -1,0 +1,141 @@
+"""The timed run of whole networks: conservation, determinism, chunking, both answers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from archsim.api import simulate
+from archsim.mapping import map_workload
+from archsim.sim.engine import Engine, SimSettings
+from archsim.sim.metrics import compute_metrics, layer_counts
+from archsim.workload.catalog import load_workload
+
+LINEAR_1024 = """
+[[layer]]
+id = "input"
+op = "input"
+shape = [1024]
+
+[[layer]]
+id = "fc"
+op = "linear"
+out_features = 256
+"""
+
+
+def _run(chip, workload, samples=2, chunk=1):
+    mapping = map_workload(workload, chip)
+    run = Engine(chip, mapping, SimSettings(samples=samples, chunk=chunk)).run()
+    return mapping, run, compute_metrics(run, mapping, 0.2)
+
+
+@pytest.mark.parametrize("name", ["digits-cnn", "resnet9", "lstm"])
+def test_every_mvm_is_counted_once(hermes, name):
+    """Recorded MVMs, MACs and conversions equal the mapping's totals times the samples."""
+    w = load_workload(name)
+    mapping, run, m = _run(hermes, w, samples=3)
+    counts = layer_counts(mapping)
+    frame = run.recorder.to_frame()
+    per_layer = frame[frame.op == "mvm"].groupby("layer").qty.sum()
+    for lm in mapping.layers:
+        assert per_layer[lm.name] == 3 * lm.matrix.mvms_per_sample * lm.blocks_per_replica
+    assert m.macs == 3 * sum(lm.matrix.macs_per_sample for lm in mapping.layers)
+    assert m.conversions == 3 * sum(lm.matrix.mvms_per_sample * counts[lm.name].conversions
+                                    for lm in mapping.layers)  # fmt: skip
+    x = w.op(w.inputs[0])
+    assert frame.loc[frame.op == "offchip_in", "qty"].sum() == 3 * x.size
+    out = sum(w.op(o).size for o in w.outputs)
+    assert frame.loc[frame.op == "offchip_out", "qty"].sum() == 3 * out
+    assert all(t > 0 for t in run.sample_end_ns)
+
+
+def test_partial_sum_bytes_and_hops(hermes, tmp_path):
+    """A 1024 x 256 layer splits into 4 K-blocks: each MVM sends 3 x 256 FP16 partial sums from
+    the farthest block to the lead, one link record per hop."""
+    path = tmp_path / "lin.toml"
+    path.write_text(LINEAR_1024)
+    mapping, run, _ = _run(hermes, load_workload(str(path)), samples=2)
+    lm = mapping.layers[0]
+    assert (lm.row_blocks, lm.replicas) == (4, 1)
+    blocks = {b.row_block: b.core for b in lm.blocks}
+    far = max(
+        blocks.values(), key=lambda c: abs(c // 8 - blocks[0] // 8) + abs(c % 8 - blocks[0] % 8)
+    )
+    hops = abs(far // 8 - blocks[0] // 8) + abs(far % 8 - blocks[0] % 8)
+    frame = run.recorder.to_frame()
+    psum = frame[(frame.op == "link") & (frame.layer == "fc psum")].qty.sum()
+    assert psum == 2 * 3 * 256 * 2 * hops
+
+
+def test_same_run_same_events(hermes):
+    w = load_workload("resnet9")
+    a = _run(hermes, w)[1].recorder.to_frame()
+    b = _run(hermes, w)[1].recorder.to_frame()
+    assert a.equals(b)
+
+
+def test_chunking_keeps_latency_and_energy(hermes):
+    """ResNet-9, 8 images: chunk 4 and 16 within 2% of chunk 1 in latency, period, energy."""
+    w = load_workload("resnet9")
+    base = _run(hermes, w, samples=8)[2]
+    for chunk in (4, 16):
+        m = _run(hermes, w, samples=8, chunk=chunk)[2]
+        for field in ("latency_ns", "period_ns", "energy_per_sample_pj"):
+            assert abs(getattr(m, field) / getattr(base, field) - 1) < 0.02, (chunk, field)
+        assert m.macs == base.macs
+
+
+def test_full_run_outputs_equal_functional_run(hermes):
+    w = load_workload("digits-cnn")
+    full = simulate(hermes, w, mode="full", samples=32, seed=5)
+    func = simulate(hermes, w, mode="functional", samples=32, seed=5)
+    timing = simulate(hermes, w, mode="timing", samples=4, seed=5)
+    np.testing.assert_array_equal(full.outputs, func.outputs)
+    assert full.metrics is not None and func.metrics is None
+    assert timing.accuracy is None and timing.outputs is None
+    assert full.accuracy.points[0].accuracy == func.accuracy.points[0].accuracy
+    assert set(full.activity) == {lm.name for lm in full.mapping.layers}
+    assert all(0 < a < 1 for a in full.activity.values())
+
+
+def test_steady_state_is_bound_by_the_slowest_stage(hermes):
+    """The period is at least the MVMs per copy of the slowest layer x 133 ns."""
+    w = load_workload("digits-cnn")
+    mapping, _, m = _run(hermes, w, samples=12)
+    slowest = max(mapping.layers, key=lambda lm: lm.mvms_per_sample_per_replica)
+    assert m.period_ns >= slowest.mvms_per_sample_per_replica * 133.0 * 0.99
+    assert m.latency_ns > m.period_ns
+    assert m.effective_tops == pytest.approx(m.ops_per_sample / m.period_ns / 1e3)
+    assert m.tops_per_w == pytest.approx(m.ops_per_sample / m.energy_per_sample_pj)
+
+
+def test_lstm_steps_wait_for_the_previous_step(hermes):
+    """32 recurrent steps: one sample takes at least 32 x 133 ns on the first layer alone."""
+    _, _, m = _run(hermes, load_workload("lstm"), samples=1)
+    assert m.latency_ns >= 32 * 133.0
+
+
+def test_small_sram_back_pressures_or_grows(hermes):
+    """With 1 KB of SRAM per core the receptive fields do not fit: the engine grows the
+    buffers it must (and says so) and the run is slower, not stuck."""
+    memory = dataclasses.replace(hermes.memory, sram_bytes_per_core=1024)
+    small = dataclasses.replace(hermes, memory=memory)
+    w = load_workload("resnet9")
+    _, run, m = _run(small, w, samples=4)
+    _, _, base = _run(hermes, w, samples=4)
+    assert run.enlarged_buffers
+    assert all(t > 0 for t in run.sample_end_ns)
+    assert m.latency_ns >= base.latency_ns
+
+
+def test_resnet18_runs_on_the_256_core_preset():
+    from archsim.config import load_chip
+
+    chip = load_chip("hermes-256")
+    mapping, run, m = _run(chip, load_workload("resnet18"), samples=1)
+    assert mapping.cores_used <= 256
+    assert m.macs == sum(lm.matrix.macs_per_sample for lm in mapping.layers)
+    assert run.sample_end_ns[0] > 0
