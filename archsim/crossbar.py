@@ -11,7 +11,7 @@ programming to now (a periodic summed-current read of the block on the chip).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -72,6 +72,8 @@ class MatrixState:
     """(row blocks, col blocks) float32 digital drift-compensation factor (1 when off)."""
     read_load: np.ndarray | None
     """(K, N) float32 conductance load per weight (for conductance-dependent read noise)."""
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
+    """Per-converter constants `archsim.mvm` derives once (not part of the state's value)."""
 
 
 def program_matrix(

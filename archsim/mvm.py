@@ -231,7 +231,18 @@ def noise_key(rng: np.random.Generator) -> int:
 
 def _adc_scales(state: MatrixState, conv: Converters):
     """ADC codes per partial-sum unit and weight value of one code (per block and column), and
-    the largest code."""
+    the largest code; derived once per (state, converters) pair."""
+    hit = state.derived.get(id(conv))
+    if hit is not None and hit[0] is conv:  # the entry holds conv, so its id is not reused
+        return hit[1]
+    scales = _derive_adc_scales(state, conv)
+    if len(state.derived) >= 8:
+        state.derived.clear()
+    state.derived[id(conv)] = (conv, scales)
+    return scales
+
+
+def _derive_adc_scales(state: MatrixState, conv: Converters):
     prog = state.programmed
     n_blocks, n_dim = prog.n_row_blocks, prog.shape[1]
     qmax_in = _qmax(conv.input_bits)
