@@ -1,7 +1,8 @@
 """The main job: a workload mapped on a chip, timed, costed and evaluated, as a report.
 
 Writes into an explicit output directory:
-- summary.md: the chip (from its preset), the mapping table, latency / throughput / energy /
+- summary.md (report.html: the same with the pictures embedded): the chip (from its preset),
+  the mapping table, latency / throughput / energy /
   power / efficiency with the bottleneck, accuracy against float over time, per-layer errors
   and clipping, links to the pictures;
 - mapping.png (cores coloured by layer), utilisation.png (array busy per core), energy.png
@@ -24,6 +25,7 @@ import numpy as np
 from archsim import __version__
 from archsim.api import RunResult, simulate
 from archsim.evaluate import EvalResult, EvalSettings
+from archsim.html_report import markdown_to_html
 from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
 from archsim.sim.metrics import Metrics
 from archsim.sim.trace import write_trace
@@ -126,7 +128,10 @@ def write_run_report(
               out_dir / "layers.csv")  # fmt: skip
     write_csv(m.utilisation.to_dict("records"), out_dir / "components.csv")
     write_trace(result.sim.recorder.to_frame(), out_dir / "trace.json")
-    (out_dir / "summary.md").write_text(_summary(chip, result))
+    summary = _summary(chip, result)
+    (out_dir / "summary.md").write_text(summary)
+    title = f"archsim: {workload.name} on {chip.name}"
+    (out_dir / "report.html").write_text(markdown_to_html(summary, out_dir, title))
     run = {
         "chip": chip.name,
         "workload": workload.name,
