@@ -212,3 +212,29 @@ def test_bad_inputs_raise_clear_errors(rng, ideal, small_xbar):
         Converters(8, 1.0, 8, None)
     with pytest.raises(ArchsimError, match="adc_bound: expected shape"):
         analog_mvm(np.ones((1, 10)), state, Converters(0, 1.0, 8, np.ones((2, 5), np.float32)))
+
+
+def test_same_bits_whatever_the_blas_thread_count():
+    """The noisy MVM of a fixed seed hashes the same with 1 and 2 OpenBLAS threads."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, numpy as np\n"
+        "from archsim.config import load_chip\n"
+        "from archsim.crossbar import program_matrix, read_state\n"
+        "from archsim.mvm import analog_mvm, calibrate\n"
+        "chip = load_chip('hermes'); rng = np.random.default_rng(3)\n"
+        "w = rng.normal(size=(700, 300)); x = rng.uniform(-1, 1, (500, 700))\n"
+        "s = read_state(program_matrix(w, chip.crossbar, chip.device, rng), 3600, rng)\n"
+        "c = calibrate(s, x, input_bits=8, adc_bits=8)\n"
+        "print(hashlib.sha256(analog_mvm(x, s, c, key=7).y.tobytes()).hexdigest())\n"
+    )
+    hashes = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        hashes.add(out.stdout.strip())
+    assert len(hashes) == 1
