@@ -15,7 +15,9 @@ product with the same input, and the clipping rates of its DACs and ADCs.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -111,7 +113,7 @@ def evaluate(
     *,
     device: DeviceSpec | None = None,
     seed: int = 0,
-    settings: EvalSettings = EvalSettings(),
+    settings: EvalSettings | None = None,
     mapping: Mapping | None = None,
     progress: Callable[[str], None] | None = None,
     keep_outputs: bool = False,
@@ -122,6 +124,7 @@ def evaluate(
         MappingError: the workload does not fit on the chip.
         ArchsimError: a time the device model cannot handle, bad inputs.
     """
+    settings = settings or EvalSettings()
     device = device or chip.device
     mapping = mapping or map_workload(workload, chip)
     digital = fp16_round if chip.ldpu.precision == "fp16" else None
@@ -144,9 +147,9 @@ def evaluate(
             layer.states = [[read_state(p, t, rng) for p in rep] for rep in layer.programmed]
         if i == 0:
             _calibrate(workload, layers, dataset.x_calibration, settings, chip, digital)
-        noise_rng = np.random.default_rng(noise_ss.spawn(1)[0])
+        noise_key = int(noise_ss.spawn(1)[0].generate_state(2, np.uint64)[0] >> np.uint64(1))
         stats = _Stats()
-        matmul = _AnalogMatmul(layers, noise_rng, stats)
+        matmul = _AnalogMatmul(layers, noise_key, stats)
         logits = _batched(workload, dataset.x, matmul, digital, settings.batch)
         pred = logits.argmax(axis=-1)
         if keep_outputs:
@@ -164,16 +167,23 @@ def evaluate(
 
 
 def _accuracy(pred: np.ndarray, labels: np.ndarray | None) -> float | None:
-    if labels is None:
+    """Top-1 accuracy of per-sample class predictions (None without labels, or when the
+    network predicts per position rather than per sample)."""
+    if labels is None or pred.ndim != 1:
         return None
-    return float(np.mean(pred.reshape(len(labels), -1)[:, 0] == labels))
+    return float(np.mean(pred == labels))
 
 
 def _batched(workload, x, matmul, digital, batch) -> np.ndarray:
+    """The first output of the network for all of x, run `batch` samples at a time; the
+    class axis is last, so argmax(-1) gives one prediction per sample (or per position)."""
     outs = []
     for b0 in range(0, len(x), batch):
+        if isinstance(matmul, _AnalogMatmul):
+            matmul.begin_batch(b0, min(batch, len(x) - b0))
         out = run(workload, x[b0 : b0 + batch], matmul, digital=digital)
-        outs.append(out[workload.outputs[0]].reshape(min(batch, len(x) - b0), -1))
+        y = out[workload.outputs[0]]
+        outs.append(y.reshape(len(y), -1) if y.ndim > 3 else y)
     return np.concatenate(outs)
 
 
@@ -195,24 +205,40 @@ def _program(workload, mapping: Mapping, chip: ChipSpec, device, prog_ss) -> dic
 
 
 def _calibrate(workload, layers, x_cal, settings: EvalSettings, chip: ChipSpec, digital) -> None:
-    """Set each layer's converters on its own analog input, in network order."""
+    """Set each layer's converters on its own input, in network order.
+
+    Feed-forward layers are calibrated on the network's own analog activations as they come.
+    An LSTM is called once per time step, so its inputs are gathered over all steps with
+    exact products and its converters set when the calibration batch has passed (layers after
+    it see its exact outputs during calibration).
+    """
     for layer in layers.values():
         layer.conv = [[None] * len(rep) for rep in layer.states]
+    recorded: dict[tuple[str, int], list[np.ndarray]] = defaultdict(list)
 
-    def matmul(op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
-        layer = layers[op.name]
-        # one DAC range per layer (all replicas see the same activations); ADC ranges per copy
+    def set_converters(op: ir.Op, group: int, x: np.ndarray) -> None:
         rows = np.linspace(0, len(x) - 1, min(len(x), settings.calibration_rows)).astype(int)
         in_range = input_range_of(x[rows], settings.input_percentile)
-        for r, rep in enumerate(layer.states):
-            layer.conv[r][group] = calibrate(
+        for r, rep in enumerate(layers[op.name].states):
+            layers[op.name].conv[r][group] = calibrate(
                 rep[group], x, input_bits=chip.input.bits, adc_bits=chip.adc.bits,
                 adc_percentile=settings.adc_percentile, adc_per_column=settings.adc_per_column,
                 max_rows=settings.calibration_rows, input_range=in_range,
             )  # fmt: skip
-        return _AnalogMatmul(layers, np.random.default_rng(0), None)(op, group, x)
+
+    analog = _AnalogMatmul(layers, 0, None)
+    analog.begin_batch(0, len(x_cal))
+
+    def matmul(op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
+        if isinstance(op, ir.Lstm):
+            recorded[(op.name, group)].append(x)
+            return float_matmul(op, group, x)
+        set_converters(op, group, x)
+        return analog(op, group, x)
 
     run(workload, x_cal, matmul, digital=digital)
+    for (name, group), xs in recorded.items():
+        set_converters(workload.op(name), group, np.concatenate(xs))
 
 
 class _Stats:
@@ -247,37 +273,62 @@ class _Stats:
 
 
 class _AnalogMatmul:
-    """The `matmul` of `execute.run` that sends each product through the programmed layer,
-    sharing the rows between the layer's replicas in contiguous chunks."""
+    """The `matmul` of `execute.run` that sends each product through the programmed layer.
 
-    def __init__(self, layers, rng, stats: _Stats | None) -> None:
+    Rows go to the layer's replicas as in the timed run: row g of the whole data set (sample
+    n, position p: g = n x positions + p) to replica g mod R, LSTM rows (one per sample and
+    step) to replica n mod R. The noise of every row is keyed by (layer, group, replica, call
+    within the sample) and the row's index in its replica's sequence, so results do not depend
+    on how the data is cut into batches.
+    """
+
+    def __init__(self, layers, key: int, stats: _Stats | None) -> None:
         self.layers = layers
-        self.rng = rng
+        self.key = key
         self.stats = stats
-        self.measured: set[tuple[str, int]] = set()
+        self.sample0 = 0
+        self.batch = 1
+        self.calls: dict[tuple[str, int], int] = defaultdict(int)
+
+    def begin_batch(self, sample0: int, batch: int) -> None:
+        """The next calls belong to samples sample0 .. sample0 + batch - 1."""
+        self.sample0, self.batch = sample0, batch
+        self.calls.clear()
 
     def __call__(self, op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
         layer = self.layers[op.name]
         states = [rep[group] for rep in layer.states]
         convs = [rep[group] for rep in layer.conv]
-        bounds = np.linspace(0, len(x), len(states) + 1).astype(int)
+        call = self.calls[(op.name, group)]
+        self.calls[(op.name, group)] += 1
+        reps = len(states)
+        per_sample = max(1, len(x) // self.batch)  # rows of one sample in this call
+        first = self.sample0 * per_sample  # global index of x's first row
         y = np.empty((len(x), states[0].programmed.shape[1]), dtype=np.float32)
         c_in = c_out = conversions = 0
-        for state, conv, lo, hi in zip(states, convs, bounds[:-1], bounds[1:], strict=True):
-            if hi > lo:
-                key = int(self.rng.integers(0, 2**63 - 1))
-                res = analog_mvm(x[lo:hi], state, conv, key=key)
-                y[lo:hi] = res.y
-                c_in += res.inputs_clipped
-                c_out += res.outputs_clipped
-                conversions += res.conversions
-        if self.stats is not None and (op.name, group) not in self.measured:
-            self.measured.add((op.name, group))
+        for r, (state, conv) in enumerate(zip(states, convs, strict=True)):
+            start = (r - first) % reps
+            if start >= len(x):
+                continue
+            xs = x[start::reps] if reps > 1 else x
+            key = _row_key(self.key, op.name, group, r, call)
+            res = analog_mvm(xs, state, conv, key=key, row_offset=(first + start) // reps)
+            y[start::reps] = res.y
+            c_in += res.inputs_clipped
+            c_out += res.outputs_clipped
+            conversions += res.conversions
+        if self.stats is not None and self.sample0 == 0:  # every call of the first batch
             quant = float(
                 np.mean([_quantization_mse(s, c) for s, c in zip(states, convs, strict=True)])
             )
             self.stats.add(op, group, x, y, c_in, c_out, conversions, quant, convs[0].input_range)
         return y
+
+
+def _row_key(key: int, layer: str, group: int, replica: int, call: int) -> int:
+    """A 63-bit noise key for one (layer, group, replica, call) of a run key."""
+    text = f"{key}:{layer}:{group}:{replica}:{call}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
 
 
 def _quantization_mse(state: MatrixState, conv: Converters) -> float:

@@ -165,6 +165,14 @@ def format_metrics(m: Metrics) -> str:
         f"average power             {m.average_power_w:10.3f} W",
         f"efficiency                {m.tops_per_w:10.2f} TOPS/W, {m.tops_per_mm2:.3f} TOPS/mm2",
         f"bottleneck                {m.bottleneck}",
+        *(
+            []
+            if m.steady_state
+            else [
+                "(fewer than 4 samples streamed: the period includes the "
+                "pipeline fill; stream more for the steady state)"
+            ]
+        ),
         "energy per sample by part: "
         + ", ".join(f"{k} {v / 1e6:.3g} uJ" for k, v in m.energy_breakdown_pj.items() if v),
     ]

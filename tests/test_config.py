@@ -159,3 +159,10 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, argv, messag
     assert len(err.splitlines()) == 1, err
     assert err.startswith("archsim: error: ") and message in err
     assert "Traceback" not in err
+
+
+def test_fabric_must_match_the_core_grid(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(HERMES.replace("dims = [8, 8]", "dims = [4, 16]"))
+    with pytest.raises(ConfigError, match=r"fabric\.dims: expected the core grid \[8, 8\]"):
+        load_chip(path)

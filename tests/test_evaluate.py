@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from archsim.cli import main
@@ -121,3 +122,22 @@ def test_mnist_cnn_pcm_one_hour_within_one_point(hermes):
     w = load_workload("mnist-cnn")
     r = evaluate(hermes, w, load_dataset(w), (3600.0,))
     assert r.points[0].accuracy >= r.float_accuracy - 0.01
+
+
+def test_results_do_not_depend_on_the_batch_size(hermes):
+    from archsim.evaluate import EvalSettings
+
+    w = load_workload("digits-cnn")
+    ds = load_dataset(w)
+    a = evaluate(hermes, w, ds, (60.0,), settings=EvalSettings(batch=450), keep_outputs=True)
+    b = evaluate(hermes, w, ds, (60.0,), settings=EvalSettings(batch=37), keep_outputs=True)
+    np.testing.assert_array_equal(a.outputs[0], b.outputs[0])
+
+
+def test_sequence_outputs_agree_per_position(hermes):
+    w = load_workload("lstm")
+    r = evaluate(hermes, w, load_dataset(w, samples=3), (60.0,), keep_outputs=True)
+    out, ref = r.outputs[0], r.reference
+    assert out.shape == ref.shape == (3, 32, 128)
+    want = float(np.mean(out.argmax(-1) == ref.argmax(-1)))
+    assert r.points[0].agreement == pytest.approx(want)

@@ -181,3 +181,59 @@ def test_unreadable_file(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(WorkloadError, match=r"bad\.onnx: cannot read ONNX model"):
         load_onnx(bad)
+
+
+def test_batchnorm_after_a_3d_matmul_stays_an_affine(tmp_path):
+    """BN's channel axis is ONNX axis 1: after a (N, 5, 5) MatMul it must not fold into the
+    linear layer's output columns."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("BatchNormalization", ["m", "s", "b", "mu", "v"], ["y"]),
+    ]
+    inits = [_t("w", (5, 5)), _t("s", (5,)), _t("b", (5,)), _t("mu", (5,)),
+             numpy_helper.from_array(RNG.uniform(0.5, 2, 5).astype(np.float32), "v")]  # fmt: skip
+    path, model = _save(tmp_path, nodes, [_vi("x", ["N", 5, 5])], [_vi("y", ["N", 5, 5])], inits)
+    w = _compare(path, model, RNG.standard_normal((3, 5, 5)).astype(np.float32))
+    assert any(isinstance(op, ir.Affine) for op in w.ops())
+
+
+def test_gelu_tanh_approximation(tmp_path):
+    nodes = [helper.make_node("Gelu", ["x"], ["y"], approximate="tanh")]
+    path, model = _save(tmp_path, nodes, [_vi("x", ["N", 7])], [_vi("y", ["N", 7])], [], opset=20)
+    _compare(path, model, RNG.standard_normal((4, 7)).astype(np.float32) * 3, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "inputs", "inits", "message"),
+    [
+        ([helper.make_node("MatMul", ["x", "z"], ["y"])],
+         [_vi("x", ["N", 4, 9, 6]), _vi("z", ["N", 6, 7])], [], "different rank"),
+        ([helper.make_node("Gemm", ["x", "w", "c"], ["y"])],
+         [_vi("x", [2, 3])], [_t("w", (3, 4)), _t("c", (2, 4))], "varies along the batch"),
+        ([helper.make_node("Flatten", ["x"], ["y"], axis=2)],
+         [_vi("x", ["N", 2, 3, 3])], [], "only axis 1"),
+    ],
+)  # fmt: skip
+def test_unsupported_forms_are_named(tmp_path, nodes, inputs, inits, message):
+    graph = helper.make_graph(nodes, "m", inputs, [helper.make_tensor_value_info("y", 1, None)],
+                              initializer=inits)  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(WorkloadError, match=message):
+        load_onnx(path)
+
+
+def test_dynamic_matmul_broadcasts_per_sample():
+    """Per-sample (4, 9, 6) @ (6, 7) with batch 2: the batch axis never meets the heads axis."""
+    from archsim.workload import layers as L
+
+    g = ir.GraphBuilder("t")
+    a = L.input_(g, "a", (4, 9, 6))
+    b = L.input_(g, "b", (6, 7))
+    y = L.matmul(g, "y", a, b)
+    xa = RNG.standard_normal((2, 4, 9, 6)).astype(np.float32)
+    xb = RNG.standard_normal((2, 6, 7)).astype(np.float32)
+    got = run(g.build(), {"a": xa, "b": xb})[y]
+    want = np.stack([xa[i] @ xb[i] for i in range(2)])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

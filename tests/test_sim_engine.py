@@ -139,3 +139,43 @@ def test_resnet18_runs_on_the_256_core_preset():
     assert mapping.cores_used <= 256
     assert m.macs == sum(lm.matrix.macs_per_sample for lm in mapping.layers)
     assert run.sample_end_ns[0] > 0
+
+
+def test_column_blocks_post_process_on_their_own_cores(hermes, tmp_path):
+    """A 256 x 1024 layer has four column lanes, each with its own LDPU: the copy still does
+    one MVM per 133 ns (one lane's 256 outputs take 128 ns on its LDPU)."""
+    path = tmp_path / "wide.toml"
+    path.write_text(LINEAR_1024.replace("shape = [1024]", "shape = [256]")
+                    .replace("out_features = 256", "out_features = 1024"))  # fmt: skip
+    mapping, _, m = _run(hermes, load_workload(str(path)), samples=12)
+    assert mapping.layers[0].col_blocks == 4
+    assert m.period_ns == pytest.approx(133.0, rel=0.05)
+    ldpu = m.utilisation[m.utilisation.op == "ldpu"]
+    assert len(ldpu) == 4
+
+
+def test_rows_nobody_reads_do_not_stall_the_pipeline(hermes, tmp_path):
+    """A 1x1 stride-2 convolution never reads the odd rows of its 32-row input; 12 samples
+    all finish (they used to fill its SRAM and stop the run)."""
+    path = tmp_path / "s2.toml"
+    path.write_text(
+        '[[layer]]\nid = "input"\nop = "input"\nshape = [8, 32, 32]\n\n'
+        '[[layer]]\nid = "c1"\nop = "conv2d"\nout_channels = 16\nkernel = 3\npadding = 1\n\n'
+        '[[layer]]\nid = "c2"\nop = "conv2d"\nout_channels = 16\nkernel = 1\nstride = 2\n'
+    )
+    _, run, m = _run(hermes, load_workload(str(path)), samples=12)
+    assert all(t > 0 for t in run.sample_end_ns)
+    assert m.steady_state
+
+
+def test_layernorm_over_the_streamed_rows_waits_for_all_rows(hermes):
+    """A layer norm over (H, W) of a (C, H, W) map cannot start before its last row exists."""
+    from archsim.sim.plan import Node, need
+    from archsim.workload import ir
+
+    prod = Node("p", "analog", ir.Input("p", (), (4, 8, 8)), rows=8, row_bytes=32)
+    for axis, want in ((1, 8), (2, 1)):
+        op = ir.LayerNorm("n", ("p",), (4, 8, 8), axis=axis)
+        assert need(Node("n", "gdpu", op, rows=8, row_bytes=32), prod, 0) == want
+    soft = ir.Softmax("s", ("p",), (4, 8, 8), axis=1)
+    assert need(Node("s", "gdpu", soft, rows=8, row_bytes=32), prod, 0) == 8

@@ -6,16 +6,17 @@ no component starts itself. Dataflow, per sample and row:
 - a network input is read row by row through the off-chip interface;
 - an analog replica takes the MVM positions assigned to it (position g = sample x P + p goes to
   replica g mod R; LSTM steps stay on the replica of their sample), waits until the input rows
-  of the position's receptive field have arrived, reserves output SRAM, integrates on its cores
-  (its blocks run in lockstep on their own cores), then converts, sends K-split partial sums to
-  the aggregating core and post-processes on the LDPU while the array moves on;
-- a finished row goes to every consumer in order, into the input SRAM of each consumer block
-  (a full buffer holds the sender back), over the mesh;
+  of the position's receptive field have arrived, reserves output SRAM, integrates (all blocks
+  of the copy run in lockstep on their own cores), and while the array moves on, each column
+  lane (the blocks of one column slice) converts, gathers its K-split partial sums at the lane's
+  first block and post-processes them on that block's LDPU;
+- a finished row leaves from the lanes of the replica that holds its first position and goes to
+  every block that reads it, in (sample, row) order, into the block's input SRAM (a full buffer
+  holds the sender back), over the mesh;
 - digital nodes run row by row on their GDPU; outputs leave through the off-chip interface.
-Simplifications: the blocks of a replica hold no state between positions except LSTM h/c;
-K-split partial sums are reduced along a chain of the blocks' LDPUs, modelled as one packet
-from the farthest block (all partial-sum bytes) and one add at the lead; a row is sent by the
-replica that finished it; GDPU memories are unbounded.
+Simplifications: a lane's partial sums travel as one packet from its farthest block to its
+first block (a star reduction timed by its longest route); GDPU memories are unbounded; each of
+a core's input and output SRAM gets half of `sram_bytes_per_core`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from archsim.errors import ArchsimError
 from archsim.mapping import Mapping
 from archsim.sim.core import Core, CoreTiming
 from archsim.sim.digital import GlobalUnit
@@ -37,6 +39,10 @@ from archsim.spec.chip import GdpuSpec
 
 IN_FLIGHT = 8
 """Input rows read ahead of their delivery."""
+
+
+class SimulationStalled(ArchsimError):
+    """The timed run stopped before every sample finished (a buffer that can never drain)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +60,36 @@ class SimSettings:
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.chunk < 1:
-            raise ValueError("samples and chunk must be >= 1")
+            raise ArchsimError("samples and chunk: expected >= 1")
+
+
+@dataclass(slots=True, eq=False)
+class _Lane:
+    """The blocks of one column slice of one copy (all its K-split row blocks)."""
+
+    lead: Core
+    """Row block 0: converts, gathers the partial sums, post-processes."""
+    far: Core
+    """The row block farthest from the lead (its packet times the reduction)."""
+    row_blocks: int
+    cols: int
 
 
 @dataclass(slots=True, eq=False)
 class _Replica:
     index: int
-    lead: Core
+    lanes: list[_Lane]
     blocks: list[tuple[Core, int, int]]
     """(core, rows used, cols used) of every block of this copy."""
-    far: Core
-    """The K-split block farthest from the lead (sends the partial sums)."""
-    row_blocks: int
-    cols: int
-    """Output columns of the copy (all column blocks)."""
+
+    @property
+    def array(self) -> Core:
+        """The core whose array times the copy's lockstep integration."""
+        return self.lanes[0].lead
+
+    @property
+    def cols(self) -> int:
+        return sum(lane.cols for lane in self.lanes)
 
 
 @dataclass(slots=True)
@@ -81,6 +103,10 @@ class SimRun:
     end_ns: float
     events: int
     enlarged_buffers: list[str] = field(default_factory=list)
+    core_groups: dict[str, list[str]] = field(default_factory=dict)
+    """Array core of each copy -> every core of that copy (they integrate in lockstep)."""
+    gdpu_energy_pj_per_op: float = 0.0
+    """Energy per op of the unit that ran the digital ops (LDPU-class without GDPUs)."""
 
 
 class _Gate:
@@ -120,8 +146,8 @@ class Engine:
         self.env = env = simpy.Environment()
         self.rec = Recorder()
         timing = CoreTiming.of(chip)
-        self.cores = [Core(env, timing, i, chip.memory.sram_bytes_per_core, self.rec)
-                      for i in range(chip.cores.count)]  # fmt: skip
+        half = max(1, chip.memory.sram_bytes_per_core // 2)
+        self.cores = [Core(env, timing, i, half, self.rec) for i in range(chip.cores.count)]
         self.fabric = Fabric(env, chip.fabric, self.rec)
         self.offchip = OffChip(env, chip.memory, 0, self.rec)
         self.gdpus = self._gdpus()
@@ -132,6 +158,7 @@ class Engine:
         self.done = defaultdict(int)  # (node, sample, row) -> positions done
         self.row_cost: dict[tuple, list] = defaultdict(list)  # outbuf bytes to give back
         self.delivered: dict[tuple, list[int]] = defaultdict(list)  # rows in a replica's SRAM
+        self.finished: set[tuple] = set()  # (node, replica, sample) whose MVMs are all issued
         self.senders = {}
         self.sample_start = [0.0] * settings.samples
         self.sample_end = [0.0] * settings.samples
@@ -145,6 +172,7 @@ class Engine:
         if spec.count == 0:  # no global units: digital ops fall back to one LDPU-class unit
             ldpu = self.chip.ldpu
             spec = GdpuSpec(1, ldpu.clock_ghz, ldpu.ops_per_cycle, ldpu.energy_pj_per_op)
+        self.gdpu_spec = spec
         n_routers = self.chip.fabric.dims[0] * self.chip.fabric.dims[1]
         return [GlobalUnit(self.env, spec, g, int((g + 0.5) * n_routers / spec.count), self.rec)
                 for g in range(spec.count)]  # fmt: skip
@@ -153,15 +181,19 @@ class Engine:
         reps = []
         for r in range(lm.replicas):
             blocks = [b for b in lm.blocks if b.replica == r]
-            lead = next(b for b in blocks if b.row_block == 0 and b.col_block == 0 and b.group == 0)
-            far = max(blocks, key=lambda b: self.fabric_hops(b.core, lead.core))
-            cols = sum(b.cols for b in blocks if b.row_block == 0)
-            reps.append(_Replica(r, self.cores[lead.core],
-                                 [(self.cores[b.core], b.rows, b.cols) for b in blocks],
-                                 self.cores[far.core], lm.row_blocks, cols))  # fmt: skip
+            lanes = []
+            for g in range(lm.matrix.groups):
+                for cb in range(lm.col_blocks):
+                    lane = [b for b in blocks if b.group == g and b.col_block == cb]
+                    lead = next(b for b in lane if b.row_block == 0)
+                    far = max(lane, key=lambda b, lead=lead: self._hops(b.core, lead.core))
+                    lanes.append(_Lane(self.cores[lead.core], self.cores[far.core],
+                                       lm.row_blocks, lead.cols))  # fmt: skip
+            cores = [(self.cores[b.core], b.rows, b.cols) for b in blocks]
+            reps.append(_Replica(r, lanes, cores))
         return reps
 
-    def fabric_hops(self, a: int, b: int) -> int:
+    def _hops(self, a: int, b: int) -> int:
         return len(self.fabric.route(a, b))
 
     def _setup_buffers(self) -> None:
@@ -170,24 +202,26 @@ class Engine:
         for node in self.plan.values():
             if node.kind != "analog":
                 continue
+            reps = self.replicas[node.name]
             for p in node.inputs:
                 prod = self.plan[p]
                 window = max(need(node, prod, r) - (0 if r == 0 else last_use_rows(node, prod, r))
                              for r in range(node.rows))  # fmt: skip
-                rows_needed = window + len(self.replicas[node.name]) + 1
-                for rep in self.replicas[node.name]:
+                rows_needed = window + len(reps) + 1
+                for rep in reps:
                     for core, rows, _ in rep.blocks:
-                        share = prod.row_bytes * rows / node_k(node)
-                        required = int(np.ceil(rows_needed * share))
+                        required = int(np.ceil(rows_needed * prod.row_bytes * rows / node_k(node)))
                         if required > core.inbuf.capacity:
                             core.inbuf = simpy.Container(self.env, capacity=required)
                             self.enlarged.append(f"{core.name} input SRAM for {node.name}: "
                                                  f"{required} B")  # fmt: skip
-            cap = (node.positions_per_row + 2) * self.replicas[node.name][0].cols * 2
-            for rep in self.replicas[node.name]:
-                if cap > rep.lead.outbuf.capacity:
-                    rep.lead.outbuf = simpy.Container(self.env, capacity=cap)
-                    self.enlarged.append(f"{rep.lead.name} output SRAM for {node.name}: {cap} B")
+            for rep in reps:
+                for lane in rep.lanes:
+                    cap = (node.positions_per_row + 2) * lane.cols * self.settings.bytes_per_value
+                    if cap > lane.lead.outbuf.capacity:
+                        lane.lead.outbuf = simpy.Container(self.env, capacity=cap)
+                        self.enlarged.append(f"{lane.lead.name} output SRAM for {node.name}: "
+                                             f"{cap} B")  # fmt: skip
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> SimRun:
@@ -209,8 +243,19 @@ class Engine:
             else:
                 self.env.process(self._shape(node))
         self.env.run()
+        stuck = [n for n, t in enumerate(self.sample_end) if t == 0.0]
+        if stuck:
+            full = [c.name for c in self.cores if c.inbuf.level >= c.inbuf.capacity]
+            raise SimulationStalled(
+                f"{self.mapping.workload.name} on {self.chip.name}: the timed run stopped at "
+                f"{self.env.now:.0f} ns with samples {stuck[0]}..{stuck[-1]} unfinished "
+                f"(full input SRAM: {', '.join(full[:6]) or 'none'})"
+            )
+        groups = {rep.array.name: [c.name for c, _, _ in rep.blocks]
+                  for reps in self.replicas.values() for rep in reps}  # fmt: skip
         return SimRun(self.rec, self.plan, self.sample_start, self.sample_end, self.env.now,
-                      _event_count(self.env), self.enlarged)  # fmt: skip
+                      _event_count(self.env), self.enlarged, groups,
+                      self.gdpu_spec.energy_pj_per_op)  # fmt: skip
 
     def _input(self, node: Node):
         """Read the input rows back to back; up to IN_FLIGHT rows travel at once, so the
@@ -226,11 +271,22 @@ class Engine:
 
     def _arrive_input(self, node: Node, n: int, r: int):
         yield self.env.timeout(self.chip.memory.offchip_latency_ns)
-        yield self.row_done(node, n, r, self.offchip.router)
+        yield self.row_done(node, n, r, [(self.offchip.router, 1.0)])
+
+    # -- analog layers --------------------------------------------------------------------------
+    def _is_lstm(self, node: Node) -> bool:
+        return node.op.__class__.__name__ == "Lstm"
+
+    def _owner(self, node: Node, n: int, position: int) -> int:
+        """The replica that computes `position` of sample n."""
+        reps = len(self.replicas[node.name])
+        if self._is_lstm(node):
+            return n % reps
+        return (n * node.positions + position) % reps
 
     def _positions(self, node: Node, rep: _Replica, n: int) -> list[int]:
         reps = len(self.replicas[node.name])
-        if node.op.__class__.__name__ == "Lstm":
+        if self._is_lstm(node):
             return list(range(node.positions)) if n % reps == rep.index else []
         start = (rep.index - n * node.positions) % reps
         return list(range(start, node.positions, reps))
@@ -238,21 +294,21 @@ class Engine:
     def needs(self, node: Node, rep: _Replica, n: int, producer: Node, in_row: int) -> bool:
         """Does this replica read row `in_row` of `producer` for sample n?"""
         reps = len(self.replicas[node.name])
-        if node.op.__class__.__name__ == "Lstm":
+        if self._is_lstm(node):
             return n % reps == rep.index
-        if reps == 1:
-            return True
         ppr = node.positions_per_row
         lo = first_use(node, producer, in_row) * ppr
         hi = min(node.positions, (last_use(node, producer, in_row) + 1) * ppr)
         start = (rep.index - n * node.positions) % reps
-        return lo + (start - lo) % reps < hi
+        return lo < hi and lo + (start - lo) % reps < hi
 
     def _replica(self, node: Node, rep: _Replica):
         chunk = self.settings.chunk
         ppr = node.positions_per_row
-        lstm = node.op.__class__.__name__ == "Lstm"
-        out_bytes = rep.cols * self.settings.bytes_per_value
+        lstm = self._is_lstm(node)
+        per_row = self.settings.bytes_per_value
+        blocks = len(rep.blocks)
+        rows_read = sum(rows for _, rows, _ in rep.blocks) * per_row
         for n in range(self.settings.samples):
             todo = self._positions(node, rep, n)
             i = 0
@@ -273,84 +329,102 @@ class Engine:
                     if ev is not None:
                         yield ev
                 k = len(group)
-                yield rep.lead.outbuf.put(k * out_bytes)
-                self.row_cost[(node.name, n, row)].append((rep.lead, k * out_bytes))
-                blocks = len(rep.blocks)
+                for lane in rep.lanes:
+                    yield lane.lead.outbuf.put(k * lane.cols * per_row)
+                    self.row_cost[(node.name, n, row)].append((lane.lead, k * lane.cols * per_row))
 
                 def start_post(end_ns, node=node, rep=rep, n=n, row=row, k=k):
                     self.env.process(self._post(node, rep, n, row, k, end_ns))
 
-                yield from rep.lead.integrate(node.name, n, k, blocks, start_post)
-                sram = k * sum(rows for _, rows, _ in rep.blocks) * self.settings.bytes_per_value
-                self.rec.record(self.env.now, self.env.now, rep.lead.name, "sram_read", node.name,
-                                n, sram)  # fmt: skip
+                yield from rep.array.integrate(node.name, n, k, blocks, start_post)
+                self.rec.record(self.env.now, self.env.now, rep.array.name, "sram_read",
+                                node.name, n, k * rows_read)  # fmt: skip
+            self.finished.add((node.name, rep.index, n))
             for p in node.inputs:
                 self._free_inputs(node, rep, p, n, node.rows)
 
     def _free_inputs(self, node, rep, producer, n, row) -> None:
         """Give back the input SRAM of rows this replica will not read again."""
         prod = self.plan[producer]
-        rows_here = self.delivered[(node.name, rep.index, producer, n)]
+        key = (node.name, rep.index, producer, n)
+        rows_here = self.delivered[key]
         while rows_here and (row >= node.rows or last_use(node, prod, rows_here[0]) < row):
             rows_here.pop(0)
-            for core, rows, _ in rep.blocks:
-                core.inbuf.get(prod.row_bytes * rows / node_k(node))
+            self.release_row(node, rep, prod)
         if row >= node.rows:
-            del self.delivered[(node.name, rep.index, producer, n)]
+            del self.delivered[key]
+
+    def release_row(self, node: Node, rep: _Replica, prod: Node) -> None:
+        for core, rows, _ in rep.blocks:
+            core.inbuf.get(prod.row_bytes * rows / node_k(node))
 
     def _post(self, node: Node, rep: _Replica, n: int, row: int, k: int, array_end: float):
-        """Conversion, partial sums and LDPU work of a chunk of k MVMs, started when the first
-        MVM left the array.
+        """Conversion, partial sums and LDPU work of a chunk of k MVMs in every column lane,
+        started when the first MVM left the array.
 
-        One MVM goes through the stages in series. A chunk runs its stages side by side, each
-        holding its resource for the whole chunk's work, and ends no earlier than the last MVM
-        would have: when the array released it plus one MVM's share of every stage.
+        One MVM goes through a lane's stages in series (lanes side by side). A chunk runs its
+        stages side by side too, each holding its resource for the whole chunk's work, and ends
+        no earlier than the last MVM would have: when the array released it plus one MVM's
+        share of every stage of the slowest lane.
         """
-        stages = self._post_stages(node, rep, n, k)
-        if k == 1:
-            for stage in stages:
-                yield from stage
-        else:
-            spans = []
+        spans: dict[int, list[float]] = defaultdict(list)
+        start = self.env.now
 
-            def timed(stage):
-                t0 = self.env.now
-                yield from stage
-                spans.append(self.env.now - t0)
+        def lane_work(i: int, lane: _Lane):
+            stages = self._lane_stages(node, lane, n, k)
+            if k == 1:
+                for stage in stages:
+                    yield from stage
+                return
+            yield simpy.AllOf(self.env, [self.env.process(_timed(self.env, st, spans[i]))
+                                         for st in stages])  # fmt: skip
 
-            yield simpy.AllOf(self.env, [self.env.process(timed(st)) for st in stages])
-            tail = array_end + sum(spans) / k - self.env.now
-            if tail > 0:
-                yield self.env.timeout(tail)
+        yield simpy.AllOf(self.env, [self.env.process(lane_work(i, lane))
+                                     for i, lane in enumerate(rep.lanes)])  # fmt: skip
+        gdpu_span: list[float] = []
+        if node.ops_per_row:  # LSTM gates and cell update, after all lanes
+            gdpu = self.gdpus[_stable_index(node.name, len(self.gdpus))]
+            yield self.env.process(_timed(self.env, gdpu.run(k * node.ops_per_row, node.name, n),
+                                          gdpu_span))  # fmt: skip
+        if k > 1:
+            # a pipeline of stages: the first MVM passes every stage, the slowest stage then
+            # takes the other k - 1; and nothing ends before the array let the last MVM go
+            target = 0.0
+            for lane_spans in spans.values():
+                chain = lane_spans + gdpu_span
+                one = sum(chain) / k
+                slowest = max(chain) / k
+                target = max(target, array_end + one, start + one + (k - 1) * slowest)
+            if target > self.env.now:
+                yield self.env.timeout(target - self.env.now)
         key = (node.name, n, row)
         self.done[key] += k
         if self.done[key] == node.positions_per_row:
             del self.done[key]
-            self.row_done(node, n, row, rep.lead.index)
+            owner = self.replicas[node.name][self._owner(node, n, row * node.positions_per_row)]
+            total = owner.cols
+            self.row_done(node, n, row, [(ln.lead.index, ln.cols / total) for ln in owner.lanes])
 
-    def _post_stages(self, node: Node, rep: _Replica, n: int, k: int) -> list:
-        """The generators of one chunk's post-processing, in pipeline order."""
-        stages = [rep.lead.convert_rest(node.name, n, k)]
-        cols = k * rep.cols
-        if rep.row_blocks > 1:
-            # K-split reduction as a chain: every block's LDPU adds the partial sums it receives
-            # to its own and passes them on; the chain's adds before the lead run on the other
-            # blocks' LDPUs in parallel (held here on the farthest one), one add at the lead
-            if rep.row_blocks > 2:
-                adds = cols * (rep.row_blocks - 2)
-                stages.append(rep.far.post_process(node.name, n, adds, busy_ops=cols))
-            psum = cols * self.settings.psum_bytes * (rep.row_blocks - 1)
-            stages.append(self.fabric.transfer(rep.far.index, rep.lead.index, psum,
+    def _lane_stages(self, node: Node, lane: _Lane, n: int, k: int) -> list:
+        """The generators of one lane's post-processing of k MVMs, in pipeline order."""
+        stages = [lane.lead.convert_rest(node.name, n, k)]
+        cols = k * lane.cols
+        if lane.row_blocks > 1:
+            # the other row blocks' partial sums come to the lead; the adds before the lead
+            # run on those blocks' LDPUs in parallel (held here on the farthest one)
+            if lane.row_blocks > 2:
+                adds = cols * (lane.row_blocks - 2)
+                stages.append(lane.far.post_process(node.name, n, adds, busy_ops=cols))
+            psum = cols * self.settings.psum_bytes * (lane.row_blocks - 1)
+            stages.append(self.fabric.transfer(lane.far.index, lane.lead.index, psum,
                                                f"{node.name} psum", n))  # fmt: skip
-        extra = 1 if rep.row_blocks > 1 else 0
+        extra = 1 if lane.row_blocks > 1 else 0
         # scale, offset and fused activations are one pipelined pass per column
-        stages.append(rep.lead.post_process(node.name, n, cols * (node.ldpu_ops_per_col + extra),
-                                            busy_ops=cols * (1 + extra)))  # fmt: skip
-        if node.ops_per_row:
-            gdpu = self.gdpus[_stable_index(node.name, len(self.gdpus))]
-            stages.append(gdpu.run(k * node.ops_per_row, node.name, n))
+        stages.append(lane.lead.post_process(node.name, n, cols * (node.ldpu_ops_per_col + extra),
+                                             busy_ops=cols * (1 + extra)))  # fmt: skip
         return stages
 
+    # -- digital and shape nodes -----------------------------------------------------------------
     def _digital(self, node: Node):
         gdpu = self.gdpus[_stable_index(node.name, len(self.gdpus))]
         for n in range(self.settings.samples):
@@ -360,7 +434,7 @@ class Engine:
                     if ev is not None:
                         yield ev
                 yield from gdpu.run(node.ops_per_row, node.name, n)
-                self.row_done(node, n, r, gdpu.router)
+                self.row_done(node, n, r, [(gdpu.router, 1.0)])
 
     def _shape(self, node: Node):
         src = self._location(self.plan[node.inputs[0]])
@@ -370,19 +444,20 @@ class Engine:
                 if ev is not None:
                     yield ev
             for r in range(node.rows):
-                self.row_done(node, n, r, src)
+                self.row_done(node, n, r, [(src, 1.0)])
 
     def _location(self, node: Node) -> int:
         if node.kind == "analog":
-            return self.replicas[node.name][0].lead.index
+            return self.replicas[node.name][0].array.index
         if node.kind == "gdpu":
             return self.gdpus[_stable_index(node.name, len(self.gdpus))].router
         if node.kind == "input":
             return self.offchip.router
         return self._location(self.plan[node.inputs[0]])
 
-    def row_done(self, node: Node, n: int, row: int, src: int) -> simpy.Event:
-        """A row of `node` exists at router `src`: send it on; the event fires when sent."""
+    def row_done(self, node: Node, n: int, row: int, sources: list) -> simpy.Event:
+        """A row of `node` exists at the routers of `sources` ((router, fraction of the row)):
+        send it on; the event fires when it has reached every consumer."""
         self.own[node.name].arrive(n)
         sends = []
         for c in node.consumers:
@@ -391,7 +466,7 @@ class Engine:
             if c == "<output>":
                 self.env.process(self._output(node, n, ev))
             else:
-                self.senders[(node.name, c)].submit(n, row, src, ev)
+                self.senders[(node.name, c)].submit(n, row, sources, ev)
         all_sent = simpy.AllOf(self.env, sends)
         cost = self.row_cost.pop((node.name, n, row), None)
         if cost:
@@ -414,21 +489,13 @@ class _Sender:
         self.producer = producer
         self.consumer = consumer
         self.gate = engine.gates[(producer.name, consumer.name)]
-        self.ready: dict[tuple[int, int], tuple[int, simpy.Event]] = {}
+        self.ready: dict[tuple[int, int], tuple[list, simpy.Event]] = {}
         self.next = (0, 0)
         self.wake: simpy.Event | None = None
         engine.env.process(self.loop())
 
-    def _targets(self, n: int, row: int) -> list[tuple[_Replica, Core, float]]:
-        """(replica, core, bytes) for every block that reads this row."""
-        c = self.consumer
-        k = node_k(c)
-        return [(rep, core, self.producer.row_bytes * rows / k)
-                for rep in self.e.replicas[c.name] if self.e.needs(c, rep, n, self.producer, row)
-                for core, rows, _ in rep.blocks]  # fmt: skip
-
-    def submit(self, n: int, row: int, src: int, ev: simpy.Event) -> None:
-        self.ready[(n, row)] = (src, ev)
+    def submit(self, n: int, row: int, sources: list, ev: simpy.Event) -> None:
+        self.ready[(n, row)] = (sources, ev)
         if (n, row) == self.next and self.wake is not None and not self.wake.triggered:
             self.wake.succeed()
 
@@ -440,28 +507,48 @@ class _Sender:
                 self.wake = env.event()
                 yield self.wake
                 continue
-            src, ev = self.ready.pop(self.next)
+            sources, ev = self.ready.pop(self.next)
             n, row = self.next
             if self.consumer.kind == "analog":
-                targets = self._targets(n, row)
-                moves = [env.process(self._to_block(core, b, src, n)) for _, core, b in targets]
-                yield simpy.AllOf(env, moves)
-                for rep in {t[0].index: t[0] for t in targets}.values():
-                    key = (self.consumer.name, rep.index, self.producer.name, n)
-                    self.e.delivered[key].append(row)
+                yield from self._to_replicas(sources, n, row)
             elif self.consumer.kind == "gdpu":
                 dst = self.e._location(self.consumer)
-                yield env.process(self.e.fabric.transfer(src, dst, self.producer.row_bytes,
-                                                         self.consumer.name, n))  # fmt: skip
+                moves = [env.process(self.e.fabric.transfer(src, dst, self.producer.row_bytes * f,
+                                                            self.consumer.name, n))
+                         for src, f in sources]  # fmt: skip
+                yield simpy.AllOf(env, moves)
             self.gate.arrive(n)
             ev.succeed()
             self.next = (n, row + 1) if row + 1 < self.producer.rows else (n + 1, 0)
 
-    def _to_block(self, core: Core, nbytes: float, src: int, n: int):
+    def _to_replicas(self, sources: list, n: int, row: int):
+        """Put the row into the input SRAM of every block of every replica that reads it."""
+        env, c, k = self.e.env, self.consumer, node_k(self.consumer)
+        reps = [r for r in self.e.replicas[c.name] if self.e.needs(c, r, n, self.producer, row)]
+        moves = [env.process(self._to_block(core, self.producer.row_bytes * rows / k, sources, n))
+                 for rep in reps for core, rows, _ in rep.blocks]  # fmt: skip
+        yield simpy.AllOf(env, moves)
+        for rep in reps:
+            if (c.name, rep.index, n) in self.e.finished:  # arrived after its last use
+                self.e.release_row(c, rep, self.producer)
+            else:
+                self.e.delivered[(c.name, rep.index, self.producer.name, n)].append(row)
+
+    def _to_block(self, core: Core, nbytes: float, sources: list, n: int):
         yield core.inbuf.put(nbytes)
-        yield from self.e.fabric.transfer(src, core.index, nbytes, self.consumer.name, n)
+        moves = [self.e.env.process(self.e.fabric.transfer(src, core.index, nbytes * f,
+                                                          self.consumer.name, n))
+                 for src, f in sources]  # fmt: skip
+        yield simpy.AllOf(self.e.env, moves)
         self.e.rec.record(self.e.env.now, self.e.env.now, core.name, "sram_write",
                           self.consumer.name, n, nbytes)  # fmt: skip
+
+
+def _timed(env: simpy.Environment, stage, spans: list):
+    """Run a stage generator and append how long it took."""
+    t0 = env.now
+    yield from stage
+    spans.append(env.now - t0)
 
 
 def node_k(node: Node) -> int:

@@ -71,7 +71,11 @@ class Metrics:
     bottleneck: str
     """The busiest resource in the steady state, its layer and busy fraction."""
     utilisation: pd.DataFrame = field(repr=False)
-    """Busy fraction per (component, op, layer) in the steady state."""
+    """Busy fraction per (component, op, layer) in the steady state: busy time per sample
+    over the period (the blocks of a copy share its array's busy time)."""
+    steady_state: bool = True
+    """False when too few samples streamed (< 4) for the period to exclude the pipeline fill:
+    then period = total time / samples."""
     mvm_events: int = 0
     macs: int = 0
     conversions: int = 0
@@ -85,12 +89,8 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
     s = len(run.sample_end_ns)
     ends = np.sort(np.asarray(run.sample_end_ns))  # samples on different replicas may overtake
     half = s // 2
-    if s >= 4 and ends[-1] > ends[half]:
-        period = (ends[-1] - ends[half]) / (s - 1 - half)
-        window = (ends[half], ends[-1])
-    else:
-        period = ends[-1] / s
-        window = (0.0, ends[-1])
+    steady = s >= 4 and ends[-1] > ends[half]
+    period = (ends[-1] - ends[half]) / (s - 1 - half) if steady else ends[-1] / s
     latency = run.sample_end_ns[0] - run.sample_start_ns[0]
     counts = layer_counts(mapping)
     mvm = df[df.op == "mvm"]
@@ -98,14 +98,14 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
     positions = {name: per_layer.get(name, 0) / counts[name].blocks for name in counts}
     macs = int(sum(positions[n] * counts[n].macs for n in counts))
     conversions = int(sum(positions[n] * counts[n].conversions for n in counts))
-    energy = _energy(chip, df, counts, positions, activity, run.end_ns)
+    energy = _energy(chip, df, counts, positions, activity, run.end_ns, run.gdpu_energy_pj_per_op)
     ops_per_sample = 2.0 * macs / s
     total = sum(energy.values())
     static_per_sample = energy["static"] / run.end_ns * period if run.end_ns else 0.0
     dynamic = {k: v / s for k, v in energy.items() if k != "static"}
     breakdown = {**dynamic, "static": static_per_sample}
     per_sample = sum(breakdown.values())
-    util = _utilisation(df, window)
+    util = _utilisation(df, run.core_groups, s * period)
     top = util.idxmax() if len(util) else ("-", "-", "-")
     return Metrics(
         samples=s, total_ns=run.end_ns, latency_ns=latency, period_ns=period,
@@ -116,12 +116,12 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
         tops_per_mm2=ops_per_sample / period / 1e3 / (chip.cores.count * chip.cores.area_mm2),
         bottleneck=f"{top[0]} {top[1]} ({top[2]}): {util.max():.0%} busy" if len(util) else "-",
         utilisation=util.rename("busy").reset_index(),
-        mvm_events=int(mvm.qty.sum()), macs=macs, conversions=conversions,
+        steady_state=steady, mvm_events=int(mvm.qty.sum()), macs=macs, conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
     )  # fmt: skip
 
 
-def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns) -> dict[str, float]:
+def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) -> dict[str, float]:
     """Total energy of the run by part, in pJ."""
     qmax = (1 << (chip.input.bits - 1)) - 1 if chip.input.bits else 127
     phases = chip.input.phases
@@ -139,7 +139,7 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns) -> dict[str
         "dac": dac,
         "adc": adc,
         "ldpu": by_op.get("ldpu", 0.0) * chip.ldpu.energy_pj_per_op,
-        "gdpu": by_op.get("gdpu", 0.0) * chip.gdpu.energy_pj_per_op,
+        "gdpu": by_op.get("gdpu", 0.0) * gdpu_pj,
         "sram": (by_op.get("sram_read", 0.0) + by_op.get("sram_write", 0.0))
         * mem.sram_energy_pj_per_byte,
         "fabric": by_op.get("link", 0.0) * 8 * chip.fabric.energy_pj_per_bit,
@@ -149,10 +149,15 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns) -> dict[str
     }
 
 
-def _utilisation(df: pd.DataFrame, window: tuple[float, float]) -> pd.Series:
-    """Busy fraction of each (component, op, layer) inside the time window."""
-    t0, t1 = window
-    span = max(t1 - t0, 1e-9)
+def _utilisation(df: pd.DataFrame, groups: dict[str, list[str]], span: float) -> pd.Series:
+    """Busy fraction of each (component, op, layer): busy time over `span` (samples x period),
+    at most 1. A copy's array time counts for every core of the copy."""
     timed = df[df.t1_ns > df.t0_ns]
-    busy = (np.minimum(timed.t1_ns, t1) - np.maximum(timed.t0_ns, t0)).clip(lower=0)
-    return busy.groupby([timed.component, timed.op, timed.layer]).sum() / span
+    busy = (timed.t1_ns - timed.t0_ns).groupby([timed.component, timed.op, timed.layer]).sum()
+    rows = {}
+    for (comp, op, layer), b in busy.items():
+        for c in groups.get(comp, [comp]) if op == "mvm" else [comp]:
+            rows[(c, op, layer)] = rows.get((c, op, layer), 0.0) + b
+    out = pd.Series(rows, dtype=float)
+    out.index.names = ["component", "op", "layer"]
+    return (out / max(span, 1e-9)).clip(upper=1.0)

@@ -103,8 +103,11 @@ def first_use(consumer: Node, producer: Node, in_row: int) -> int:
 
 def _row_local(op: ir.Op) -> bool:
     """Output row r depends on input row r only (for equal row counts)."""
-    if isinstance(op, ir.Softmax | ir.LayerNorm):
-        return op.axis != 0
+    row_axis = 1 if len(op.shape) == 3 else 0  # the axis `rows_of` streams
+    if isinstance(op, ir.Softmax):
+        return op.axis != row_axis
+    if isinstance(op, ir.LayerNorm):  # normalises over axes op.axis ..
+        return op.axis > row_axis
     return isinstance(op, ir.Act | ir.Binary | ir.Affine | ir.Linear | ir.Lstm)
 
 

@@ -249,7 +249,7 @@ class MemorySpec:
     """On-chip activation buffers of each core and the off-chip interface."""
 
     sram_bytes_per_core: int
-    """Input plus output buffer capacity of one core; >= 1."""
+    """Activation SRAM of one core, split equally between input and output buffers; >= 2."""
     sram_bandwidth_bytes_per_ns: float
     """Read or write bandwidth of one core's buffers; > 0."""
     sram_energy_pj_per_byte: float
@@ -368,8 +368,12 @@ class ChipSpec:
                 "adc.count",
                 f"expected <= crossbar.cols = {self.crossbar.cols}, got {self.adc.count}",
             )
-        if self.fabric.dims[0] * self.fabric.dims[1] < self.cores.count:
-            raise SpecError("fabric.dims", f"{list(self.fabric.dims)} has fewer routers than cores")
+        if tuple(self.fabric.dims) != tuple(self.cores.grid):
+            raise SpecError(
+                "fabric.dims",
+                f"expected the core grid {list(self.cores.grid)} (one router per core place), "
+                f"got {list(self.fabric.dims)}",
+            )
         modes = {m.name for m in self.input.read_modes}
         for i, p in enumerate(self.published):
             if p.read_mode and p.read_mode not in modes:

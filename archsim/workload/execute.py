@@ -172,6 +172,9 @@ def _act(op: ir.Act, args, matmul) -> np.ndarray:
         return np.tanh(x)
     if op.fn == "gelu":
         return 0.5 * x * (1.0 + _erf(x / np.float32(np.sqrt(2.0))))
+    if op.fn == "gelu_tanh":
+        inner = np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x * x * x)
+        return (0.5 * x * (1.0 + np.tanh(inner))).astype(np.float32)
     if op.fn == "erf":
         return _erf(x)
     if op.fn == "leaky_relu":
@@ -270,6 +273,8 @@ _FORWARD = {
     ir.Concat: lambda op, a, m: np.concatenate(a, axis=op.axis + 1),
     ir.Softmax: _softmax,
     ir.LayerNorm: _layernorm,
-    ir.MatMul: lambda op, a, m: np.matmul(a[0], a[1]).astype(np.float32),
+    ir.MatMul: lambda op, a, m: np.matmul(_align(a[0], op.shape), _align(a[1], op.shape)).astype(
+        np.float32
+    ),
     ir.SliceLast: lambda op, a, m: np.take(a[0], -1, axis=op.axis + 1),
 }

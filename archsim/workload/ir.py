@@ -90,7 +90,9 @@ class Lstm(Op):
         return int(self.shape[0])
 
 
-Activation = Literal["relu", "sigmoid", "tanh", "gelu", "erf", "identity", "leaky_relu"]
+Activation = Literal[
+    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu"
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -97,7 +97,7 @@ def lstm(g: GraphBuilder, name: str, x: str, w_ih, w_hh, b_ih=None, b_hh=None) -
 
 
 def act(g: GraphBuilder, name: str, x: str, fn: str, alpha: float = 0.01) -> str:
-    if fn not in ("relu", "sigmoid", "tanh", "gelu", "erf", "identity", "leaky_relu"):
+    if fn not in ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu"):
         raise _fail(g, name, f"unknown activation {fn!r}")
     return g.add(ir.Act(name, (x,), g.shape(x), fn, float(alpha)))
 

@@ -184,6 +184,9 @@ class _Importer(ShapeOps):
             if op in ACTIVATIONS or op == "LeakyRelu":
                 t = self.dyn(node)
                 fn = ACTIVATIONS.get(op, "leaky_relu")
+                approx = self.attrs(node).get("approximate", b"none")
+                if op == "Gelu" and approx in (b"tanh", "tanh"):
+                    fn = "gelu_tanh"
                 alpha = self.attrs(node).get("alpha", 0.01)
                 self.set_out(node, L.act(self.g, self.uid(node.name or op), t.name, fn, alpha),
                              t.batch_axis)  # fmt: skip
@@ -303,8 +306,11 @@ class _Importer(ShapeOps):
         c = self.const(node, 2, required=False)
         bias = None
         if c is not None:
-            bias = np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (w.shape[1],))
-            bias = bias * np.float32(a.get("beta", 1.0))
+            c = np.asarray(c, np.float32)
+            if c.size not in (1, w.shape[1]) or (c.ndim and c.shape[-1] not in (1, w.shape[1])):
+                raise self.fail(node, f"C of shape {c.shape} varies along the batch; only a "
+                                      f"bias of {w.shape[1]} values is supported")  # fmt: skip
+            bias = np.broadcast_to(c.reshape(-1), (w.shape[1],)) * np.float32(a.get("beta", 1.0))
         self.set_out(node, L.linear(self.g, self.uid(node.name or "gemm"), t.name, w, bias))
 
     def op_MatMul(self, node) -> None:
@@ -321,6 +327,9 @@ class _Importer(ShapeOps):
         ta, tb = self.dyn(node, 0), self.dyn(node, 1)
         if ta.batch_axis or tb.batch_axis:
             raise self.fail(node, "dynamic products need the batch axis first")
+        if len(self.g.shape(ta.name)) != len(self.g.shape(tb.name)):
+            raise self.fail(node, "operands of different rank would broadcast the batch axis "
+                                  "against another axis; not supported")  # fmt: skip
         self.set_out(node, L.matmul(self.g, name, ta.name, tb.name))
 
     def op_LSTM(self, node) -> None:
@@ -367,7 +376,8 @@ class _Importer(ShapeOps):
             self.g.replace(replace(op, weight=w.astype(np.float32), bias=b.astype(np.float32)))
             self.tensors[node.output[0]] = t
             return
-        if isinstance(op, ir.Linear) and self.readers_of_ir(t) == 1 and op.shape[-1] == k.size:
+        if (isinstance(op, ir.Linear) and self.readers_of_ir(t) == 1 and len(op.shape) == 1
+                and op.shape[-1] == k.size):  # fmt: skip
             w = op.weight * k.astype(np.float32)
             b = (op.bias if op.bias is not None else 0.0) * k + shift
             self.g.replace(replace(op, weight=w.astype(np.float32), bias=b.astype(np.float32)))

@@ -8,8 +8,6 @@ where the batch axis of its output sits. Mixed into `onnx_import._Importer`, who
 
 from __future__ import annotations
 
-import numpy as np
-
 from archsim.workload import layers as L
 
 
@@ -21,10 +19,10 @@ class ShapeOps:
         axis = self.attrs(node).get("axis", 1)
         full = self.full_shape(t)
         axis = axis + len(full) if axis < 0 else axis
-        if t.batch_axis != 0 or axis < 1:
-            raise self.fail(node, "flattening across the batch axis is not supported")
-        lead = int(np.prod(full[1:axis], dtype=np.int64))
-        target = (lead, -1) if axis > 1 else (-1,)
+        if t.batch_axis != 0 or axis != 1:
+            raise self.fail(node, f"Flatten with axis {axis} merges the batch axis with others; "
+                                  "only axis 1 is supported")  # fmt: skip
+        target = (-1,)
         self.set_out(node, L.reshape(self.g, self.uid(node.name or "flatten"), t.name, target))
 
     def op_Reshape(self, node) -> None:
