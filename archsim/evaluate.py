@@ -304,19 +304,33 @@ class _AnalogMatmul:
         reps = len(states)
         per_sample = max(1, len(x) // self.batch)  # rows of one sample in this call
         first = self.sample0 * per_sample  # global index of x's first row
-        y = np.empty((len(x), states[0].programmed.shape[1]), dtype=np.float32)
+        n_out = states[0].programmed.shape[1]
+        starts = [(r - first) % reps for r in range(reps)]
+        if reps > 1:  # one gather: each replica's rows become one contiguous slice
+            order = np.concatenate([np.arange(st, len(x), reps) for st in starts])
+            xs_all = np.take(x, order, axis=0)
+        else:
+            order, xs_all = None, x
+        ys_all = np.empty((len(x), n_out), dtype=np.float32)
         c_in = c_out = conversions = 0
-        for r, (state, conv) in enumerate(zip(states, convs, strict=True)):
-            start = (r - first) % reps
-            if start >= len(x):
+        lo = 0
+        for r, (state, conv, st) in enumerate(zip(states, convs, starts, strict=True)):
+            count = len(range(st, len(x), reps))
+            if count == 0:
                 continue
-            xs = x[start::reps] if reps > 1 else x
             key = _row_key(self.key, op.name, group, r, call)
-            res = analog_mvm(xs, state, conv, key=key, row_offset=(first + start) // reps)
-            y[start::reps] = res.y
+            res = analog_mvm(xs_all[lo : lo + count], state, conv, key=key,
+                             row_offset=(first + st) // reps)  # fmt: skip
+            ys_all[lo : lo + count] = res.y
+            lo += count
             c_in += res.inputs_clipped
             c_out += res.outputs_clipped
             conversions += res.conversions
+        if order is None:
+            y = ys_all
+        else:
+            y = np.empty_like(ys_all)
+            y[order] = ys_all
         if self.stats is not None and self.sample0 == 0:  # every call of the first batch
             quant = float(
                 np.mean([_quantization_mse(s, c) for s, c in zip(states, convs, strict=True)])

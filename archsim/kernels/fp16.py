@@ -34,9 +34,13 @@ def _round_fp16(x, bits):
             bits[i] = sign | r
 
 
-def round_fp16(x: np.ndarray) -> np.ndarray:
-    """`x` rounded to FP16 values, as a new float32 array (x itself is left alone)."""
-    out = np.array(x, dtype=np.float32, order="C", copy=True)
+def round_fp16(x: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """`x` rounded to FP16 values as float32: a new array, or x itself when `in_place` and x
+    is a C-contiguous float32 array."""
+    if in_place and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable:
+        out = x
+    else:
+        out = np.array(x, dtype=np.float32, order="C", copy=True)
     flat = out.reshape(-1)
     _round_fp16(flat, flat.view(np.uint32))
     return out

@@ -27,9 +27,21 @@ def float_matmul(op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
     return x @ ir.matrices(op)[group]
 
 
-def fp16_round(x: np.ndarray) -> np.ndarray:
+def fp16_round(x: np.ndarray, in_place: bool = False) -> np.ndarray:
     """Round to the nearest FP16 value (the LDPU/GDPU arithmetic of HERMES), kept as float32."""
-    return round_fp16(x)
+    return round_fp16(x, in_place)
+
+
+def _creates_values(op: ir.Op) -> bool:
+    """False for ops whose outputs are some of their inputs' values (moves, max, ReLU): on
+    rounded inputs they need no rounding of their own."""
+    if isinstance(op, ir.Reshape | ir.Transpose | ir.Concat | ir.SliceLast):
+        return False
+    if isinstance(op, ir.Pool | ir.GlobalPool):
+        return op.fn != "max"
+    if isinstance(op, ir.Act):
+        return op.fn not in ("relu", "identity")
+    return True
 
 
 def run(
@@ -46,7 +58,9 @@ def run(
         workload: the graph.
         inputs: the batch for the single input, or {input name: batch}; arrays (B, *shape).
         matmul: product used by every static-weight op.
-        digital: applied to the outputs of digitally computed ops (None = exact float32).
+        digital: `digital(y, in_place)` rounds the output of a digitally computed op to the
+            digital units' precision (None = exact float32); ops that only move or select
+            already rounded values are skipped, and `in_place` is set when y owns its memory.
         keep: return every tensor, not only the outputs.
 
     Returns:
@@ -72,8 +86,9 @@ def run(
             continue
         args = [values[s] for s in op.inputs]
         y = _forward(op, args, matmul)
-        if digital is not None:
-            y = digital(y)
+        if digital is not None and (_creates_values(op) or _reads_input(workload, op)):
+            fresh = not any(np.may_share_memory(y, a) for a in args)
+            y = digital(y, in_place=fresh)
         values[op.name] = y
         if not keep:
             for s in op.inputs:
@@ -83,6 +98,11 @@ def run(
     if keep:
         return values
     return {name: values[name] for name in workload.outputs}
+
+
+def _reads_input(workload: ir.Workload, op: ir.Op) -> bool:
+    """Reads a network input directly (whose values were never rounded)."""
+    return any(isinstance(workload.op(s), ir.Input) for s in op.inputs)
 
 
 def im2col(x: np.ndarray, op: ir.Conv2d, group: int = 0) -> np.ndarray:
