@@ -15,11 +15,13 @@ from typing import Literal
 
 import numpy as np
 
-from archsim.errors import ArchsimError
+from archsim.errors import ArchsimError, MappingError
 from archsim.evaluate import EvalResult, EvalSettings, evaluate
 from archsim.mapping import Mapping, map_workload
+from archsim.mapping.segments import map_segments, merged_mapping
 from archsim.sim.engine import Engine, SimRun, SimSettings
 from archsim.sim.metrics import Metrics, compute_metrics
+from archsim.sim.segmented import run_segments
 from archsim.spec import ChipSpec, DeviceSpec
 from archsim.workload.catalog import Dataset, load_dataset
 from archsim.workload.ir import Workload
@@ -47,6 +49,8 @@ class RunResult:
     metrics: Metrics | None = None
     """The timed half, or None in functional mode."""
     sim: SimRun | None = field(default=None, repr=False)
+    segments: tuple[Mapping, ...] = ()
+    """With weight reloads: the mapping of each segment (run one after another)."""
     activity: dict[str, float] = field(default_factory=dict)
     """Per layer mean |DAC code| / full scale used for the energy."""
 
@@ -76,15 +80,27 @@ def simulate(
     is evaluated at each of `t_inference_s` (one time or several); the timed half streams
     `samples` samples and takes its data-dependent energy from the first time.
 
+    A workload that does not fit runs in segments with weight reloads between them when the
+    chip's mapping spec allows it (`weight_reload`); each segment is mapped without replicas
+    (copies would have to be reprogrammed for every batch).
+
     Raises:
-        MappingError: the workload does not fit.
+        MappingError: the workload does not fit (and reloads are off, or one layer is too big).
         ArchsimError: bad mode or sample count, a time the device cannot handle.
     """
     if mode not in ("full", "functional", "timing"):
         raise ArchsimError(f"mode: expected full, functional or timing, got {mode!r}")
     if samples < 1 or chunk < 1:
         raise ArchsimError(f"samples and chunk: expected >= 1, got {samples} and {chunk}")
-    mapping = mapping or map_workload(workload, chip)
+    parts = None
+    if mapping is None:
+        try:
+            mapping = map_workload(workload, chip)
+        except MappingError:
+            if not chip.mapping.weight_reload:
+                raise
+            parts = map_segments(workload, chip, replication="none")
+            mapping = merged_mapping(workload, parts)
     accuracy = None
     activity: dict[str, float] = {lm.name: DEFAULT_ACTIVITY for lm in mapping.layers}
     times = tuple(t_inference_s) if isinstance(t_inference_s, tuple | list) else (t_inference_s,)
@@ -96,7 +112,9 @@ def simulate(
         activity.update({s.layer: s.activity for s in accuracy.points[0].layers})
     metrics = run = None
     if mode in ("full", "timing"):
-        run = Engine(chip, mapping, SimSettings(samples=samples, chunk=chunk)).run()
+        settings = SimSettings(samples=samples, chunk=chunk)
+        run = run_segments(parts, settings) if parts else Engine(chip, mapping, settings).run()
         metrics = compute_metrics(run, mapping, activity)
-    return RunResult(chip, workload, mapping, mode, seed, times[0], accuracy, metrics, run,
-                     activity)  # fmt: skip
+    return RunResult(chip, workload, mapping, mode, seed, times[0], accuracy=accuracy,
+                     metrics=metrics, sim=run, activity=activity,
+                     segments=tuple(parts or ()))  # fmt: skip

@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("--replication", choices=("none", "balanced"), help="(chip default)")
     mp.add_argument("--out", type=Path, help="picture path (reports/map-<chip>-<workload>.png)")
     mp.add_argument("--seed", type=int, default=0, help="seed of random zoo weights (0)")
+    mp.add_argument(
+        "--reload",
+        action="store_true",
+        help="cut networks too big for the chip into segments (weight reloads)",
+    )
     mp.set_defaults(func=_cmd_map)
 
     wl = sub.add_parser("workloads", help="list the built-in workloads")
@@ -115,13 +120,18 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
                    help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
     p.add_argument("--samples", type=int, help="evaluate on the first N samples (all)")
     p.add_argument("--seed", type=int, default=0, help="run seed (0)")
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="run networks too big for the chip in segments with weight reloads",
+    )
 
 
 def _setup(args: argparse.Namespace):
     from archsim.config import load_chip, load_device
     from archsim.workload.catalog import load_dataset, load_workload
 
-    chip = load_chip(args.chip)
+    chip = _with_reload(load_chip(args.chip), args.reload)
     device = load_device(args.device) if args.device else None
     times = _parse_times(args.times)
     if args.samples is not None and args.samples < 1:
@@ -219,13 +229,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from archsim.config import load_chip
+    from archsim.errors import MappingError
     from archsim.mapping import map_workload
     from archsim.mapping.report import format_mapping, plot_mapping
+    from archsim.mapping.segments import map_segments, merged_mapping
     from archsim.workload.catalog import load_workload
 
-    chip = load_chip(args.chip)
+    chip = _with_reload(load_chip(args.chip), args.reload)
     workload = load_workload(args.workload, seed=args.seed)
-    mapping = map_workload(workload, chip, placement=args.placement, replication=args.replication)
+    try:
+        mapping = map_workload(workload, chip, placement=args.placement,
+                               replication=args.replication)  # fmt: skip
+    except MappingError:
+        if not chip.mapping.weight_reload:
+            raise
+        parts = map_segments(workload, chip, placement=args.placement, replication="none")
+        for part in parts:
+            print(format_mapping(part))
+            print()
+        mapping = merged_mapping(workload, parts)
     print(format_mapping(mapping))
     out = args.out or Path("reports") / f"map-{chip.name}-{workload.name}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -289,6 +311,15 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     for name in device_presets():
         print(f"  {name:<16} {load_device(name).description}")
     return 0
+
+
+def _with_reload(chip, reload: bool):
+    """The chip with weight reloads allowed when asked for."""
+    if not reload:
+        return chip
+    import dataclasses
+
+    return dataclasses.replace(chip, mapping=dataclasses.replace(chip.mapping, weight_reload=True))
 
 
 def _end_progress() -> None:

@@ -157,7 +157,8 @@ def format_metrics(m: Metrics) -> str:
     """The timing and energy answers as aligned text."""
     lines = [
         f"latency (first sample)    {m.latency_ns / 1e3:10.2f} us",
-        f"period (steady state)     {m.period_ns / 1e3:10.2f} us per sample "
+        f"period{' (steady state)' if m.steady_state else ' (run / samples)'}"
+        f"{'     ' if m.steady_state else '   '}{m.period_ns / 1e3:10.2f} us per sample "
         f"({m.throughput_per_s:,.0f} samples/s)",
         f"effective throughput      {m.effective_tops:10.3f} TOPS "
         f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample)",
@@ -169,8 +170,8 @@ def format_metrics(m: Metrics) -> str:
             []
             if m.steady_state
             else [
-                "(fewer than 4 samples streamed: the period includes the "
-                "pipeline fill; stream more for the steady state)"
+                "(no pipeline steady state: fewer than 4 samples streamed, or a segmented "
+                "run with weight reloads)"
             ]
         ),
         "energy per sample by part: "

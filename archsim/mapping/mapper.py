@@ -95,6 +95,8 @@ class Mapping:
     bytes_hops_per_sample: float
     """Placement objective: bytes x hops per sample over all block pairs that talk
     (layer-to-layer activations and K-split partial sums)."""
+    segments: int = 1
+    """Segments run one after another with weight reloads (1: everything resident)."""
 
     @property
     def cores_used(self) -> int:

@@ -40,10 +40,15 @@ def format_mapping(m: Mapping) -> str:
         )
     xb = m.chip.crossbar
     weights = sum(lm.matrix.weights for lm in m.layers)
+    if m.segments > 1:
+        use = (f"{m.segments} segments with weight reloads, {m.cores_used} block placements "
+               f"on {m.chip.cores.count} cores")  # fmt: skip
+    else:
+        use = f"{m.cores_used} of {m.chip.cores.count} cores"
     lines.append(
         f"{m.workload.name} on {m.chip.name}: {weights:,} weights "
-        f"({weights * xb.devices_per_weight:,} devices per copy), {m.cores_used} of "
-        f"{m.chip.cores.count} cores; placement {m.placement}, replication {m.replication}; "
+        f"({weights * xb.devices_per_weight:,} devices per copy), {use}; "
+        f"placement {m.placement}, replication {m.replication}; "
         f"{m.bytes_hops_per_sample:,.0f} byte-hops per sample"
     )
     return "\n".join(lines)

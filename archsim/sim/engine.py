@@ -103,10 +103,13 @@ class SimRun:
     end_ns: float
     events: int
     enlarged_buffers: list[str] = field(default_factory=list)
-    core_groups: dict[str, list[str]] = field(default_factory=dict)
-    """Array core of each copy -> every core of that copy (they integrate in lockstep)."""
+    core_groups: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """(array core, layer) of each copy -> every core of that copy (lockstep integration)."""
     gdpu_energy_pj_per_op: float = 0.0
     """Energy per op of the unit that ran the digital ops (LDPU-class without GDPUs)."""
+    batch_schedule: bool = False
+    """The samples went through segments one after another (weight reloads): the period is
+    the whole run over the samples, not a pipeline's steady state."""
 
 
 class _Gate:
@@ -251,8 +254,8 @@ class Engine:
                 f"{self.env.now:.0f} ns with samples {stuck[0]}..{stuck[-1]} unfinished "
                 f"(full input SRAM: {', '.join(full[:6]) or 'none'})"
             )
-        groups = {rep.array.name: [c.name for c, _, _ in rep.blocks]
-                  for reps in self.replicas.values() for rep in reps}  # fmt: skip
+        groups = {(rep.array.name, name): [c.name for c, _, _ in rep.blocks]
+                  for name, reps in self.replicas.items() for rep in reps}  # fmt: skip
         return SimRun(self.rec, self.plan, self.sample_start, self.sample_end, self.env.now,
                       _event_count(self.env), self.enlarged, groups,
                       self.gdpu_spec.energy_pj_per_op)  # fmt: skip

@@ -19,7 +19,9 @@ from archsim.mapping import Mapping
 from archsim.sim.engine import SimRun
 from archsim.spec import ChipSpec
 
-ENERGY_PARTS = ("array", "dac", "adc", "ldpu", "gdpu", "sram", "fabric", "offchip", "static")
+ENERGY_PARTS = (
+    "array", "dac", "adc", "ldpu", "gdpu", "sram", "fabric", "offchip", "reload", "static"
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +76,9 @@ class Metrics:
     """Busy fraction per (component, op, layer) in the steady state: busy time per sample
     over the period (the blocks of a copy share its array's busy time)."""
     steady_state: bool = True
-    """False when too few samples streamed (< 4) for the period to exclude the pipeline fill:
-    then period = total time / samples."""
+    """False when too few samples streamed (< 4) for the period to exclude the pipeline fill,
+    or when a segmented run (weight reloads) processed them batch-wise: then period = total
+    time / samples."""
     mvm_events: int = 0
     macs: int = 0
     conversions: int = 0
@@ -89,7 +92,7 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
     s = len(run.sample_end_ns)
     ends = np.sort(np.asarray(run.sample_end_ns))  # samples on different replicas may overtake
     half = s // 2
-    steady = s >= 4 and ends[-1] > ends[half]
+    steady = s >= 4 and ends[-1] > ends[half] and not run.batch_schedule
     period = (ends[-1] - ends[half]) / (s - 1 - half) if steady else ends[-1] / s
     latency = run.sample_end_ns[0] - run.sample_start_ns[0]
     counts = layer_counts(mapping)
@@ -107,6 +110,12 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
     per_sample = sum(breakdown.values())
     util = _utilisation(df, run.core_groups, s * period)
     top = util.idxmax() if len(util) else ("-", "-", "-")
+    bottleneck = f"{top[0]} {top[1]} ({top[2]}): {util.max():.0%} busy" if len(util) else "-"
+    reloading = df[df.op.isin(("program", "weights_in"))]
+    if len(reloading):
+        share = float((reloading.t1_ns - reloading.t0_ns).sum()) / run.end_ns
+        if share > (util.max() if len(util) else 0.0):
+            bottleneck = f"weight reloads: {share:.0%} of the run"
     return Metrics(
         samples=s, total_ns=run.end_ns, latency_ns=latency, period_ns=period,
         throughput_per_s=1e9 / period, ops_per_sample=ops_per_sample,
@@ -114,7 +123,7 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
         energy_breakdown_pj=breakdown, average_power_w=total / run.end_ns * 1e-3,
         tops_per_w=ops_per_sample / per_sample if per_sample else 0.0,
         tops_per_mm2=ops_per_sample / period / 1e3 / (chip.cores.count * chip.cores.area_mm2),
-        bottleneck=f"{top[0]} {top[1]} ({top[2]}): {util.max():.0%} busy" if len(util) else "-",
+        bottleneck=bottleneck,
         utilisation=util.rename("busy").reset_index(),
         steady_state=steady, mvm_events=int(mvm.qty.sum()), macs=macs, conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
@@ -145,6 +154,8 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) ->
         "fabric": by_op.get("link", 0.0) * 8 * chip.fabric.energy_pj_per_bit,
         "offchip": (by_op.get("offchip_in", 0.0) + by_op.get("offchip_out", 0.0))
         * mem.offchip_energy_pj_per_byte,
+        "reload": by_op.get("program", 0.0) * chip.crossbar.program_energy_pj_per_device
+        + by_op.get("weights_in", 0.0) * mem.offchip_energy_pj_per_byte,
         "static": chip.cores.count * chip.cores.static_power_mw * end_ns,  # mW x ns = pJ
     }
 
@@ -156,7 +167,7 @@ def _utilisation(df: pd.DataFrame, groups: dict[str, list[str]], span: float) ->
     busy = (timed.t1_ns - timed.t0_ns).groupby([timed.component, timed.op, timed.layer]).sum()
     rows = {}
     for (comp, op, layer), b in busy.items():
-        for c in groups.get(comp, [comp]) if op == "mvm" else [comp]:
+        for c in groups.get((comp, layer), [comp]) if op == "mvm" else [comp]:
             rows[(c, op, layer)] = rows.get((c, op, layer), 0.0) + b
     out = pd.Series(rows, dtype=float)
     out.index.names = ["component", "op", "layer"]

@@ -63,6 +63,11 @@ class CrossbarSpec:
     """Apply the steady-state IR-drop model in the functional MVM (needs wire_resistance_ohm)."""
     energy_pj_per_row_lsb: float = 0.0
     """Array read energy per active row per input LSB of pulse time, all columns together."""
+    program_ns_per_row: float = 0.0
+    """Time to program one word line of devices (all columns at once, program-and-verify),
+    for weight reloads; >= 0."""
+    program_energy_pj_per_device: float = 0.0
+    """Energy to program one device, for weight reloads; >= 0."""
 
     def __post_init__(self) -> None:
         in_range("rows", self.rows, 1, 1 << 16)
@@ -74,6 +79,8 @@ class CrossbarSpec:
         if self.ir_drop and self.wire_resistance_ohm == 0:
             raise SpecError("ir_drop", "IR drop is on but wire_resistance_ohm is 0")
         non_negative("energy_pj_per_row_lsb", self.energy_pj_per_row_lsb)
+        non_negative("program_ns_per_row", self.program_ns_per_row)
+        non_negative("program_energy_pj_per_device", self.program_energy_pj_per_device)
 
     @property
     def devices_per_polarity(self) -> int:
@@ -282,6 +289,9 @@ class MappingSpec:
     are free)."""
     weight_scaling: Literal["matrix", "column"] = "column"
     """Digital weight scale per layer matrix or per output column (LDPU per-column scale)."""
+    weight_reload: bool = False
+    """When a network needs more cores than the chip has, run it in segments that fit,
+    reprogramming the crossbars from off-chip memory between segments (else: MappingError)."""
 
     def __post_init__(self) -> None:
         one_of("placement", self.placement, ("sequential", "greedy"))
