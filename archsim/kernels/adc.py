@@ -53,35 +53,34 @@ def adc_accumulate(
     """
     n_rows, n_cols = part.shape
     idx = np.empty(2 * ((n_cols + 1) // 2), dtype=np.uint32)
-    z = np.empty(n_cols, dtype=np.float32)
+    z = np.zeros(n_cols, dtype=np.float32)
     # a conversion counts as clipped when its code differs from an unbounded ADC's code
     over = qmax + np.float32(0.5) if quantize else qmax * np.float32(1.000001)
     clipped = 0
     for b in range(n_rows):
         pr = part[b]
         ar = acc[b]
+        sd = np.float32(0.0)
         if noise_mode != 0:
             table_indices(counter0 + b * counter_row, k0, k1, idx)
             for c in range(n_cols):
                 z[c] = table[idx[c]]
             if noise_mode == 1:
                 sd = row_sd[b]
-                for c in range(n_cols):
-                    z[c] = pr[c] + sd * z[c]
             else:
                 vr = elem_var[b]
                 for c in range(n_cols):
-                    z[c] = pr[c] + elem_std * np.sqrt(vr[c]) * z[c]
-            pr = z
+                    z[c] *= elem_std * np.sqrt(vr[c])
+                sd = np.float32(1.0)
         if quantize:
             for c in range(n_cols):
-                v = pr[c] * inv_step[c]
+                v = (pr[c] + sd * z[c]) * inv_step[c]
                 clipped += abs(v) > over
                 v = np.rint(min(max(v, -qmax), qmax))
                 ar[c] = v * out_scale[c] if first else ar[c] + v * out_scale[c]
         else:
             for c in range(n_cols):
-                v = pr[c] * inv_step[c]
+                v = (pr[c] + sd * z[c]) * inv_step[c]
                 clipped += abs(v) > over
                 v = min(max(v, -qmax), qmax)
                 ar[c] = v * out_scale[c] if first else ar[c] + v * out_scale[c]
