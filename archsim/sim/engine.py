@@ -30,9 +30,10 @@ import simpy
 from archsim.errors import ArchsimError
 from archsim.mapping import Mapping
 from archsim.sim.core import Core, CoreTiming
+from archsim.sim.dataflow import RowGate, RowSender
 from archsim.sim.digital import GlobalUnit
 from archsim.sim.fabric import Fabric, OffChip
-from archsim.sim.plan import Node, build_plan, first_use, last_use, need
+from archsim.sim.plan import Node, build_plan, first_use, last_use, need, node_k
 from archsim.sim.recorder import Recorder
 from archsim.spec import ChipSpec
 from archsim.spec.chip import GdpuSpec
@@ -112,33 +113,6 @@ class SimRun:
     the whole run over the samples, not a pipeline's steady state."""
 
 
-class _Gate:
-    """Rows of one producer that have arrived at one consumer, per sample (in order)."""
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self.env = env
-        self.count: dict[int, int] = defaultdict(int)
-        self.waiters: dict[int, list[tuple[int, simpy.Event]]] = defaultdict(list)
-
-    def wait(self, sample: int, rows: int) -> simpy.Event | None:
-        if self.count[sample] >= rows:
-            return None
-        ev = self.env.event()
-        self.waiters[sample].append((rows, ev))
-        return ev
-
-    def arrive(self, sample: int) -> None:
-        self.count[sample] += 1
-        n = self.count[sample]
-        keep = []
-        for rows, ev in self.waiters[sample]:
-            if n >= rows:
-                ev.succeed()
-            else:
-                keep.append((rows, ev))
-        self.waiters[sample] = keep
-
-
 class Engine:
     """Wires the chip's components for one mapping and runs the workload through them."""
 
@@ -156,8 +130,8 @@ class Engine:
         self.gdpus = self._gdpus()
         self.plan = build_plan(mapping, settings.bytes_per_value)
         self.replicas = {lm.name: self._replicas(lm) for lm in mapping.layers}
-        self.gates = {(p, n.name): _Gate(env) for n in self.plan.values() for p in n.inputs}
-        self.own = {n.name: _Gate(env) for n in self.plan.values()}
+        self.gates = {(p, n.name): RowGate(env) for n in self.plan.values() for p in n.inputs}
+        self.own = {n.name: RowGate(env) for n in self.plan.values()}
         self.done = defaultdict(int)  # (node, sample, row) -> positions done
         self.row_cost: dict[tuple, list] = defaultdict(list)  # outbuf bytes to give back
         self.delivered: dict[tuple, list[int]] = defaultdict(list)  # rows in a replica's SRAM
@@ -234,7 +208,7 @@ class Engine:
                     self.outputs_left[n] += node.rows
             for c in node.consumers:
                 if c != "<output>":
-                    self.senders[(node.name, c)] = _Sender(self, node, self.plan[c])
+                    self.senders[(node.name, c)] = RowSender(self, node, self.plan[c])
         for node in self.plan.values():
             if node.kind == "input":
                 self.env.process(self._input(node))
@@ -484,80 +458,11 @@ class Engine:
         ev.succeed()
 
 
-class _Sender:
-    """Sends the rows of one producer to one consumer in (sample, row) order."""
-
-    def __init__(self, engine: Engine, producer: Node, consumer: Node) -> None:
-        self.e = engine
-        self.producer = producer
-        self.consumer = consumer
-        self.gate = engine.gates[(producer.name, consumer.name)]
-        self.ready: dict[tuple[int, int], tuple[list, simpy.Event]] = {}
-        self.next = (0, 0)
-        self.wake: simpy.Event | None = None
-        engine.env.process(self.loop())
-
-    def submit(self, n: int, row: int, sources: list, ev: simpy.Event) -> None:
-        self.ready[(n, row)] = (sources, ev)
-        if (n, row) == self.next and self.wake is not None and not self.wake.triggered:
-            self.wake.succeed()
-
-    def loop(self):
-        env = self.e.env
-        samples = self.e.settings.samples
-        while self.next[0] < samples:
-            if self.next not in self.ready:
-                self.wake = env.event()
-                yield self.wake
-                continue
-            sources, ev = self.ready.pop(self.next)
-            n, row = self.next
-            if self.consumer.kind == "analog":
-                yield from self._to_replicas(sources, n, row)
-            elif self.consumer.kind == "gdpu":
-                dst = self.e._location(self.consumer)
-                moves = [env.process(self.e.fabric.transfer(src, dst, self.producer.row_bytes * f,
-                                                            self.consumer.name, n))
-                         for src, f in sources]  # fmt: skip
-                yield simpy.AllOf(env, moves)
-            self.gate.arrive(n)
-            ev.succeed()
-            self.next = (n, row + 1) if row + 1 < self.producer.rows else (n + 1, 0)
-
-    def _to_replicas(self, sources: list, n: int, row: int):
-        """Put the row into the input SRAM of every block of every replica that reads it."""
-        env, c, k = self.e.env, self.consumer, node_k(self.consumer)
-        reps = [r for r in self.e.replicas[c.name] if self.e.needs(c, r, n, self.producer, row)]
-        moves = [env.process(self._to_block(core, self.producer.row_bytes * rows / k, sources, n))
-                 for rep in reps for core, rows, _ in rep.blocks]  # fmt: skip
-        yield simpy.AllOf(env, moves)
-        for rep in reps:
-            if (c.name, rep.index, n) in self.e.finished:  # arrived after its last use
-                self.e.release_row(c, rep, self.producer)
-            else:
-                self.e.delivered[(c.name, rep.index, self.producer.name, n)].append(row)
-
-    def _to_block(self, core: Core, nbytes: float, sources: list, n: int):
-        yield core.inbuf.put(nbytes)
-        moves = [self.e.env.process(self.e.fabric.transfer(src, core.index, nbytes * f,
-                                                          self.consumer.name, n))
-                 for src, f in sources]  # fmt: skip
-        yield simpy.AllOf(self.e.env, moves)
-        self.e.rec.record(self.e.env.now, self.e.env.now, core.name, "sram_write",
-                          self.consumer.name, n, nbytes)  # fmt: skip
-
-
 def _timed(env: simpy.Environment, stage, spans: list):
     """Run a stage generator and append how long it took."""
     t0 = env.now
     yield from stage
     spans.append(env.now - t0)
-
-
-def node_k(node: Node) -> int:
-    """Rows (K) of all the node's matrices together (all convolution groups)."""
-    w = node.op.weight
-    return int(w.shape[0] if w.ndim == 2 else w.shape[1] * w.shape[2] * w.shape[3] * node.op.groups)
 
 
 def last_use_rows(node: Node, prod: Node, r: int) -> int:

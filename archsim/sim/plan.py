@@ -174,3 +174,9 @@ def build_plan(mapping: Mapping, bytes_per_value: int = 1) -> dict[str, Node]:
     for name in workload.outputs:
         nodes[owner[name]].consumers.append("<output>")
     return nodes
+
+
+def node_k(node: Node) -> int:
+    """Rows (K) of all the node's matrices together (all convolution groups)."""
+    w = node.op.weight
+    return int(w.shape[0] if w.ndim == 2 else w.shape[1] * w.shape[2] * w.shape[3] * node.op.groups)
