@@ -127,10 +127,11 @@ def test_adc_element_noise_uses_variance():
 
 
 def test_hash_matches_python_reference():
-    """The LLVM hash equals the plain-Python one, also for counters beyond 2**32."""
+    """The LLVM hash equals the plain-Python one, also for counters beyond 2**32 and for runs of
+    counters that carry into the high word (the 64-bit path) or end just below it (32-bit)."""
     k0, k1 = split_key(0x1234_5678_9ABC_DEF0)
     half = 8
-    for start in (0, 12345, 2**32 - 3, 2**40 + 17):
+    for start in (0, 12345, 2**32 - 3, 2**32 - half, 2**40 + 17, 2**41 - half - 1):
         idx = np.empty(2 * half, np.uint32)
         table_indices(start, k0, k1, idx)
         for j in range(half):

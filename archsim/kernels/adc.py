@@ -60,27 +60,27 @@ def adc_accumulate(
     for b in range(n_rows):
         pr = part[b]
         ar = acc[b]
-        sd = np.float32(0.0)
         if noise_mode != 0:
             table_indices(counter0 + b * counter_row, k0, k1, idx)
-            for c in range(n_cols):
-                z[c] = table[idx[c]]
             if noise_mode == 1:
                 sd = row_sd[b]
+                for c in range(n_cols):  # scalar table loads: Zen 4 gathers were slower
+                    z[c] = table[idx[c]] * sd
             else:
                 vr = elem_var[b]
                 for c in range(n_cols):
+                    z[c] = table[idx[c]]
+                for c in range(n_cols):
                     z[c] *= elem_std * np.sqrt(vr[c])
-                sd = np.float32(1.0)
         if quantize:
             for c in range(n_cols):
-                v = (pr[c] + sd * z[c]) * inv_step[c]
+                v = (pr[c] + z[c]) * inv_step[c]
                 clipped += abs(v) > over
                 v = np.rint(min(max(v, -qmax), qmax))
                 ar[c] = v * out_scale[c] if first else ar[c] + v * out_scale[c]
         else:
             for c in range(n_cols):
-                v = (pr[c] + sd * z[c]) * inv_step[c]
+                v = (pr[c] + z[c]) * inv_step[c]
                 clipped += abs(v) > over
                 v = min(max(v, -qmax), qmax)
                 ar[c] = v * out_scale[c] if first else ar[c] + v * out_scale[c]

@@ -48,27 +48,43 @@ def split_key(key: int) -> tuple[np.uint64, np.uint64]:
     return np.uint64(key & 0xFFFFFFFF), np.uint64((key >> 32) & 0xFFFFFFFF)
 
 
+def _mix_py(v: int) -> int:
+    v ^= v >> 16
+    v = (v * _M1) & 0xFFFFFFFF
+    v ^= v >> 15
+    v = (v * _M2) & 0xFFFFFFFF
+    return v ^ (v >> 16)
+
+
 def hash32_py(counter: int, k0: int, k1: int) -> int:
     """Reference implementation of the counter hash in plain Python integers."""
-
-    def mix(v: int) -> int:
-        v ^= v >> 16
-        v = (v * _M1) & 0xFFFFFFFF
-        v ^= v >> 15
-        v = (v * _M2) & 0xFFFFFFFF
-        return v ^ (v >> 16)
-
     counter, k0, k1 = int(counter), int(k0), int(k1)
-    h = mix((counter & 0xFFFFFFFF) ^ (k0 & 0xFFFFFFFF))
-    return mix(h ^ (((counter >> 32) + k1) & 0xFFFFFFFF))
+    h = _mix_py((counter & 0xFFFFFFFF) ^ (k0 & 0xFFFFFFFF))
+    return _mix_py(h ^ (((counter >> 32) + k1) & 0xFFFFFFFF))
+
+
+def hash32_lo_py(lo0: int, j: int, k0: int, hk1: int) -> int:
+    """hash32_py of the counter whose low word is lo0 + j (mod 2**32), given hk1 = its high word
+    plus k1 (mod 2**32)."""
+    h = _mix_py(((int(lo0) + int(j)) & 0xFFFFFFFF) ^ (int(k0) & 0xFFFFFFFF))
+    return _mix_py(h ^ (int(hk1) & 0xFFFFFFFF))
 
 
 if numba.config.DISABLE_JIT:  # pure-Python run (coverage): no LLVM intrinsics
     hash32 = hash32_py
+    hash32_lo = hash32_lo_py
 else:
     from llvmlite import ir
     from numba.core import types
     from numba.extending import intrinsic
+
+    def _mix_ir(builder, v):
+        i32 = ir.IntType(32)
+        v = builder.xor(v, builder.lshr(v, ir.Constant(i32, 16)))
+        v = builder.mul(v, ir.Constant(i32, _M1))
+        v = builder.xor(v, builder.lshr(v, ir.Constant(i32, 15)))
+        v = builder.mul(v, ir.Constant(i32, _M2))
+        return builder.xor(v, builder.lshr(v, ir.Constant(i32, 16)))
 
     @intrinsic
     def hash32(typingctx, counter, k0, k1):
@@ -77,20 +93,24 @@ else:
         def codegen(context, builder, signature, args):
             c, a, b = args
             i32 = ir.IntType(32)
-
-            def mix(v):
-                v = builder.xor(v, builder.lshr(v, ir.Constant(i32, 16)))
-                v = builder.mul(v, ir.Constant(i32, _M1))
-                v = builder.xor(v, builder.lshr(v, ir.Constant(i32, 15)))
-                v = builder.mul(v, ir.Constant(i32, _M2))
-                return builder.xor(v, builder.lshr(v, ir.Constant(i32, 16)))
-
             lo = builder.trunc(c, i32)
             hi = builder.trunc(builder.lshr(c, ir.Constant(c.type, 32)), i32)
-            h = mix(builder.xor(lo, builder.trunc(a, i32)))
-            return mix(builder.xor(h, builder.add(hi, builder.trunc(b, i32))))
+            h = _mix_ir(builder, builder.xor(lo, builder.trunc(a, i32)))
+            return _mix_ir(builder, builder.xor(h, builder.add(hi, builder.trunc(b, i32))))
 
         return types.uint32(counter, k0, k1), codegen
+
+    @intrinsic
+    def hash32_lo(typingctx, lo0, j, k0, hk1):
+        """`hash32_lo_py` in 32-bit lanes only: vector loops run twice as wide as hash32's."""
+
+        def codegen(context, builder, signature, args):
+            i32 = ir.IntType(32)
+            a, jj, b, c = (builder.trunc(v, i32) for v in args)
+            h = _mix_ir(builder, builder.xor(builder.add(a, jj), b))
+            return _mix_ir(builder, builder.xor(h, c))
+
+        return types.uint32(lo0, j, k0, hk1), codegen
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -100,10 +120,18 @@ def table_indices(start, k0, k1, idx):
     The hash of counter start+j gives idx[j] (bits 31..20) and idx[h+j] (bits 19..8).
     """
     half = idx.shape[0] // 2
-    for j in range(half):
-        h = hash32(start + j, k0, k1)
-        idx[j] = h >> 20
-        idx[half + j] = (h >> 8) & 0xFFF
+    lo0 = start & 0xFFFFFFFF
+    if lo0 + half <= 0x100000000:  # the high word is the same for all: 32-bit arithmetic
+        hk1 = (np.uint64(start >> 32) + k1) & np.uint64(0xFFFFFFFF)
+        for j in range(half):
+            h = hash32_lo(lo0, j, k0, hk1)
+            idx[j] = h >> 20
+            idx[half + j] = (h >> 8) & 0xFFF
+    else:
+        for j in range(half):
+            h = hash32(start + j, k0, k1)
+            idx[j] = h >> 20
+            idx[half + j] = (h >> 8) & 0xFFF
 
 
 @numba.njit(**JIT_OPTIONS)
