@@ -48,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace to PATH")
     sim.set_defaults(func=_cmd_simulate)
 
+    sw = sub.add_parser("sweep", help="design-space sweep from a sweep file; Pareto fronts")
+    sw.add_argument("file", type=Path, help="sweep file (TOML; see sweeps/)")
+    sw.add_argument("--out", type=Path, help="output directory (reports/sweep-<name>)")
+    sw.add_argument("--serial", action="store_true", help="run the points in this process")
+    sw.add_argument("--workers", type=int, help="dask LocalCluster worker processes (cores)")
+    sw.add_argument("--scheduler", help="address of a running dask scheduler to use instead")
+    sw.add_argument("--fresh", action="store_true", help="discard earlier results in --out")
+    sw.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    sw.set_defaults(func=_cmd_sweep)
+
     va = sub.add_parser("validate", help="simulated vs published figures of the presets")
     va.add_argument("--chip", action="append", help="preset(s) to check (all with figures)")
     va.add_argument("--csv", type=Path, help="write preset,metric,published,simulated,ratio,ok")
@@ -183,6 +193,24 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print()
         print(format_accuracy(result.accuracy))
         print(format_layers(result.accuracy))
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from archsim.sweep import load_sweep, run_sweep, write_sweep_report
+    from archsim.sweep.report import format_front
+    from archsim.sweep.runner import stderr_lines
+
+    spec = load_sweep(args.file)
+    if args.workers is not None and args.workers < 1:
+        raise ArchsimError(f"--workers: expected >= 1, got {args.workers}")
+    out = args.out or Path("reports") / f"sweep-{spec.name}"
+    results = run_sweep(spec, out, executor="serial" if args.serial else "dask",
+                        workers=args.workers, scheduler=args.scheduler, fresh=args.fresh,
+                        retry_failed=args.retry_failed, progress=stderr_lines)  # fmt: skip
+    front, objectives = write_sweep_report(spec, results, out)
+    print(format_front(spec, front, objectives))
+    print(f"{len(results)} points in {out}/results.csv; report in {out}/summary.md")
     return 0
 
 

@@ -41,15 +41,59 @@ def device_presets() -> list[str]:
     return sorted(p.stem for p in (models_dir() / "devices").glob("*.toml"))
 
 
-def load_chip(name_or_path: str | Path) -> ChipSpec:
+def load_chip(
+    name_or_path: str | Path, overrides: typing.Mapping[str, Any] | None = None
+) -> ChipSpec:
     """Read a chip preset by name (`models/<name>.toml`) or path.
+
+    `overrides` replace values of the file before it is checked, by dotted key path as written
+    in the file: {"adc.bits": 6, "device.preset": "cmo-hfox", "device.params.drift_scale": 0.5}.
 
     Raises:
         ConfigError: the file is missing or malformed, or a key is unknown, mistyped or out of
-            range; the message names the file and the key path.
+            range; the message names the file and the key path (and the overrides, if any).
     """
     path = _resolve(name_or_path, models_dir(), "chip", chip_presets())
-    raw = _read_toml(path)
+    raw = read_toml(path)
+    if overrides:
+        try:
+            table = override_table(raw, overrides)
+        except SpecError as e:
+            raise ConfigError(f"{path}: override {e}") from None
+        try:
+            return _load_chip_table(path, table)
+        except ConfigError as e:
+            given = ", ".join(f"{k} = {v!r}" for k, v in overrides.items())
+            raise ConfigError(f"{e} (with {given})") from None
+    return _load_chip_table(path, raw)
+
+
+def override_table(raw: dict, overrides: typing.Mapping[str, Any]) -> dict:
+    """A copy of TOML table `raw` with values replaced by dotted key path.
+
+    Raises:
+        SpecError: a path runs through a value that is not a table (e.g. an array of tables).
+    """
+    out = _copy_tables(raw)
+    for path, value in overrides.items():
+        parts = path.split(".")
+        if not all(parts):
+            raise SpecError(path, "expected a dotted key path such as adc.bits")
+        table = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = table.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise SpecError(".".join(parts[: i + 1]), "is not a table; cannot set keys in it")
+            table = nxt
+        table[parts[-1]] = value
+    return out
+
+
+def _copy_tables(raw: dict) -> dict:
+    return {k: _copy_tables(v) if isinstance(v, dict) else v for k, v in raw.items()}
+
+
+def _load_chip_table(path: Path, raw: dict) -> ChipSpec:
     sources: list[tuple[str, str]] = []
     try:
         raw = dict(raw)
@@ -83,7 +127,7 @@ def load_device(name_or_path: str | Path) -> DeviceSpec:
         ConfigError: as for `load_chip`.
     """
     path = _resolve(name_or_path, models_dir() / "devices", "device", device_presets())
-    raw = _read_toml(path)
+    raw = read_toml(path)
     try:
         return _device_from_table(raw, path.stem, [])
     except SpecError as e:
@@ -102,7 +146,7 @@ def _chip_device(chip_path: Path, table: dict, sources: list) -> DeviceSpec:
             f"{chip_path}: device.preset: no device preset {preset!r} in {dev_path.parent} "
             f"(available: {', '.join(device_presets())})"
         )
-    base = _read_toml(dev_path)
+    base = read_toml(dev_path)
     override_source = table.pop("source", None)
     if override_source is not None:
         sources.append(("device", str(override_source)))
@@ -313,7 +357,8 @@ def _resolve(name_or_path: str | Path, directory: Path, kind: str, available: li
     return path
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
+    """A TOML file as a dict; ConfigError naming the file when it is missing or malformed."""
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

@@ -1,0 +1,125 @@
+"""The report of a sweep: Pareto front table and pictures next to the results CSV.
+
+Writes into the sweep's output directory (beside results.csv):
+- pareto.csv: the successful points with a `pareto` column;
+- pareto.png: each pair of objectives, all points in grey, the front in colour;
+- summary.md / report.html: settings, point counts, the front, the failed points.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pandas as pd
+
+from archsim.html_report import markdown_to_html
+from archsim.sweep.pareto import objectives_for, pareto_front
+from archsim.sweep.spec import DEFAULT_OBJECTIVES, SweepSpec
+
+LABELS = {
+    "accuracy": "accuracy (first time)",
+    "energy_per_sample_pj": "energy per sample (pJ)",
+    "period_ns": "time per sample, steady state (ns)",
+    "latency_ns": "latency (ns)",
+    "area_mm2": "core area (mm2)",
+    "tops_per_w": "TOPS/W",
+    "effective_tops": "effective TOPS",
+}
+
+
+def write_sweep_report(
+    spec: SweepSpec, results: pd.DataFrame, out_dir: Path
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Write pareto.csv, pareto.png, summary.md and report.html.
+
+    Returns:
+        The successful points with their `pareto` flag, and the objectives used.
+    """
+    numeric = spec.numeric_columns()
+    wanted = spec.objectives or {k: v for k, v in DEFAULT_OBJECTIVES.items() if k in numeric}
+    objectives = objectives_for(results, wanted)
+    front = pareto_front(results, objectives)
+    front.to_csv(out_dir / "pareto.csv", index=False)
+    pictures = []
+    if len(objectives) >= 2 and front["pareto"].any():
+        _plot_front(front, objectives, spec, out_dir / "pareto.png")
+        pictures.append("pareto.png")
+    text = _summary(spec, results, front, objectives, pictures)
+    (out_dir / "summary.md").write_text(text)
+    (out_dir / "report.html").write_text(markdown_to_html(text, out_dir, f"sweep {spec.name}"))
+    return front, objectives
+
+
+def format_front(spec: SweepSpec, front: pd.DataFrame, objectives: dict[str, str]) -> str:
+    """The Pareto points as a fixed-width table (parameters, then objectives)."""
+    on = front[front["pareto"]]
+    if on.empty:
+        return "no Pareto front (no successful point with every objective)"
+    cols = [*spec.parameter_keys, *objectives]
+    first = next(iter(objectives))
+    table = on[cols].sort_values(first, ascending=objectives[first] == "min")
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _summary(spec, results, front, objectives, pictures) -> str:
+    ok = results[results["status"] == "ok"]
+    failed = results[results["status"] != "ok"]
+    senses = ", ".join(f"{k} ({v})" for k, v in objectives.items()) or "none"
+    lines = [
+        f"# Sweep {spec.name}",
+        "",
+        spec.description,
+        "",
+        f"- chip `{spec.chip}`, workload `{spec.workload}`, mode {spec.mode}, "
+        f"{spec.samples} samples, seed {spec.seed}, t = "
+        + ", ".join(f"{t:g} s" for t in spec.t_inference_s),
+        f"- method {spec.method}; swept: " + ", ".join(f"`{k}`" for k in spec.parameter_keys),
+        f"- points: {len(results)} ({len(ok)} ok, {len(failed)} failed)",
+        f"- objectives: {senses}; {int(front['pareto'].sum())} points on the Pareto front",
+        "",
+        "## Pareto front",
+        "",
+        "```",
+        format_front(spec, front, objectives),
+        "```",
+        "",
+    ]
+    lines += [f"![{p}]({p})" for p in pictures]
+    if len(failed):
+        lines += ["", "## Failed points", ""]
+        for _, r in failed.iterrows():
+            params = ", ".join(f"{k}={r[k]}" for k in spec.parameter_keys)
+            lines.append(f"- {params}: {r['error']}")
+    lines += ["", "Files: results.csv (every point), pareto.csv (with the `pareto` column)."]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_front(front: pd.DataFrame, objectives: dict[str, str], spec, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = list(itertools.combinations(objectives, 2))[:6]
+    ncols = min(3, len(pairs))
+    nrows = -(-len(pairs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
+    on = front[front["pareto"]]
+    for ax, (x, y) in zip(axes.flat, pairs, strict=False):
+        ax.scatter(front[x], front[y], s=14, color="0.75", label="all points")
+        ax.scatter(on[x], on[y], s=26, color="tab:red", label="Pareto front")
+        ax.set_xlabel(LABELS.get(x, x) + (" ^" if objectives[x] == "max" else ""))
+        ax.set_ylabel(LABELS.get(y, y) + (" ^" if objectives[y] == "max" else ""))
+        for col in (x, y):
+            values = pd.to_numeric(front[col], errors="coerce")
+            if objectives[col] == "min" and values.min() > 0 and values.max() / values.min() > 20:
+                (ax.set_xscale if col == x else ax.set_yscale)("log")
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(pairs) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"sweep {spec.name}: {len(front)} points, ^ = higher is better", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

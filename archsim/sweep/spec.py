@@ -1,0 +1,349 @@
+"""Sweep files: which chip parameters to vary, over what, and how each point is run.
+
+A sweep file is TOML:
+
+    name = "hermes-converters"     # report directory name (default: the file's stem)
+    chip = "hermes"                # base chip preset: name, or path relative to this file
+    workload = "digits-cnn"        # zoo name, or .onnx / .toml path relative to this file
+    mode = "full"                  # full | timing | functional (as `archsim simulate`)
+    samples = 64                   # evaluated and streamed samples per point
+    t_inference_s = [1, 86400]     # accuracy at these times after programming
+    seed = 0                       # one seed for every point: differences come from parameters
+    method = "grid"                # grid (every combination) | random (`points` draws)
+
+    [parameters]                   # dotted keys of the chip file, as `load_chip` overrides
+    "adc.bits" = [4, 6, 8]                                  # a list: these values
+    "crossbar.wire_resistance_ohm" = {min = 0.1, max = 1.0, steps = 4, scale = "log"}
+
+    [linked]                       # lists varied together (one axis), e.g. grid and fabric
+    "cores.grid" = [[4, 4], [8, 8]]
+    "fabric.dims" = [[4, 4], [8, 8]]
+
+    [objectives]                   # Pareto objectives: result column = "min" | "max"
+    energy_per_sample_pj = "min"
+    accuracy = "max"
+
+With method = "random", `points` draws (seeded by `sample_seed`) take each list parameter from
+its values and each range parameter from [min, max] (uniform, or log-uniform with scale = "log";
+rounded with integer = true); a linked group draws one index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archsim.config import read_toml
+from archsim.errors import ConfigError
+
+MODES = ("full", "timing", "functional")
+METHODS = ("grid", "random")
+_TOP_KEYS = {
+    "name", "chip", "workload", "mode", "samples", "t_inference_s", "seed", "chunk", "method",
+    "points", "sample_seed", "parameters", "linked", "objectives", "description",
+}  # fmt: skip
+_RANGE_KEYS = {"min", "max", "steps", "scale", "integer"}
+METRIC_COLUMNS = (
+    "cores_used", "cores_available", "float_accuracy", "accuracy", "agreement", "latency_ns",
+    "period_ns", "throughput_per_s", "energy_per_sample_pj", "effective_tops", "tops_per_w",
+    "average_power_w", "area_mm2", "tops_per_mm2", "bottleneck",
+)  # fmt: skip
+"""Result columns of every point (empty where the mode does not produce them)."""
+_FUNCTIONAL_COLUMNS = {"float_accuracy", "accuracy", "agreement"}
+_TIMED_COLUMNS = {
+    "latency_ns", "period_ns", "throughput_per_s", "energy_per_sample_pj", "effective_tops",
+    "tops_per_w", "average_power_w", "tops_per_mm2",
+}  # fmt: skip
+DEFAULT_OBJECTIVES = {
+    "accuracy": "max",
+    "energy_per_sample_pj": "min",
+    "period_ns": "min",
+    "area_mm2": "min",
+}
+"""Pareto objectives when a sweep file names none (those its mode produces)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One swept parameter: a list of values, or a range to draw from or to step through."""
+
+    key: str
+    values: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    steps: int | None = None
+    log: bool = False
+    integer: bool = False
+
+    def grid_values(self) -> tuple[Any, ...]:
+        """The values a grid sweep takes (a range needs `steps`)."""
+        if self.values:
+            return self.values
+        if self.steps == 1:
+            return (self._cast(self.low),)
+        if self.log:
+            raw = np.geomspace(self.low, self.high, self.steps)
+        else:
+            raw = np.linspace(self.low, self.high, self.steps)
+        return tuple(dict.fromkeys(self._cast(v) for v in raw))
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        """One value of a random sweep."""
+        if self.values:
+            return self.values[int(rng.integers(len(self.values)))]
+        if self.log:
+            v = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            v = rng.uniform(self.low, self.high)
+        return self._cast(v)
+
+    def _cast(self, v: float) -> Any:
+        return round(float(v)) if self.integer else float(v)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSpec:
+    """A sweep file, checked."""
+
+    path: Path
+    name: str
+    chip: str
+    workload: str
+    mode: str = "full"
+    samples: int = 64
+    t_inference_s: tuple[float, ...] = (1.0,)
+    seed: int = 0
+    chunk: int = 1
+    method: str = "grid"
+    points: int = 0
+    sample_seed: int = 0
+    axes: tuple[Axis, ...] = ()
+    linked: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    objectives: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def parameter_keys(self) -> tuple[str, ...]:
+        """Every swept key, in file order (parameters, then linked)."""
+        return tuple(a.key for a in self.axes) + tuple(k for k, _ in self.linked)
+
+    def accuracy_columns(self) -> list[str]:
+        """Result columns of the accuracy at each time (none in timing mode)."""
+        if self.mode == "timing":
+            return []
+        return [f"accuracy_t{t:g}" for t in self.t_inference_s]
+
+    def numeric_columns(self) -> list[str]:
+        """Result columns this sweep's mode fills with numbers: the possible objectives."""
+        cols = [c for c in METRIC_COLUMNS if c != "bottleneck"]
+        if self.mode == "timing":
+            cols = [c for c in cols if c not in _FUNCTIONAL_COLUMNS]
+        if self.mode == "functional":
+            cols = [c for c in cols if c not in _TIMED_COLUMNS]
+        return cols + self.accuracy_columns()
+
+    def settings_digest(self) -> str:
+        """A digest of everything but the parameters: results made under another digest are
+        not comparable (another workload, sample count, seed, ...)."""
+        settings = {
+            "chip": self.chip, "workload": self.workload, "mode": self.mode,
+            "samples": self.samples, "t": list(self.t_inference_s), "seed": self.seed,
+            "chunk": self.chunk,
+        }  # fmt: skip
+        return _digest(settings)
+
+
+def point_id(params: dict[str, Any]) -> str:
+    """A stable identifier of one parameter combination."""
+    return _digest(params)
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and check a sweep file.
+
+    Raises:
+        ConfigError: malformed TOML, unknown or mistyped keys, empty value lists, bad ranges;
+            the message names the file and the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such sweep file")
+    raw = read_toml(path)
+    where = str(path)
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{where}: {key}: {message}")
+
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    for key in ("chip", "workload"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise fail(key, "expected the name of a preset / workload or a file path")
+    mode = raw.get("mode", "full")
+    if mode not in MODES:
+        raise fail("mode", f"expected one of {', '.join(MODES)}, got {mode!r}")
+    method = raw.get("method", "grid")
+    if method not in METHODS:
+        raise fail("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
+    ints = {}
+    for key, default, low in (("samples", 64, 1), ("seed", 0, 0), ("chunk", 1, 1),
+                              ("points", 0, 1), ("sample_seed", 0, 0)):  # fmt: skip
+        value = raw.get(key, default)
+        if key == "points" and key not in raw:
+            ints[key] = 0
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise fail(key, f"expected an integer >= {low}, got {value!r}")
+        ints[key] = value
+    if method == "random" and not ints["points"]:
+        raise fail("points", "a random sweep needs points = N (the number of draws)")
+    if method == "grid" and "points" in raw:
+        raise fail("points", "only a random sweep draws points; remove it or set method")
+    times = raw.get("t_inference_s", [1.0])
+    if isinstance(times, int | float) and not isinstance(times, bool):
+        times = [times]
+    if (not isinstance(times, list) or not times
+            or not all(isinstance(t, int | float) and not isinstance(t, bool) and t >= 0
+                       for t in times)):  # fmt: skip
+        raise fail("t_inference_s", f"expected seconds >= 0 (a number or a list), got {times!r}")
+
+    axes = tuple(_axis(k, v, method, fail) for k, v in _table(raw, "parameters", fail).items())
+    linked_raw = _table(raw, "linked", fail)
+    linked = []
+    for key, values in linked_raw.items():
+        if not isinstance(values, list) or not values:
+            raise fail(f'linked."{key}"', "expected a non-empty list of values")
+        linked.append((key, tuple(_freeze(v) for v in values)))
+    lengths = {len(v) for _, v in linked}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in linked)
+        raise fail("linked", f"expected lists of equal length, got {sizes}")
+    keys = [a.key for a in axes] + [k for k, _ in linked]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise fail(f'linked."{dup[0]}"', "is also under [parameters]; list it once")
+    if not keys:
+        raise fail("parameters", 'expected at least one swept key (e.g. "adc.bits" = [6, 8])')
+
+    objectives = _table(raw, "objectives", fail)
+    for key, sense in objectives.items():
+        if sense not in ("min", "max"):
+            raise fail(f"objectives.{key}", f'expected "min" or "max", got {sense!r}')
+    base = path.parent
+    spec = SweepSpec(
+        path=path,
+        name=str(raw.get("name", path.stem)),
+        chip=_relative(raw["chip"], base),
+        workload=_relative(raw["workload"], base),
+        mode=mode,
+        samples=ints["samples"],
+        t_inference_s=tuple(float(t) for t in times),
+        seed=ints["seed"],
+        chunk=ints["chunk"],
+        method=method,
+        points=ints["points"],
+        sample_seed=ints["sample_seed"],
+        axes=axes,
+        linked=tuple(linked),
+        objectives=dict(objectives),
+        description=str(raw.get("description", "")),
+    )
+    numeric = spec.numeric_columns()
+    for key in objectives:
+        if key not in numeric:
+            raise fail(f"objectives.{key}", f"not a numeric result of a {mode} sweep "
+                       f"(choose from: {', '.join(numeric)})")  # fmt: skip
+    return spec
+
+
+def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The parameter combinations of a sweep, in a fixed order (duplicates dropped)."""
+    n_linked = len(spec.linked[0][1]) if spec.linked else 1
+    if spec.method == "grid":
+        axes = [a.grid_values() for a in spec.axes]
+        combos = itertools.product(*axes, range(n_linked))
+        points = []
+        for combo in combos:
+            p = {a.key: v for a, v in zip(spec.axes, combo[:-1], strict=True)}
+            p.update({k: vals[combo[-1]] for k, vals in spec.linked})
+            points.append(p)
+    else:
+        rng = np.random.default_rng(spec.sample_seed)
+        points = []
+        for _ in range(spec.points):
+            p = {a.key: a.draw(rng) for a in spec.axes}
+            j = int(rng.integers(n_linked))
+            p.update({k: vals[j] for k, vals in spec.linked})
+            points.append(p)
+    unique = {point_id(p): p for p in points}
+    return list(unique.values())
+
+
+def _axis(key: str, value: Any, method: str, fail) -> Axis:
+    where = f'parameters."{key}"'
+    if isinstance(value, list):
+        if not value:
+            raise fail(where, "expected a non-empty list of values")
+        return Axis(key, values=tuple(_freeze(v) for v in value))
+    if not isinstance(value, dict):
+        raise fail(where, "expected a list of values or a range {min, max, steps, scale}")
+    unknown = sorted(set(value) - _RANGE_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(_RANGE_KEYS))
+        raise fail(f"{where}.{unknown[0]}", f"unknown key (allowed: {allowed})")
+    for bound in ("min", "max"):
+        v = value.get(bound)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise fail(f"{where}.{bound}", f"expected a number, got {v!r}")
+    low, high = float(value["min"]), float(value["max"])
+    if high < low:
+        raise fail(where, f"expected min <= max, got {low:g} > {high:g}")
+    scale = value.get("scale", "linear")
+    if scale not in ("linear", "log"):
+        raise fail(f"{where}.scale", f'expected "linear" or "log", got {scale!r}')
+    if scale == "log" and low <= 0:
+        raise fail(f"{where}.min", f"a log range needs min > 0, got {low:g}")
+    integer = value.get("integer", False)
+    if not isinstance(integer, bool):
+        raise fail(f"{where}.integer", f"expected true or false, got {integer!r}")
+    steps = value.get("steps")
+    if steps is None and method == "grid":
+        raise fail(f"{where}.steps", "a grid sweep over a range needs steps = N")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise fail(f"{where}.steps", f"expected an integer >= 1, got {steps!r}")
+    return Axis(key, low=low, high=high, steps=steps, log=scale == "log", integer=integer)
+
+
+def _table(raw: dict, key: str, fail) -> dict:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise fail(key, "expected a table")
+    return value
+
+
+def _freeze(v: Any) -> Any:
+    """TOML values as hashable, JSON-stable values (lists become tuples)."""
+    if isinstance(v, list):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+def _relative(name: str, base: Path) -> str:
+    """A file path relative to the sweep file; preset and zoo names are kept."""
+    if name.endswith((".toml", ".onnx")) or "/" in name:
+        p = Path(name)
+        return str(p if p.is_absolute() else base / p)
+    return name
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, default=list, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
