@@ -34,3 +34,17 @@ def pcm():
 def small_xbar() -> CrossbarSpec:
     """A crossbar small enough that test matrices span several blocks."""
     return CrossbarSpec(rows=32, cols=16, devices_per_weight=2)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden files in tests/data/golden/ from this run (then review the diff)",
+    )
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    """True when the run was asked to rewrite the golden files instead of comparing."""
+    return bool(request.config.getoption("--update-golden"))

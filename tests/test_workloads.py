@@ -112,6 +112,16 @@ def test_toml_layer_list(tmp_path):
     assert run(w, np.ones((2, 1, 6, 6), np.float32))["fc"].shape == (2, 3)
 
 
+def test_toml_kernels_strides_and_padding_take_height_width_pairs(tmp_path):
+    path = tmp_path / "pairs.toml"
+    pairs = "kernel = [3, 1]\nstride = [1, 2]\npadding = [1, 0]"
+    path.write_text(LAYERS.replace("kernel = 3\npadding = 1", pairs))
+    conv = load_workload(str(path)).op("conv")
+    assert conv.weight.shape[2:] == (3, 1)
+    # H: (6 + 2 - 3) / 1 + 1 = 6; W: (6 + 0 - 1) / 2 + 1 = 3
+    assert conv.shape[1:] == (6, 3)
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -120,6 +130,13 @@ def test_toml_layer_list(tmp_path):
         (("out_features = 3", 'out_features = 3\ninputs = ["nope"]'),
          r"layer 'fc': inputs: no earlier layer 'nope'"),
         (("shape = [1, 6, 6]", "shape = [1, 1, 1]"), r"layer 'pool': .*does not fit input 1x1"),
+        (("out_features = 3", "out_features = 3.5"),
+         r"layer 'fc': out_features: expected an integer >= 1, got 3\.5"),
+        (("out_features = 3", 'out_features = "3"'), r"layer 'fc': out_features: expected an"),
+        (("kernel = 3", "kernel = [3, 3, 3]"),
+         r"layer 'conv': kernel: expected an integer >= 1 or \[height, width\]"),
+        (("kernel = 3", "kernel = 3\nbias = 1"), r"layer 'conv': bias: expected true or false"),
+        (("kernel = 3", "kernel = 3\ngroups = 2"), r"layer 'conv': groups: 2 does not divide"),
     ],
 )  # fmt: skip
 def test_toml_errors_name_file_layer_and_key(tmp_path, edit, message):

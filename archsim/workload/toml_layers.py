@@ -20,8 +20,9 @@ Each layer names its producers in `inputs` (default: the layer before). Ops and 
 input (shape); linear (out_features, bias); conv2d (out_channels, kernel, stride, padding,
 groups, bias); lstm (hidden); relu, sigmoid, tanh, gelu; maxpool, avgpool (kernel, stride,
 padding); globalavgpool, globalmaxpool; flatten; reshape (shape); add, mul (two inputs);
-concat (axis); softmax (axis); layernorm; matmul (two inputs). Unknown ops or keys raise a
-`WorkloadError` naming the file, the layer and the key.
+concat (axis); softmax (axis); layernorm; matmul (two inputs). kernel, stride and padding are
+one integer or [height, width]. Unknown ops or keys, and values of the wrong type or range,
+raise a `WorkloadError` naming the file, the layer and the key.
 """
 
 from __future__ import annotations
@@ -111,24 +112,30 @@ def _add_layer(g, path, i, layer, previous, weights, rng) -> str:
 
 def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
     bias = layer.get("bias", True)
+    if not isinstance(bias, bool):
+        raise WorkloadError(f"{where}: bias: expected true or false, got {bias!r}")
     if op == "linear":
         n_in = g.shape(x)[-1]
-        n_out = int(layer.get("out_features", 0)) or _missing(where, "out_features")
+        n_out = _int(where, layer, "out_features")
         w = _weight(weights, lid, (n_out, n_in), n_in, rng)
         b = _bias(weights, lid, n_out, bias)
         return L.linear(g, lid, x, w.T, b)
     if op == "conv2d":
         c_in = g.shape(x)[0]
-        c_out = int(layer.get("out_channels", 0)) or _missing(where, "out_channels")
-        k = int(layer.get("kernel", 3))
-        groups = int(layer.get("groups", 1))
-        pad = int(layer.get("padding", 0))
-        stride = int(layer.get("stride", 1))
-        w = _weight(weights, lid, (c_out, c_in // groups, k, k), c_in // groups * k * k, rng)
-        return L.conv2d(g, lid, x, w, _bias(weights, lid, c_out, bias), (stride, stride),
-                        (pad,) * 4, (1, 1), groups)  # fmt: skip
+        c_out = _int(where, layer, "out_channels")
+        kh, kw = _pair(where, layer, "kernel", 3, 1)
+        groups = _int(where, layer, "groups", 1)
+        if c_in % groups or c_out % groups:
+            raise WorkloadError(f"{where}: groups: {groups} does not divide the {c_in} input "
+                                f"and {c_out} output channels")  # fmt: skip
+        ph, pw = _pair(where, layer, "padding", 0, 0)
+        stride = _pair(where, layer, "stride", 1, 1)
+        fan_in = c_in // groups * kh * kw
+        w = _weight(weights, lid, (c_out, c_in // groups, kh, kw), fan_in, rng)
+        return L.conv2d(g, lid, x, w, _bias(weights, lid, c_out, bias), stride,
+                        (ph, pw, ph, pw), (1, 1), groups)  # fmt: skip
     if op == "lstm":
-        hid = int(layer.get("hidden", 0)) or _missing(where, "hidden")
+        hid = _int(where, layer, "hidden")
         n_in = g.shape(x)[-1]
         w_ih = weights.get(f"{lid}.weight_ih")
         w_hh = weights.get(f"{lid}.weight_hh")
@@ -141,10 +148,10 @@ def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
     if op in ("relu", "sigmoid", "tanh", "gelu"):
         return L.act(g, lid, x, op)
     if op in ("maxpool", "avgpool"):
-        k = int(layer.get("kernel", 2))
-        s = int(layer.get("stride", k))
-        p = int(layer.get("padding", 0))
-        return L.pool(g, lid, x, op[:3], (k, k), (s, s), (p,) * 4)
+        k = _pair(where, layer, "kernel", 2, 1)
+        s = _pair(where, layer, "stride", list(k), 1)
+        ph, pw = _pair(where, layer, "padding", 0, 0)
+        return L.pool(g, lid, x, op[:3], k, s, (ph, pw, ph, pw))
     if op in ("globalavgpool", "globalmaxpool"):
         return L.global_pool(g, lid, x, op[6:9])
     if op == "flatten":
@@ -156,9 +163,9 @@ def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
     if op == "matmul":
         return L.matmul(g, lid, inputs[0], inputs[1])
     if op == "concat":
-        return L.concat(g, lid, inputs, int(layer.get("axis", 0)))
+        return L.concat(g, lid, inputs, _int(where, layer, "axis", 0, None))
     if op == "softmax":
-        return L.softmax(g, lid, x, int(layer.get("axis", -1)))
+        return L.softmax(g, lid, x, _int(where, layer, "axis", -1, None))
     d = g.shape(x)[-1]
     return L.layernorm(g, lid, x, weights.get(f"{lid}.weight", np.ones(d)),
                        weights.get(f"{lid}.bias", np.zeros(d)))  # fmt: skip
@@ -171,8 +178,31 @@ def _ints(where: str, layer: dict, key: str) -> list[int]:
     return v
 
 
-def _missing(where: str, key: str):
-    raise WorkloadError(f"{where}: {key}: missing (a positive integer)")
+def _int(where: str, layer: dict, key: str, default: int | None = None, low: int | None = 1) -> int:
+    """layer[key] as an integer >= low (any integer when low is None); required if no default."""
+    v = layer.get(key, default)
+    if v is None:
+        raise WorkloadError(f"{where}: {key}: missing (a positive integer)")
+    if isinstance(v, bool) or not isinstance(v, int) or (low is not None and v < low):
+        bound = f" >= {low}" if low is not None else ""
+        raise WorkloadError(f"{where}: {key}: expected an integer{bound}, got {v!r}")
+    return v
+
+
+def _pair(where: str, layer: dict, key: str, default, low: int) -> tuple[int, int]:
+    """layer[key] as (height, width): one integer for both, or [height, width]."""
+    v = layer.get(key, default)
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = [v, v]
+    if (
+        not isinstance(v, list)
+        or len(v) != 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= low for d in v)
+    ):
+        raise WorkloadError(
+            f"{where}: {key}: expected an integer >= {low} or [height, width], got {v!r}"
+        )  # fmt: skip
+    return int(v[0]), int(v[1])
 
 
 def _weight(weights, lid, shape, fan_in, rng) -> np.ndarray:
