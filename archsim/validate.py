@@ -82,7 +82,7 @@ def mvm_energy_pj(chip: ChipSpec, activity: float = 1.0) -> float:
     qmax = (1 << (inp.bits - 1)) - 1 if inp.bits else 127
     lsb = xb.rows * activity * qmax * inp.phases
     drive = lsb * (xb.energy_pj_per_row_lsb + inp.energy_pj_per_row_lsb)
-    return drive + xb.cols * inp.phases * chip.adc.energy_pj_per_conversion
+    return drive + xb.cols * inp.phases * chip.adc.energy_pj
 
 
 def _single_mvm_latency(chip: ChipSpec) -> float:

@@ -222,3 +222,20 @@ def test_segmented_functional_run_is_exact_when_ideal(hermes, ideal):
     assert len(r.segments) == 2
     assert r.accuracy.points[0].agreement == 1.0
     assert all(t > 0 for t in r.sim.sample_end_ns)
+
+
+@pytest.mark.parametrize("scaling, ratio", [("walden", 4.0), ("fixed", 1.0)])
+def test_adc_energy_follows_the_bit_width(hermes, scaling, ratio):
+    """Walden scaling: two bits fewer, a quarter of the ADC energy for the same conversions
+    (HERMES's 31.4 pJ at 8 bits -> 7.85 pJ at 6 bits); fixed: the same energy."""
+    w = load_workload("digits-mlp")
+    energies = {}
+    for bits in (8, 6):
+        adc = dataclasses.replace(hermes.adc, bits=bits, energy_scaling=scaling)
+        chip = dataclasses.replace(hermes, adc=adc)
+        *_, m = _run(chip, w, samples=2)
+        per_sample = m.conversions / 2 * adc.energy_pj
+        assert m.energy_breakdown_pj["adc"] == pytest.approx(per_sample)
+        energies[bits] = m.energy_breakdown_pj["adc"]
+    assert hermes.adc.energy_pj == hermes.adc.energy_pj_per_conversion  # reference width
+    assert energies[8] / energies[6] == pytest.approx(ratio)

@@ -140,7 +140,7 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) ->
         lsb = positions[name] * c.driven_rows * act * qmax * phases
         array += lsb * chip.crossbar.energy_pj_per_row_lsb
         dac += lsb * chip.input.energy_pj_per_row_lsb
-        adc += positions[name] * c.conversions * chip.adc.energy_pj_per_conversion
+        adc += positions[name] * c.conversions * chip.adc.energy_pj
     by_op = df.groupby("op").qty.sum()
     mem = chip.memory
     return {

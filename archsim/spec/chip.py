@@ -167,13 +167,30 @@ class AdcSpec:
     conversion_ns: float
     """Time of one conversion round after integration ends; >= 0."""
     energy_pj_per_conversion: float = 0.0
-    """Energy of one conversion of one column; >= 0."""
+    """Energy of one conversion of one column at `energy_reference_bits`; >= 0."""
+    energy_scaling: Literal["fixed", "walden"] = "fixed"
+    """How the energy per conversion follows `bits`: "fixed" (the same at any width) or
+    "walden" (doubles per bit: a constant Walden figure of merit, energy = FoM x 2^bits,
+    aimc-facts §5.1). The conversion time stays `conversion_ns` either way."""
+    energy_reference_bits: int = 0
+    """The width `energy_pj_per_conversion` was given for (0 = `bits`); 0..16."""
 
     def __post_init__(self) -> None:
         in_range("count", self.count, 1)
         in_range("bits", self.bits, 0, 16)
         non_negative("conversion_ns", self.conversion_ns)
         non_negative("energy_pj_per_conversion", self.energy_pj_per_conversion)
+        one_of("energy_scaling", self.energy_scaling, ("fixed", "walden"))
+        in_range("energy_reference_bits", self.energy_reference_bits, 0, 16)
+
+    @property
+    def energy_pj(self) -> float:
+        """Energy of one conversion at `bits`, after `energy_scaling` (an ideal ADC, bits = 0,
+        costs the reference energy)."""
+        ref = self.energy_reference_bits or self.bits
+        if self.energy_scaling == "fixed" or not self.bits:
+            return self.energy_pj_per_conversion
+        return self.energy_pj_per_conversion * 2.0 ** (self.bits - ref)
 
     @property
     def max_code(self) -> int:
