@@ -130,11 +130,29 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
                    help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
     p.add_argument("--samples", type=int, help="evaluate on the first N samples (all)")
     p.add_argument("--seed", type=int, default=0, help="run seed (0)")
+    p.add_argument("--input-percentile", type=float, default=99.995,
+                   help="DAC range: this percentile of |input| on the calibration batch")
+    p.add_argument("--adc-percentile", type=float, default=99.995,
+                   help="ADC range: this percentile of |partial sum| per crossbar block")
+    p.add_argument("--adc-per-column", action="store_true",
+                   help="one ADC range per column instead of per crossbar block")  # fmt: skip
     p.add_argument(
         "--reload",
         action="store_true",
         help="run networks too big for the chip in segments with weight reloads",
     )
+
+
+def _eval_settings(args: argparse.Namespace):
+    from archsim.evaluate import EvalSettings
+
+    for option, value in (("--input-percentile", args.input_percentile),
+                          ("--adc-percentile", args.adc_percentile)):  # fmt: skip
+        if not 0 < value <= 100:
+            raise ArchsimError(f"{option}: expected 0 < p <= 100, got {value:g}")
+    return EvalSettings(input_percentile=args.input_percentile,
+                        adc_percentile=args.adc_percentile,
+                        adc_per_column=args.adc_per_column)  # fmt: skip
 
 
 def _setup(args: argparse.Namespace):
@@ -158,7 +176,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     chip, device, times, workload, dataset = _setup(args)
     out = args.out or Path("reports") / f"{chip.name}-{workload.name}"
     result = write_run_report(chip, workload, dataset, out, device=device, times_s=times,
-                              seed=args.seed, samples=args.stream, chunk=args.chunk)  # fmt: skip
+                              seed=args.seed, samples=args.stream, chunk=args.chunk,
+                              settings=_eval_settings(args))  # fmt: skip
     print(format_mapping(result.mapping))
     print()
     print(format_metrics(result.metrics))
@@ -179,7 +198,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         dataset = None
     result = simulate(chip, workload, mode=args.mode, samples=args.stream, dataset=dataset,
                       device=device, t_inference_s=tuple(times), seed=args.seed,
-                      chunk=args.chunk)  # fmt: skip
+                      chunk=args.chunk, eval_settings=_eval_settings(args))  # fmt: skip
     print(format_mapping(result.mapping))
     if result.metrics is not None:
         print()
@@ -244,7 +263,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     chip, device, times, workload, dataset = _setup(args)
     args.progress_shown = True
     result = evaluate(chip, workload, dataset, times, device=device, seed=args.seed,
-                      progress=stderr_progress)  # fmt: skip
+                      settings=_eval_settings(args), progress=stderr_progress)  # fmt: skip
     _end_progress()
     print(f"{workload.name} on {chip.name} with {result.device}: {dataset.name}, "
           f"{result.samples} samples; float reference {result.float_wall_s:.2f} s")  # fmt: skip

