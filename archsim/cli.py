@@ -159,6 +159,11 @@ def _setup(args: argparse.Namespace):
     from archsim.config import load_chip, load_device
     from archsim.workload.catalog import load_dataset, load_workload
 
+    for option in ("stream", "chunk"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise ArchsimError(f"--{option}: expected >= 1, got {value}")
+
     chip = _with_reload(load_chip(args.chip), args.reload)
     device = load_device(args.device) if args.device else None
     times = _parse_times(args.times)

@@ -143,8 +143,13 @@ def test_bad_device_model_name(tmp_path):
             ["device-error", "--device", "reram-wan2022", "--size", "8x8", "--seeds", "1"],
             "fitted for",
         ),
+        (["simulate", "--workload", "mlp", "--stream", "0"], "--stream: expected >= 1, got 0"),
+        (["evaluate", "--workload", "digits-cnn", "--samples", "100000"],
+         "has 450 samples, got 100000"),
+        (["evaluate", "--workload", "digits-cnn", "--adc-percentile", "0"],
+         "--adc-percentile: expected 0 < p <= 100"),
     ],
-)
+)  # fmt: skip
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, argv, message):
     files = {
         "{bad}": "name = [1,\n",

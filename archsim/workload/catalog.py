@@ -143,5 +143,7 @@ def _cut(ds: Dataset, samples: int | None) -> Dataset:
         return ds
     if samples < 1:
         raise WorkloadError(f"samples: expected >= 1, got {samples}")
+    if samples > len(ds.x):
+        raise WorkloadError(f"samples: {ds.name} has {len(ds.x)} samples, got {samples}")
     y = None if ds.labels is None else ds.labels[:samples]
     return Dataset(ds.name, ds.x[:samples], y, ds.x_calibration, ds.task)
