@@ -130,7 +130,10 @@ def _execute(spec, points, executor, workers, scheduler) -> Iterator[dict]:
 
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise ArchsimError(f"--scheduler {scheduler}: cannot connect ({e})") from None
     else:
         n = workers or min(len(os.sched_getaffinity(0)), len(points))
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
@@ -201,13 +204,16 @@ class _Writer:
         self.path, self.columns, self.keep = path, columns, rewrite
 
     def __enter__(self):
-        # rewrite the file with the rows kept (drops failed rows that are retried)
-        self.fh = self.path.open("w", newline="")
+        # the rows kept (failed rows that are retried are dropped), replaced in one step so an
+        # interruption never leaves a half-written file
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="raise")
+            writer.writeheader()
+            writer.writerows(self.keep.values())
+        os.replace(tmp, self.path)
+        self.fh = self.path.open("a", newline="")
         self.writer = csv.DictWriter(self.fh, fieldnames=self.columns, extrasaction="raise")
-        self.writer.writeheader()
-        for row in self.keep.values():
-            self.writer.writerow(row)
-        self.fh.flush()
         return self.write
 
     def write(self, row: dict) -> None:
