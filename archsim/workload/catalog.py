@@ -46,15 +46,11 @@ def catalog() -> dict[str, ZooEntry]:
         mnist_cnn, f"CNN on MNIST, trained (package ccexam; {MNIST_INSTALL})", "mnist"
     )
     entries["minilm"] = ZooEntry(
-        _minilm,
+        minilm,
         f"MiniLM-L6 sentence encoder, trained, 24 tokens (all-MiniLM-L6-v2; {MINILM_INSTALL})",
         "sentences",
     )
     return entries
-
-
-def _minilm(rng: np.random.Generator | None = None) -> Workload:
-    return minilm(rng)
 
 
 def load_workload(name_or_path: str | Path, seed: int = 0) -> Workload:
