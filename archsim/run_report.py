@@ -230,7 +230,7 @@ def _plot_utilisation(result: RunResult, path: Path) -> None:
 
 
 def _plot_accuracy(result: EvalResult, path: Path) -> None:
-    """Accuracy and agreement with float against time since programming."""
+    """Accuracy, agreement with float and output similarity against time since programming."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -243,8 +243,10 @@ def _plot_accuracy(result: EvalResult, path: Path) -> None:
         ax.axhline(100 * result.float_accuracy, color="k", ls="--", label="float accuracy")
         ax.set_ylabel("top-1 accuracy (%)")
     ax.plot(t, [100 * p.agreement for p in result.points], "s:", label="agreement with float")
+    ax.plot(t, [100 * p.similarity for p in result.points], "^-.",
+            label="output cosine similarity to float")  # fmt: skip
     if result.float_accuracy is None:
-        ax.set_ylabel("top-1 agreement with float (%)")
+        ax.set_ylabel("agreement / similarity with float (%)")
     ax.set_xscale("log")
     ax.set_xlabel("time since programming (s)")
     ax.set_title(f"{result.workload} on {result.chip} ({result.device}), {result.samples} samples")
