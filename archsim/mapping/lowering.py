@@ -75,8 +75,9 @@ def analog_traffic(workload: ir.Workload, bytes_per_value: int = 1) -> dict[tupl
     return traffic
 
 
-def _analog_sources(workload: ir.Workload, name: str, analog: set[str]) -> set[str]:
-    """Nearest analog ops (or "input") upstream of tensor `name`."""
+def _analog_sources(workload: ir.Workload, name: str, analog: set[str]) -> list[str]:
+    """Nearest analog ops (or "input") upstream of tensor `name`, sorted (a set's order
+    follows string hashing, which differs between processes)."""
     found, stack, seen = set(), [name], set()
     while stack:
         n = stack.pop()
@@ -89,7 +90,7 @@ def _analog_sources(workload: ir.Workload, name: str, analog: set[str]) -> set[s
             found.add("input")
         else:
             stack.extend(workload.graph.predecessors(n))
-    return found
+    return sorted(found)
 
 
 def output_bytes(workload: ir.Workload, layer: str, bytes_per_value: int = 1) -> int:
