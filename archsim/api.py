@@ -10,6 +10,7 @@ skips the data (activity from `SimSettings`-independent default), `functional` s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,6 +74,7 @@ def simulate(
     chunk: int = 1,
     mapping: Mapping | None = None,
     eval_settings: EvalSettings | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run `workload` on `chip` for `samples` samples.
 
@@ -108,12 +110,15 @@ def simulate(
         data = dataset or load_dataset(workload, samples, seed=seed)
         accuracy = evaluate(chip, workload, data, times, device=device, seed=seed,
                             settings=eval_settings or EvalSettings(), mapping=mapping,
-                            keep_outputs=True)  # fmt: skip
+                            keep_outputs=True, progress=progress)  # fmt: skip
         activity.update({s.layer: s.activity for s in accuracy.points[0].layers})
     metrics = run = None
     if mode in ("full", "timing"):
         settings = SimSettings(samples=samples, chunk=chunk)
-        run = run_segments(parts, settings) if parts else Engine(chip, mapping, settings).run()
+        if parts:
+            run = run_segments(parts, settings)
+        else:
+            run = Engine(chip, mapping, settings).run(progress)
         metrics = compute_metrics(run, mapping, activity)
     return RunResult(chip, workload, mapping, mode, seed, times[0], accuracy=accuracy,
                      metrics=metrics, sim=run, activity=activity,

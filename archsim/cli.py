@@ -175,14 +175,17 @@ def _setup(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from archsim.device_error import stderr_progress
     from archsim.mapping.report import format_mapping
     from archsim.run_report import format_accuracy, format_metrics, write_run_report
 
     chip, device, times, workload, dataset = _setup(args)
     out = args.out or Path("reports") / f"{chip.name}-{workload.name}"
+    args.progress_shown = True
     result = write_run_report(chip, workload, dataset, out, device=device, times_s=times,
                               seed=args.seed, samples=args.stream, chunk=args.chunk,
-                              settings=_eval_settings(args))  # fmt: skip
+                              settings=_eval_settings(args), progress=stderr_progress)  # fmt: skip
+    _end_progress()
     print(format_mapping(result.mapping))
     print()
     print(format_metrics(result.metrics))
@@ -194,6 +197,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from archsim.api import simulate
+    from archsim.device_error import stderr_progress
     from archsim.mapping.report import format_mapping
     from archsim.run_report import format_accuracy, format_layers, format_metrics
     from archsim.sim.trace import write_trace
@@ -201,9 +205,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     chip, device, times, workload, dataset = _setup(args)
     if args.mode == "timing":
         dataset = None
+    args.progress_shown = True
     result = simulate(chip, workload, mode=args.mode, samples=args.stream, dataset=dataset,
                       device=device, t_inference_s=tuple(times), seed=args.seed,
-                      chunk=args.chunk, eval_settings=_eval_settings(args))  # fmt: skip
+                      chunk=args.chunk, eval_settings=_eval_settings(args),
+                      progress=stderr_progress)  # fmt: skip
+    _end_progress()
     print(format_mapping(result.mapping))
     if result.metrics is not None:
         print()

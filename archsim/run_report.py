@@ -119,7 +119,7 @@ def write_run_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     result = simulate(chip, workload, mode="full", samples=samples, dataset=dataset,
                       device=device, t_inference_s=tuple(times_s), seed=seed, chunk=chunk,
-                      eval_settings=settings)  # fmt: skip
+                      eval_settings=settings, progress=progress)  # fmt: skip
     acc, m, mapping = result.accuracy, result.metrics, result.mapping
     plot_mapping(mapping, out_dir / "mapping.png")
     _plot_accuracy(acc, out_dir / "accuracy.png")

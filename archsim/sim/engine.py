@@ -21,7 +21,9 @@ a core's input and output SRAM gets half of `sram_bytes_per_core`.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,7 +203,8 @@ class Engine:
                                              f"{cap} B")  # fmt: skip
 
     # -- run ----------------------------------------------------------------------------------
-    def run(self) -> SimRun:
+    def run(self, progress: Callable[[str], None] | None = None) -> SimRun:
+        """Run the stream to the end; `progress` gets a status line about twice a second."""
         for node in self.plan.values():
             if "<output>" in node.consumers:
                 for n in range(self.settings.samples):
@@ -219,7 +222,10 @@ class Engine:
                 self.env.process(self._digital(node))
             else:
                 self.env.process(self._shape(node))
-        self.env.run()
+        if progress is None:
+            self.env.run()
+        else:
+            self._run_reporting(progress)
         stuck = [n for n, t in enumerate(self.sample_end) if t == 0.0]
         if stuck:
             full = [c.name for c in self.cores if c.inbuf.level >= c.inbuf.capacity]
@@ -233,6 +239,23 @@ class Engine:
         return SimRun(self.rec, self.plan, self.sample_start, self.sample_end, self.env.now,
                       _event_count(self.env), self.enlarged, groups,
                       self.gdpu_spec.energy_pj_per_op)  # fmt: skip
+
+    def _run_reporting(self, progress: Callable[[str], None]) -> None:
+        """env.run(), one event at a time (the same order), with a status line every 0.5 s."""
+        step, events, next_report = self.env.step, 0, time.perf_counter() + 0.5
+        total = self.settings.samples
+        try:
+            while True:
+                step()
+                events += 1
+                if not events & 0x3FFF and time.perf_counter() > next_report:
+                    done = sum(1 for t in self.sample_end if t > 0.0)
+                    progress(f"{self.mapping.workload.name}: {done}/{total} samples done, "
+                             f"{self.env.now / 1e3:,.1f} us simulated, "
+                             f"{events:,} events")  # fmt: skip
+                    next_report = time.perf_counter() + 0.5
+        except simpy.core.EmptySchedule:
+            pass
 
     def _input(self, node: Node):
         """Read the input rows back to back; up to IN_FLIGHT rows travel at once, so the
