@@ -130,10 +130,18 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
                    help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
     p.add_argument("--samples", type=int, help="evaluate on the first N samples (all)")
     p.add_argument("--seed", type=int, default=0, help="run seed (0)")
-    p.add_argument("--input-percentile", type=float, default=99.995,
-                   help="DAC range: this percentile of |input| on the calibration batch")
-    p.add_argument("--adc-percentile", type=float, default=99.995,
-                   help="ADC range: this percentile of |partial sum| per crossbar block")
+    p.add_argument(
+        "--input-percentile",
+        type=float,
+        default=99.995,
+        help="DAC range: this percentile of |input| on the calibration batch",
+    )
+    p.add_argument(
+        "--adc-percentile",
+        type=float,
+        default=99.995,
+        help="ADC range: this percentile of |partial sum| per crossbar block",
+    )
     p.add_argument("--adc-per-column", action="store_true",
                    help="one ADC range per column instead of per crossbar block")  # fmt: skip
     p.add_argument(

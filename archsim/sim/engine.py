@@ -21,7 +21,6 @@ a core's input and output SRAM gets half of `sram_bytes_per_core`.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from archsim.sim.digital import GlobalUnit
 from archsim.sim.fabric import Fabric, OffChip
 from archsim.sim.plan import Node, build_plan, first_use, last_use, need, node_k
 from archsim.sim.recorder import Recorder
+from archsim.sim.stepping import event_count, run_to_end
 from archsim.spec import ChipSpec
 from archsim.spec.chip import GdpuSpec
 
@@ -222,10 +222,7 @@ class Engine:
                 self.env.process(self._digital(node))
             else:
                 self.env.process(self._shape(node))
-        if progress is None:
-            self.env.run()
-        else:
-            self._run_reporting(progress)
+        run_to_end(self.env, self._status, progress)
         stuck = [n for n, t in enumerate(self.sample_end) if t == 0.0]
         if stuck:
             full = [c.name for c in self.cores if c.inbuf.level >= c.inbuf.capacity]
@@ -237,25 +234,13 @@ class Engine:
         groups = {(rep.array.name, name): [c.name for c, _, _ in rep.blocks]
                   for name, reps in self.replicas.items() for rep in reps}  # fmt: skip
         return SimRun(self.rec, self.plan, self.sample_start, self.sample_end, self.env.now,
-                      _event_count(self.env), self.enlarged, groups,
+                      event_count(self.env), self.enlarged, groups,
                       self.gdpu_spec.energy_pj_per_op)  # fmt: skip
 
-    def _run_reporting(self, progress: Callable[[str], None]) -> None:
-        """env.run(), one event at a time (the same order), with a status line every 0.5 s."""
-        step, events, next_report = self.env.step, 0, time.perf_counter() + 0.5
-        total = self.settings.samples
-        try:
-            while True:
-                step()
-                events += 1
-                if not events & 0x3FFF and time.perf_counter() > next_report:
-                    done = sum(1 for t in self.sample_end if t > 0.0)
-                    progress(f"{self.mapping.workload.name}: {done}/{total} samples done, "
-                             f"{self.env.now / 1e3:,.1f} us simulated, "
-                             f"{events:,} events")  # fmt: skip
-                    next_report = time.perf_counter() + 0.5
-        except simpy.core.EmptySchedule:
-            pass
+    def _status(self, events: int) -> str:
+        done = sum(1 for t in self.sample_end if t > 0.0)
+        return (f"{self.mapping.workload.name}: {done}/{self.settings.samples} samples done, "
+                f"{self.env.now / 1e3:,.1f} us simulated, {events:,} events")  # fmt: skip
 
     def _input(self, node: Node):
         """Read the input rows back to back; up to IN_FLIGHT rows travel at once, so the
@@ -498,9 +483,3 @@ def last_use_rows(node: Node, prod: Node, r: int) -> int:
 
 def _stable_index(name: str, n: int) -> int:
     return sum(name.encode()) % n
-
-
-def _event_count(env: simpy.Environment) -> int:
-    """Events SimPy scheduled so far (its event-id counter; 0 if SimPy hides it)."""
-    counter = getattr(env, "_eid", None)
-    return int(next(counter)) if counter is not None else 0
