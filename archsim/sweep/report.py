@@ -19,6 +19,8 @@ from archsim.sweep.spec import DEFAULT_OBJECTIVES, SweepSpec
 
 LABELS = {
     "accuracy": "accuracy (first time)",
+    "agreement": "agreement with float (first time)",
+    "similarity": "output cosine similarity to float (first time)",
     "energy_per_sample_pj": "energy per sample (pJ)",
     "period_ns": "time per sample, steady state (ns)",
     "latency_ns": "latency (ns)",

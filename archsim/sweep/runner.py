@@ -23,14 +23,14 @@ import pandas as pd
 
 from archsim.config import load_chip
 from archsim.errors import ArchsimError, ConfigError
-from archsim.sweep.spec import METRIC_COLUMNS, SweepSpec, expand_points, point_id
+from archsim.sweep.spec import METRIC_COLUMNS, SweepSpec, expand_points, point_id, time_label
 
 Progress = Callable[[str], None]
 
 
 def result_columns(spec: SweepSpec) -> list[str]:
     """The CSV header: identity, parameters, metrics (accuracy at each time), status."""
-    return ["point", *spec.parameter_keys, *METRIC_COLUMNS, *spec.accuracy_columns(),
+    return ["point", *spec.parameter_keys, *METRIC_COLUMNS, *spec.time_columns(),
             "status", "error", "wall_s"]  # fmt: skip
 
 
@@ -244,8 +244,12 @@ def _result_cells(result) -> dict[str, Any]:
         cells["float_accuracy"] = acc.float_accuracy
         cells["accuracy"] = acc.points[0].accuracy
         cells["agreement"] = acc.points[0].agreement
+        cells["similarity"] = acc.points[0].similarity
         for p in acc.points:
-            cells[f"accuracy_t{p.t_s:g}"] = p.accuracy
+            t = time_label(p.t_s)
+            cells[f"accuracy_t{t}"] = p.accuracy
+            cells[f"agreement_t{t}"] = p.agreement
+            cells[f"similarity_t{t}"] = p.similarity
     return cells
 
 
@@ -256,6 +260,8 @@ def _progress_line(n: int, total: int, row: dict, spec: SweepSpec) -> str:
     parts = [f"{row['wall_s']:.1f} s"]
     if row.get("accuracy") is not None and not _nan(row["accuracy"]):
         parts.append(f"accuracy {row['accuracy']:.4f}")
+    elif row.get("similarity") is not None:
+        parts.append(f"cosine to float {row['similarity']:.4f}")
     if row.get("energy_per_sample_pj") is not None:
         parts.append(f"{row['energy_per_sample_pj'] / 1e3:.1f} nJ/sample")
         parts.append(f"{row['period_ns'] / 1e3:.2f} us/sample")

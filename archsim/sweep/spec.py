@@ -51,12 +51,13 @@ _TOP_KEYS = {
 }  # fmt: skip
 _RANGE_KEYS = {"min", "max", "steps", "scale", "integer"}
 METRIC_COLUMNS = (
-    "cores_used", "cores_available", "float_accuracy", "accuracy", "agreement", "latency_ns",
+    "cores_used", "cores_available", "float_accuracy", "accuracy", "agreement", "similarity",
+    "latency_ns",
     "period_ns", "throughput_per_s", "energy_per_sample_pj", "effective_tops", "tops_per_w",
     "average_power_w", "area_mm2", "tops_per_mm2", "bottleneck",
 )  # fmt: skip
 """Result columns of every point (empty where the mode does not produce them)."""
-_FUNCTIONAL_COLUMNS = {"float_accuracy", "accuracy", "agreement"}
+_FUNCTIONAL_COLUMNS = {"float_accuracy", "accuracy", "agreement", "similarity"}
 _TIMED_COLUMNS = {
     "latency_ns", "period_ns", "throughput_per_s", "energy_per_sample_pj", "effective_tops",
     "tops_per_w", "average_power_w", "tops_per_mm2",
@@ -134,11 +135,13 @@ class SweepSpec:
         """Every swept key, in file order (parameters, then linked)."""
         return tuple(a.key for a in self.axes) + tuple(k for k, _ in self.linked)
 
-    def accuracy_columns(self) -> list[str]:
-        """Result columns of the accuracy at each time (none in timing mode)."""
+    def time_columns(self) -> list[str]:
+        """Result columns of the accuracy, agreement and output similarity at each time (none
+        in timing mode)."""
         if self.mode == "timing":
             return []
-        return [f"accuracy_t{t:g}" for t in self.t_inference_s]
+        return [f"{what}_t{time_label(t)}" for what in ("accuracy", "agreement", "similarity")
+                for t in self.t_inference_s]  # fmt: skip
 
     def numeric_columns(self) -> list[str]:
         """Result columns this sweep's mode fills with numbers: the possible objectives."""
@@ -147,7 +150,7 @@ class SweepSpec:
             cols = [c for c in cols if c not in _FUNCTIONAL_COLUMNS]
         if self.mode == "functional":
             cols = [c for c in cols if c not in _TIMED_COLUMNS]
-        return cols + self.accuracy_columns()
+        return cols + self.time_columns()
 
     def settings_digest(self) -> str:
         """A digest of everything but the parameters: results made under another digest are
@@ -158,6 +161,11 @@ class SweepSpec:
             "chunk": self.chunk,
         }  # fmt: skip
         return _digest(settings)
+
+
+def time_label(t: float) -> str:
+    """A time in seconds as it appears in column names: 31536000, not 3.1536e+07."""
+    return str(int(t)) if float(t).is_integer() else f"{t:g}"
 
 
 def point_id(params: dict[str, Any]) -> str:
