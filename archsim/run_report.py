@@ -5,7 +5,8 @@ Writes into an explicit output directory:
   the mapping table, latency / throughput / energy /
   power / efficiency with the bottleneck, accuracy against float over time, per-layer errors
   and clipping, links to the pictures;
-- mapping.png (cores coloured by layer), utilisation.png (array busy per core), energy.png
+- mapping.png (cores coloured by layer), utilisation.png (array busy per core), layers.png
+  (when each layer works on the first sample; each layer's busiest resource per sample), energy.png
   (energy per sample by part), accuracy.png (accuracy vs time since programming);
 - accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement), layers.csv,
   mapping.csv, components.csv (busy fractions), trace.json (Perfetto), run.json.
@@ -28,6 +29,7 @@ from archsim.evaluate import EvalResult, EvalSettings
 from archsim.html_report import markdown_to_html
 from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
 from archsim.sim.metrics import Metrics
+from archsim.sim.timeline import plot_layer_timing
 from archsim.sim.trace import write_trace
 from archsim.spec import ChipSpec, DeviceSpec
 from archsim.workload.catalog import Dataset
@@ -125,6 +127,8 @@ def write_run_report(
     _plot_accuracy(acc, out_dir / "accuracy.png")
     _plot_energy(m, out_dir / "energy.png", f"{workload.name} on {chip.name}")
     _plot_utilisation(result, out_dir / "utilisation.png")
+    plot_layer_timing(result.sim.recorder.to_frame(), m.samples, m.period_ns,
+                      f"{workload.name} on {chip.name}", out_dir / "layers.png")  # fmt: skip
     write_csv(accuracy_rows(acc), out_dir / "accuracy.csv")
     write_csv(mapping_rows(mapping), out_dir / "mapping.csv")
     write_csv([{"t_s": p.t_s, **asdict(s)} for p in acc.points for s in p.layers],
@@ -290,6 +294,8 @@ energy from the measured input activity of each layer at t = {result.t_inference
 ```
 
 ![energy per sample](energy.png) ![array utilisation](utilisation.png)
+
+![per-layer timing](layers.png)
 
 SRAM grown so that the pipeline cannot stall for lack of a receptive field:{grown}
 

@@ -94,14 +94,14 @@ def test_main_job_writes_report(tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["run", "--out", str(out), "--times", "1,86400"]) == 0
     for name in ("summary.md", "report.html", "mapping.png", "accuracy.png", "energy.png",
-                 "utilisation.png", "accuracy.csv", "layers.csv", "mapping.csv",
+                 "utilisation.png", "layers.png", "accuracy.csv", "layers.csv", "mapping.csv",
                  "components.csv", "trace.json", "run.json"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     summary = (out / "summary.md").read_text()
     assert "digits-cnn on hermes" in summary and "63.1 TOPS" in summary and "conv2" in summary
     assert "bottleneck" in summary and "energy per sample" in summary
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "<table>" in page
+    assert page.count("data:image/png;base64,") == 5 and "<table>" in page
     import json
 
     trace = json.loads((out / "trace.json").read_text())

@@ -256,3 +256,22 @@ def test_progress_reporting_run_is_the_same_run(hermes, monkeypatch):
     assert stepped.sample_end_ns == plain.sample_end_ns
     assert 1 <= len(lines) <= plain.events // stepping.REPORT_EVERY
     assert lines[-1].startswith("resnet9: ") and "samples done" in lines[-1]
+
+
+def test_layer_timeline_explains_latency_and_period(hermes):
+    """The first sample's layer spans end at its latency (less the off-chip delivery of its
+    output); the busiest per-layer resource per
+    sample is the reported bottleneck and close to the steady-state period (8 samples)."""
+    from archsim.sim.timeline import layer_spans, stage_times
+
+    r = simulate(hermes, load_workload("resnet9"), mode="timing", samples=8)
+    frame = r.sim.recorder.to_frame()
+    spans = layer_spans(frame, 0)
+    delivery = hermes.memory.offchip_latency_ns
+    assert spans.end_ns.max() + delivery == pytest.approx(r.metrics.latency_ns, rel=1e-9)
+    assert spans.iloc[0].layer == "input" and (spans.end_ns >= spans.start_ns).all()
+    stages = stage_times(frame, 8).set_index("layer")
+    slowest = stages.busy_ns.idxmax()
+    assert f"({slowest})" in r.metrics.bottleneck
+    assert stages.resource[slowest].split()[0] in r.metrics.bottleneck
+    assert stages.busy_ns.max() == pytest.approx(r.metrics.period_ns, rel=0.05)
