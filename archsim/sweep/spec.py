@@ -201,16 +201,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     method = raw.get("method", "grid")
     if method not in METHODS:
         raise fail("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
-    ints = {}
-    for key, default, low in (("samples", 64, 1), ("seed", 0, 0), ("chunk", 1, 1),
-                              ("points", 0, 1), ("sample_seed", 0, 0)):  # fmt: skip
-        value = raw.get(key, default)
-        if key == "points" and key not in raw:
-            ints[key] = 0
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise fail(key, f"expected an integer >= {low}, got {value!r}")
-        ints[key] = value
+    ints = {key: _integer(raw, key, default, low, fail)
+            for key, default, low in (("samples", 64, 1), ("seed", 0, 0), ("chunk", 1, 1),
+                                      ("sample_seed", 0, 0))}  # fmt: skip
+    ints["points"] = _integer(raw, "points", 0, 1, fail) if "points" in raw else 0
     if method == "random" and not ints["points"]:
         raise fail("points", "a random sweep needs points = N (the number of draws)")
     if method == "grid" and "points" in raw:
@@ -328,6 +322,13 @@ def _axis(key: str, value: Any, method: str, fail) -> Axis:
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise fail(f"{where}.steps", f"expected an integer >= 1, got {steps!r}")
     return Axis(key, low=low, high=high, steps=steps, log=scale == "log", integer=integer)
+
+
+def _integer(raw: dict, key: str, default: int, low: int, fail) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise fail(key, f"expected an integer >= {low}, got {value!r}")
+    return value
 
 
 def _table(raw: dict, key: str, fail) -> dict:
