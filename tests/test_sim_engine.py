@@ -254,7 +254,8 @@ def test_progress_reporting_run_is_the_same_run(hermes, monkeypatch):
     stepped = Engine(hermes, mapping, SimSettings(samples=2)).run(progress=lines.append)
     assert stepped.events == plain.events
     assert stepped.sample_end_ns == plain.sample_end_ns
-    assert 1 <= len(lines) <= plain.events // stepping.REPORT_EVERY
+    assert lines, "the fake clock makes every check report"
+    assert len(lines) <= plain.events // stepping.REPORT_EVERY
     assert lines[-1].startswith("resnet9: ") and "samples done" in lines[-1]
 
 
