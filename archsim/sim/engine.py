@@ -30,6 +30,7 @@ import simpy
 
 from archsim.errors import ArchsimError
 from archsim.mapping import Mapping
+from archsim.mapping.mapper import PARTIAL_SUM_BYTES
 from archsim.sim.core import Core, CoreTiming
 from archsim.sim.dataflow import RowGate, RowSender
 from archsim.sim.digital import GlobalUnit
@@ -58,7 +59,7 @@ class SimSettings:
     """MVMs of one replica and output row grouped into one event (same total time)."""
     bytes_per_value: int = 1
     """Bytes of one activation on the fabric (8-bit activations)."""
-    psum_bytes: int = 2
+    psum_bytes: int = PARTIAL_SUM_BYTES
     """Bytes of one partial sum sent between K-split blocks (FP16)."""
 
     def __post_init__(self) -> None:
