@@ -48,3 +48,50 @@ def pytest_addoption(parser):
 def update_golden(request) -> bool:
     """True when the run was asked to rewrite the golden files instead of comparing."""
     return bool(request.config.getoption("--update-golden"))
+
+
+class CliRun:
+    """Runs `archsim` in this process inside an empty working directory, capturing its output."""
+
+    def __init__(self, workdir, capsys) -> None:
+        self.workdir = workdir
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        """Exit code, stdout and stderr of `archsim *argv`."""
+        from archsim.cli import main
+
+        self.capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:  # argparse exits for option errors
+            code = e.code if isinstance(e.code, int) else 1
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def files(self) -> list[str]:
+        """Everything now under the working directory, relative paths, sorted."""
+        return sorted(str(p.relative_to(self.workdir)) for p in self.workdir.rglob("*"))
+
+    def refused(self, *argv: str, match: str = "") -> str:
+        """Assert that `archsim *argv` is refused the way every bad input must be: exit 2, one
+        line `archsim: error: ...` on stderr (containing `match`), nothing on stdout, no
+        traceback, and nothing written into the working directory. Returns the line."""
+        before = self.files()
+        code, out, err = self(*argv)
+        lines = err.strip().splitlines()
+        assert code == 2, f"exit {code}, stderr: {err!r}"
+        assert len(lines) == 1 and lines[0].startswith("archsim: error: "), err
+        assert "Traceback" not in err and out == "", (out, err)
+        assert match in lines[0], lines[0]
+        assert self.files() == before, f"wrote {sorted(set(self.files()) - set(before))}"
+        return lines[0]
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys) -> CliRun:
+    """`cli(*argv)` runs archsim in an empty directory; `cli.refused(*argv)` checks a refusal."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return CliRun(work, capsys)
