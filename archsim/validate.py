@@ -79,8 +79,7 @@ def peak_figures(chip: ChipSpec) -> PeakFigures:
 def mvm_energy_pj(chip: ChipSpec, activity: float = 1.0) -> float:
     """Array, driver and ADC energy of one MVM over the full crossbar."""
     xb, inp = chip.crossbar, chip.input
-    qmax = (1 << (inp.bits - 1)) - 1 if inp.bits else 127
-    lsb = xb.rows * activity * qmax * inp.phases
+    lsb = xb.rows * activity * inp.pulse_lsbs * inp.phases
     drive = lsb * (xb.energy_pj_per_row_lsb + inp.energy_pj_per_row_lsb)
     return drive + xb.cols * inp.phases * chip.adc.energy_pj
 

@@ -132,7 +132,7 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
 
 def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) -> dict[str, float]:
     """Total energy of the run by part, in pJ."""
-    qmax = (1 << (chip.input.bits - 1)) - 1 if chip.input.bits else 127
+    qmax = chip.input.pulse_lsbs
     phases = chip.input.phases
     array = dac = adc = 0.0
     for name, c in counts.items():
