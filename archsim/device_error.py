@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from archsim.checks import converter_bits
+from archsim.checks import converter_bits, require_finite
 from archsim.crossbar import program_matrix, read_state
 from archsim.errors import ArchsimError
 from archsim.mvm import Converters, analog_mvm, calibrate, noise_key
@@ -128,8 +128,8 @@ def device_error(
             state = read_state(prog, t, read_rng)
             y = analog_mvm(x, state, conv, key=noise_key(noise_rng)).y
             err = float(np.sqrt(np.mean((y - exact) ** 2)))
-            nrmse[i, j] = err / float(np.std(exact))
-            rmse[i, j] = err / scale
+            nrmse[i, j] = require_finite("nrmse", err / float(np.std(exact)))
+            rmse[i, j] = require_finite("rmse", err / scale)
             if progress:
                 progress(f"{device.name}: seed {i + 1}/{setup.seeds}, t = {t:g} s")
     return [
