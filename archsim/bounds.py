@@ -26,7 +26,14 @@ class Bound:
     def check(self, key: str, value: float) -> None:
         """Raise SpecError naming `key`, the limit and the reason, when value > limit."""
         if value > self.limit:
-            raise SpecError(key, f"expected <= {self.limit:g}, got {value:g} ({self.reason})")
+            raise SpecError(
+                key, f"expected <= {_number(self.limit)}, got {_number(value)} ({self.reason})"
+            )
+
+
+def _number(v: float) -> str:
+    """A whole number with thousands separators, anything else in %g."""
+    return f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e18 else f"{v:g}"
 
 
 G_MAX_US = Bound(

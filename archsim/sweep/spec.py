@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from archsim.bounds import STREAM_SAMPLES, SWEEP_POINTS
 from archsim.config import read_toml
-from archsim.errors import ConfigError
+from archsim.errors import ConfigError, SpecError
 
 MODES = ("full", "timing", "functional")
 METHODS = ("grid", "random")
@@ -234,6 +235,14 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise fail(f'linked."{dup[0]}"', "is also under [parameters]; list it once")
     if not keys:
         raise fail("parameters", 'expected at least one swept key (e.g. "adc.bits" = [6, 8])')
+    n_linked = len(linked[0][1]) if linked else 1
+    grid = math.prod(len(a.values) or a.steps or 1 for a in axes) * n_linked
+    try:  # counted before any value list is built
+        SWEEP_POINTS.check("points", ints["points"] if method == "random" else grid)
+        if mode != "functional":
+            STREAM_SAMPLES.check("samples", ints["samples"])
+    except SpecError as e:
+        raise fail(e.key, e.message) from None
 
     objectives = _table(raw, "objectives", fail)
     for key, sense in objectives.items():
