@@ -183,9 +183,10 @@ def test_same_points_give_the_same_numbers_serial_and_on_dask(tmp_path):
 
 
 def test_a_misspelt_key_in_every_point_is_fatal(tmp_path):
-    spec = load_sweep(write(tmp_path, TINY.replace('"adc.bits"', '"adc.bitz"')))
-    with pytest.raises(ConfigError, match=r"no point is a valid chip.*adc\.bitz: unknown key"):
-        run_sweep(spec, tmp_path / "out", executor="serial")
+    """Refused when the sweep file is read: the key fails on its own, before any point runs."""
+    with pytest.raises(ConfigError, match=r'parameters\."adc\.bitz": .*adc\.bitz: unknown key'):
+        load_sweep(write(tmp_path, TINY.replace('"adc.bits"', '"adc.bitz"')))
+    assert not (tmp_path / "out").exists()
 
 
 def test_pareto_mask_matches_brute_force():

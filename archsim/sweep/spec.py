@@ -267,6 +267,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         objectives=dict(objectives),
         description=str(raw.get("description", "")),
     )
+    _check_values(spec, fail)
     numeric = spec.numeric_columns()
     for key in objectives:
         if key not in numeric:
@@ -296,6 +297,29 @@ def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
             points.append(p)
     unique = {point_id(p): p for p in points}
     return list(unique.values())
+
+
+def _check_values(spec: SweepSpec, fail) -> None:
+    """Refuse a value the chip rejects on its own, for its own key (e.g. a 1-bit ADC): it would
+    fail in every combination. Values that only clash with others (adc.count > crossbar.cols)
+    stay per-point errors of the run. A range is checked at its ends."""
+    from archsim.config import load_chip
+    from archsim.sweep.runner import chip_overrides
+
+    groups = []
+    for a in spec.axes:
+        values = a.values or (a._cast(a.low), a._cast(a.high))
+        groups.append((f'parameters."{a.key}"', [{a.key: v} for v in values]))
+    if spec.linked:
+        n = len(spec.linked[0][1])
+        groups.append(("linked", [{k: vals[i] for k, vals in spec.linked} for i in range(n)]))
+    for where, settings in groups:
+        for setting in settings:
+            try:
+                load_chip(spec.chip, chip_overrides(setting))
+            except ConfigError as e:
+                if any(f": {key}: " in str(e) for key in setting):
+                    raise fail(where, f"refused on its own: {e}") from None
 
 
 def _axis(key: str, value: Any, method: str, fail) -> Axis:
