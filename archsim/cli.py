@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = _parser().parse_args(argv)
-        return args.func(args)
+        with opt.named_options(getattr(args, "option_keys", {})):
+            return args.func(args)
     except ArchsimError as e:
         if getattr(args, "progress_shown", False) and sys.stderr.isatty():
             print(file=sys.stderr)  # end the progress line
@@ -97,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser("device-error", help="MVM error of a device preset against float")
     de.add_argument("--device", required=True, help="device preset name or TOML path")
-    de.add_argument("--size", default="256x256", help="ROWSxCOLS of the weight matrix (256x256)")
+    de.add_argument("--size", type=opt.size, default="256x256",
+                    help="ROWSxCOLS of the weight matrix (256x256)")  # fmt: skip
     de.add_argument("--input-bits", type=int, default=8, help="DAC bits incl. sign, 0 = off (8)")
     de.add_argument("--adc-bits", type=int, default=8, help="ADC bits incl. sign, 0 = off (8)")
     de.add_argument(
@@ -105,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity (2)",
     )  # fmt: skip
     de.add_argument(
-        "--times", default="1,3600,86400,31536000,315360000",
+        "--times", type=opt.times, default="1,3600,86400,31536000,315360000",
         help="comma list of times since programming in s (1 s .. 10 years)",
     )  # fmt: skip
     de.add_argument("--seeds", type=opt.count, default=3,
@@ -122,7 +124,11 @@ def _parser() -> argparse.ArgumentParser:
         help="wire resistance per cell segment for --ir-drop (0.35)",
     )  # fmt: skip
     de.add_argument("--csv", type=Path, help="write device,t_s,compensation,nrmse,... to PATH")
-    de.set_defaults(func=_cmd_device_error)
+    de.set_defaults(func=_cmd_device_error, option_keys={
+        "rows": "--size", "cols": "--size", "input_bits": "--input-bits",
+        "adc_bits": "--adc-bits", "devices_per_weight": "--devices-per-weight",
+        "wire_resistance_ohm": "--wire-resistance-ohm", "times": "--times",
+    })  # fmt: skip
 
     presets = sub.add_parser("presets", help="list the shipped chip and device presets")
     presets.set_defaults(func=_cmd_presets)
@@ -137,7 +143,7 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
     else:
         p.add_argument("--workload", required=True, help="zoo name, .onnx or .toml path")
     p.add_argument("--device", help="device preset replacing the chip's (name or TOML path)")
-    p.add_argument("--times", default="1,3600,86400,31536000",
+    p.add_argument("--times", type=opt.times, default="1,3600,86400,31536000",
                    help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
     p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
     p.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
@@ -180,7 +186,7 @@ def _setup(args: argparse.Namespace):
 
     chip = _with_reload(load_chip(args.chip), args.reload)
     device = load_device(args.device) if args.device else None
-    times = _parse_times(args.times)
+    times = args.times
     workload = load_workload(args.workload, seed=args.seed)
     dataset = load_dataset(workload, args.samples, seed=args.seed)
     return chip, device, times, workload, dataset
@@ -355,8 +361,8 @@ def _cmd_device_error(args: argparse.Namespace) -> int:
 
     if args.csv:
         check_file("--csv", args.csv)
-    rows_, cols_ = _parse_size(args.size)
-    times = _parse_times(args.times)
+    rows_, cols_ = args.size
+    times = args.times
     _check_bits("--input-bits", args.input_bits)
     _check_bits("--adc-bits", args.adc_bits)
     dpw = args.devices_per_weight
@@ -414,27 +420,6 @@ def _with_reload(chip, reload: bool):
 def _end_progress() -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
-    try:
-        rows, cols = (int(p) for p in parts)
-    except ValueError:
-        raise ArchsimError(f"--size: expected ROWSxCOLS such as 256x256, got {text!r}") from None
-    if rows < 1 or cols < 1:
-        raise ArchsimError(f"--size: expected positive sizes, got {text!r}")
-    return rows, cols
-
-
-def _parse_times(text: str) -> list[float]:
-    try:
-        times = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ArchsimError(f"--times: expected a comma list of seconds, got {text!r}") from None
-    if not times or any(t < 0 for t in times):
-        raise ArchsimError(f"--times: expected times >= 0 s, got {text!r}")
-    return times
 
 
 def _check_bits(option: str, bits: int) -> None:

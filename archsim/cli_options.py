@@ -8,11 +8,12 @@ Options are never matched by prefix (`--sample` is not `--samples`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from archsim.errors import ArchsimError
+from archsim.errors import ArchsimError, SpecError
 
 _SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 _ADDRESS = re.compile(
@@ -62,6 +63,37 @@ count = integer(1)
 """A count of samples, vectors, workers, ... (>= 1)."""
 
 
+MAX_TIME_S = 1e10
+"""Latest time since programming accepted (about 317 years): far past any retention data; the
+drift models are power laws that, pushed further, drive conductances to zero and ranges to inf."""
+
+
+def times(text: str) -> list[float]:
+    """An argparse type: a comma list of times since programming in s, 0..MAX_TIME_S."""
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of seconds, got {text!r}"
+        ) from None
+    if not values or not all(0 <= t <= MAX_TIME_S for t in values):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected times 0 <= t <= {MAX_TIME_S:g} s, got {text!r}")
+    return values
+
+
+def size(text: str) -> tuple[int, int]:
+    """An argparse type: ROWSxCOLS, both >= 1 (the crossbar checks the upper limit)."""
+    try:
+        rows, cols = (int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected ROWSxCOLS such as 256x256, got {text!r}"
+        ) from None
+    if rows < 1 or cols < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return rows, cols
+
+
 def scheduler_address(text: str) -> str:
     """An argparse type: a dask scheduler address, `[scheme://]host:port` (port 1..65535).
 
@@ -81,3 +113,19 @@ def scheduler_address(text: str) -> str:
         except (OSError, UnicodeError) as e:
             raise argparse.ArgumentTypeError(f"cannot resolve host {host!r} ({e})") from None
     return text.strip()
+
+
+@contextlib.contextmanager
+def named_options(options: dict[str, str]) -> Iterator[None]:
+    """Errors about an internal key raised inside the block name the option instead:
+    with {"rows": "--size"}, `rows: expected 1..65536, got 100000` becomes
+    `--size: expected 1..65536, got 100000`."""
+    try:
+        yield
+    except ArchsimError as e:
+        key = e.key if isinstance(e, SpecError) else str(e).split(":", 1)[0]
+        option = options.get(key.rsplit(".", 1)[-1]) if key else None
+        if option is None:
+            raise
+        message = e.message if isinstance(e, SpecError) else str(e).split(":", 1)[1].strip()
+        raise OptionError(f"{option}: {message}") from None
