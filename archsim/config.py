@@ -358,10 +358,15 @@ def _resolve(name_or_path: str | Path, directory: Path, kind: str, available: li
 
 
 def read_toml(path: Path) -> dict:
-    """A TOML file as a dict; ConfigError naming the file when it is missing or malformed."""
+    """A TOML file as a dict; ConfigError naming the file (and the line) when it is missing,
+    not UTF-8 text or malformed."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}); "
+                          "TOML files must be UTF-8") from None  # fmt: skip
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
     except OSError as e:

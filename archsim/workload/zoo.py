@@ -17,6 +17,7 @@ import numpy as np
 from archsim.errors import WorkloadError
 from archsim.workload import layers as L
 from archsim.workload.ir import GraphBuilder, Workload
+from archsim.workload.npz_file import read_npz
 
 
 def workloads_dir() -> Path:
@@ -187,8 +188,7 @@ def _npz(name: str) -> dict[str, np.ndarray]:
     path = workloads_dir() / name
     if not path.is_file():
         raise WorkloadError(f"{path}: missing; run `python workloads/train_digits.py` to make it")
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+    return read_npz(path)
 
 
 @dataclass(frozen=True, slots=True)
