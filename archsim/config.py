@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from archsim.devices import DEVICE_MODELS
 from archsim.errors import ConfigError, SpecError
+from archsim.package_data import data_dir
 from archsim.spec import ChipSpec, DeviceSpec, MvmNoiseSpec
 
 _DEVICE_TOP_KEYS = ("name", "description", "model", "drift_compensation", "g_max_us", "g_min_us")
@@ -26,9 +27,9 @@ _DEVICE_TABLES = ("params", "mvm_noise")
 
 
 def models_dir() -> Path:
-    """The preset directory: $ARCHSIM_MODELS, else `models/` of the source tree."""
+    """The preset directory: $ARCHSIM_MODELS, else the shipped `models/`."""
     env = os.environ.get("ARCHSIM_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    return Path(env) if env else data_dir("models")
 
 
 def chip_presets() -> list[str]:
