@@ -78,6 +78,7 @@ def plan_segments(workload: Workload, chip: ChipSpec, max_cores: int | None = No
             ops.append(op)
             continue
         parts, assembly, cuts = _split(workload, op, rows, cols, cores)
+        del need[op.name]  # its name now tags the digital op that joins the parts
         for part in parts:
             need[part.name] = crossbars(lower_op(part), rows, cols)
             part_of[part.name] = op.name
@@ -91,7 +92,7 @@ def plan_segments(workload: Workload, chip: ChipSpec, max_cores: int | None = No
     for op in ops:
         if isinstance(op, ir.Input):
             continue
-        here = max((segment[slices[s][0]] + 1 if s in slices else segment.get(s, 0)
+        here = max((segment.get(slices[s][0], -1) + 1 if s in slices else segment.get(s, 0)
                     for s in op.inputs), default=0)  # fmt: skip
         if op.name in need:
             if used + need[op.name] > cores or here > current:
