@@ -84,7 +84,7 @@ def test_column_and_row_cuts_of_a_linear_layer(two_cores):
     plan = plan_segments(w, two_cores)
     for seg in plan.segments:
         for op in seg.analog_ops():
-            src, k0, k1 = plan.slices[op.inputs[0]]
+            _, k0, k1 = plan.slices[op.inputs[0]]
             n0 = int(op.name.split("n")[-1]) * 256
             cover[k0:k1, n0 : n0 + op.weight.shape[1]] += 1
             np.testing.assert_array_equal(op.weight, w.op("fc0").weight[k0:k1, n0 : n0 + 256])
