@@ -103,3 +103,15 @@ def test_packing_conserves_work_and_energy(small_chip):
     assert packed.mvm_events == want[True] < plain.mvm_events == want[False]
     # gc1: 4 groups, 1 MVM instead of 4; dw: 24 groups, 8 MVMs (3 per diagonal) instead of 24
     assert mp.layer("dw").mvms_per_position == 8 and mu.layer("dw").mvms_per_position == 24
+
+
+def test_map_report_shows_packed_groups(small_chip):
+    from archsim.mapping.report import format_mapping, mapping_rows
+
+    m = map_workload(grouped_net(), small_chip, replication="none")
+    rows = {r["layer"]: r for r in mapping_rows(m)}
+    assert rows["dw"]["packed"] == "24/xbar 3/MVM" and rows["dw"]["cores"] == 1
+    assert rows["gc2"]["packed"] == "-"
+    text = format_mapping(m)
+    assert "groups packed" in text.splitlines()[0]
+    assert "2 grouped layers packed: 2 crossbars instead of 28 (one per group)" in text

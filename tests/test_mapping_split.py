@@ -104,3 +104,14 @@ def test_an_lstm_larger_than_the_chip_is_refused(two_cores):
     L.lstm(g, "lstm", x, rng.standard_normal((800, 600)), rng.standard_normal((800, 200)))
     with pytest.raises(MappingError, match="layer lstm alone needs more than the 2 cores"):
         plan_segments(g.build(), two_cores)
+
+
+def test_map_report_shows_split_layers(two_cores):
+    from archsim.mapping.report import format_mapping
+
+    w = mlp((1500, 200, 10))
+    parts = map_segments(w, two_cores, replication="none")
+    text = format_mapping(merged_mapping(w, parts))
+    assert "4 segments with weight reloads" in text
+    assert "split over segments: fc0 in 3 parts" in text
+    assert "fc0.k1n0" in format_mapping(parts[1])
