@@ -115,3 +115,18 @@ def test_map_report_shows_packed_groups(small_chip):
     text = format_mapping(m)
     assert "groups packed" in text.splitlines()[0]
     assert "2 grouped layers packed: 2 crossbars instead of 28 (one per group)" in text
+
+
+@pytest.mark.parametrize(
+    "n, r, c, want",
+    [(4, 3, 3, (3, 3)), (112, 28, 256, (28, 28)), (1000, 28, 256, (28, 36)), (4, 10, 2, (2, 2)),
+     (2, 28, 256, (2, 2))],
+)  # fmt: skip
+def test_slots_used_hold_the_diagonals(n, r, c, want):
+    """n groups on r x c slots: d = min(n, shorter side) groups per diagonal, ceil(n / d)
+    diagonals as cyclic shifts in a d x max(d, ceil(n / d)) corner of the grid."""
+    from archsim.mapping.mapper import _slots_used
+
+    a, b = _slots_used(n, r, c)
+    assert (a, b) == want
+    assert a * b >= n and a <= r and b <= c

@@ -230,20 +230,30 @@ def _passes(m: LayerMatrix, pack: tuple[int, int]) -> int:
     return math.ceil(pack[0] / pack[1])
 
 
+def _slots_used(n: int, r: int, c: int) -> tuple[int, int]:
+    """Slot rows x slot columns that n groups use on a crossbar of r x c slots: along the
+    shorter side, d = min(n, side) slots, and along the longer max(d, ceil(n / d)), so that
+    the ceil(n / d) diagonals of d groups each fit (cyclic shifts of the first)."""
+    if r <= c:
+        a = min(n, r)
+        return a, min(c, max(a, math.ceil(n / a)))
+    b = min(n, c)
+    return min(r, max(b, math.ceil(n / b))), b
+
+
 def _units(matrices, shape, reps, rows, cols, packs):
     """[(block key, rows used, cols used, groups)] in layer order; key = (layer, rep, group,
     rb, cb), group being the first of a packed block's groups."""
     units = []
     for m in matrices:
         rb_n, cb_n = shape[m.layer]
-        p, per_mvm = packs[m.layer]
+        p = packs[m.layer][0]
         for rep in range(reps[m.layer]):
-            if p > 1:  # slot rows x slot columns used: the diagonals' extent
+            if p > 1:
                 for g in range(0, m.groups, p):
                     n = min(p, m.groups - g)
-                    r = min(n, rows // m.k) * m.k
-                    c = min(max(per_mvm, math.ceil(n / (rows // m.k))), cols // m.n) * m.n
-                    units.append(((m.layer, rep, g, 0, 0), r, c, n))
+                    a, b = _slots_used(n, rows // m.k, cols // m.n)
+                    units.append(((m.layer, rep, g, 0, 0), a * m.k, b * m.n, n))
                 continue
             for g in range(m.groups):
                 for rb in range(rb_n):
