@@ -197,6 +197,8 @@ def _act(op: ir.Act, args, matmul) -> np.ndarray:
         return (0.5 * x * (1.0 + np.tanh(inner))).astype(np.float32)
     if op.fn == "erf":
         return _erf(x)
+    if op.fn == "fp16":
+        return round_fp16(x)
     if op.fn == "leaky_relu":
         return np.where(x >= 0, x, np.float32(op.alpha) * x)
     return x

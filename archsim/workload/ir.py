@@ -36,6 +36,9 @@ class Op:
 class Input(Op):
     """A network input (one per graph input)."""
 
+    batch_axis: int = 0
+    """Where the source model puts the batch axis (an ONNX LSTM's X has it second)."""
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Conv2d(Op):
@@ -91,7 +94,7 @@ class Lstm(Op):
 
 
 Activation = Literal[
-    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu"
+    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu", "fp16"
 ]
 
 
@@ -100,6 +103,7 @@ class Act(Op):
     """Element-wise activation."""
 
     fn: Activation = "relu"
+    """fp16 rounds to the nearest float16 value (an ONNX Cast to FLOAT16)."""
     alpha: float = 0.01
     """Slope of leaky_relu for negative inputs."""
 
@@ -203,6 +207,9 @@ class Workload:
     outputs: tuple[str, ...]
     source: str = ""
     """Where it came from: a zoo builder, an ONNX or TOML path."""
+    output_batch_axes: tuple[int, ...] = ()
+    """Per output, where the batch axis sits in the source model's layout (ONNX outputs may
+    carry it elsewhere than first, e.g. an LSTM's Y); empty means all first."""
 
     def op(self, name: str) -> Op:
         return self.graph.nodes[name]["op"]
@@ -232,6 +239,7 @@ class GraphBuilder:
         self.source = source
         self._graph = nx.DiGraph()
         self._outputs: list[str] = []
+        self._output_batch_axes: list[int] = []
 
     def add(self, op: Op) -> str:
         """Add `op`; returns its name (the name of its output tensor)."""
@@ -268,9 +276,11 @@ class GraphBuilder:
     def get(self, name: str) -> Op:
         return self._graph.nodes[name]["op"]
 
-    def output(self, name: str) -> None:
-        """Mark a tensor as a network output."""
+    def output(self, name: str, batch_axis: int = 0) -> None:
+        """Mark a tensor as a network output, its batch axis at `batch_axis` in the source
+        model's layout."""
         self._outputs.append(name)
+        self._output_batch_axes.append(batch_axis)
 
     def build(self) -> Workload:
         inputs = tuple(n for n, d in self._graph.nodes(data=True) if isinstance(d["op"], Input))
@@ -279,7 +289,8 @@ class GraphBuilder:
         )
         if not inputs:
             raise WorkloadError(f"{self.name}: the network has no input")
-        return Workload(self.name, self._graph, inputs, outputs, self.source)
+        axes = tuple(self._output_batch_axes) if self._outputs else ()
+        return Workload(self.name, self._graph, inputs, outputs, self.source, axes)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._graph)

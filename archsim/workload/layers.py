@@ -21,8 +21,8 @@ def _fail(g: GraphBuilder, name: str, message: str) -> WorkloadError:
     return WorkloadError(f"{g.name}: op {name!r}: {message}")
 
 
-def input_(g: GraphBuilder, name: str, shape: tuple[int, ...]) -> str:
-    return g.add(ir.Input(name, (), tuple(int(d) for d in shape)))
+def input_(g: GraphBuilder, name: str, shape: tuple[int, ...], batch_axis: int = 0) -> str:
+    return g.add(ir.Input(name, (), tuple(int(d) for d in shape), int(batch_axis)))
 
 
 def conv2d(
@@ -97,7 +97,8 @@ def lstm(g: GraphBuilder, name: str, x: str, w_ih, w_hh, b_ih=None, b_hh=None) -
 
 
 def act(g: GraphBuilder, name: str, x: str, fn: str, alpha: float = 0.01) -> str:
-    if fn not in ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu"):
+    if fn not in ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu",
+                  "fp16"):
         raise _fail(g, name, f"unknown activation {fn!r}")
     return g.add(ir.Act(name, (x,), g.shape(x), fn, float(alpha)))
 

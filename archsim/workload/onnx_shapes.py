@@ -93,7 +93,10 @@ class ShapeOps:
         ts = [self.dyn(node, i) for i in range(len(node.input))]
         if len({t.batch_axis for t in ts}) != 1:
             raise self.fail(node, "inputs have their batch axes in different places")
-        axis = self.ps_axis(node, ts[0], self.attrs(node)["axis"])
+        a = self.attrs(node)
+        if "axis" not in a and self.opset >= 4:
+            raise self.fail(node, "the axis attribute is missing (required since opset 4)")
+        axis = self.ps_axis(node, ts[0], a.get("axis", 1))  # opset 1-3: default 1
         out = L.concat(self.g, self.uid(node.name or "concat"), [t.name for t in ts], axis)
         self.set_out(node, out, ts[0].batch_axis)
 
