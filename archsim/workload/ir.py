@@ -94,8 +94,9 @@ class Lstm(Op):
 
 
 Activation = Literal[
-    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu", "fp16"
-]
+    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu", "fp16",
+    "clip", "hard_sigmoid", "hard_swish", "sqrt", "exp", "abs", "neg", "reciprocal",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -105,14 +106,17 @@ class Act(Op):
     fn: Activation = "relu"
     """fp16 rounds to the nearest float16 value (an ONNX Cast to FLOAT16)."""
     alpha: float = 0.01
-    """Slope of leaky_relu for negative inputs."""
+    """Slope of leaky_relu for negative inputs; lower bound of clip; slope of hard_sigmoid."""
+    beta: float = 0.0
+    """Upper bound of clip; offset of hard_sigmoid."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Binary(Op):
-    """Element-wise add/sub/mul/div of two inputs, or of one input and a constant (broadcast)."""
+    """Element-wise op of two inputs, or of one input and a constant (broadcast). prelu is
+    x if x >= 0 else slope * x, with x the first operand and the slope the second."""
 
-    fn: Literal["add", "sub", "mul", "div"] = "add"
+    fn: Literal["add", "sub", "mul", "div", "max", "min", "pow", "prelu"] = "add"
     const: np.ndarray | None = field(repr=False, default=None)
     """Per-sample constant operand (broadcast against the input), when there is one input."""
     const_first: bool = False
@@ -191,6 +195,59 @@ class SliceLast(Op):
     """The last step of a sequence along per-sample axis `axis` (LSTM Y_h)."""
 
     axis: int = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Slice(Op):
+    """Python slices (start, stop, step) of the per-sample axes, one per axis (Slice, Split)."""
+
+    slices: tuple[tuple[int | None, int | None, int | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Take(Op):
+    """Select `indices` (constant, negative counts from the end) along a per-sample axis."""
+
+    axis: int = 0
+    indices: np.ndarray = field(repr=False, default=None)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Embedding(Op):
+    """Look up a constant table with the input's values as indices along `axis` of the table
+    (an ONNX Gather on constant data): out = table.take(x, axis), the batch moved first."""
+
+    table: np.ndarray = field(repr=False, default=None)
+    axis: int = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Pad(Op):
+    """Pad the per-sample axes by (before, after) each; mode constant, reflect, edge or wrap."""
+
+    pads: tuple[tuple[int, int], ...] = ()
+    mode: Literal["constant", "reflect", "edge", "wrap"] = "constant"
+    value: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Reduce(Op):
+    """Mean, sum, max or min over per-sample `axes` (kept as size 1 when `keepdims`)."""
+
+    fn: Literal["mean", "sum", "max", "min"] = "mean"
+    axes: tuple[int, ...] = ()
+    keepdims: bool = True
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Lrn(Op):
+    """Local response normalisation across channels (per-sample axis 0):
+    x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ** beta."""
+
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    bias: float = 1.0
 
 
 ANALOG_OPS = (Conv2d, Linear, Lstm)

@@ -24,6 +24,7 @@ from archsim.errors import WorkloadError
 from archsim.workload import ir
 from archsim.workload import layers as L
 from archsim.workload.ir import GraphBuilder, Workload
+from archsim.workload.onnx_ops import UNARY, ElementOps
 from archsim.workload.onnx_shapes import ShapeOps
 
 NO_OPS = {"Identity"}
@@ -86,7 +87,7 @@ def import_model(model, path: str | Path, name: str | None = None) -> Workload:
     return imp.g.build()
 
 
-class _Importer(ShapeOps):
+class _Importer(ShapeOps, ElementOps):
     def __init__(self, path: Path, model, name: str) -> None:
         self.path = path
         self.model = model
@@ -139,7 +140,9 @@ class _Importer(ShapeOps):
         return self.consts[name]
 
     def dyn(self, node, i: int = 0) -> _Tensor:
-        name = node.input[i]
+        return self.tensor(node, node.input[i])
+
+    def tensor(self, node, name: str) -> _Tensor:
         if name not in self.tensors:
             if name in self.unproduced:
                 raise self.unproduced_error(name)
@@ -166,6 +169,16 @@ class _Importer(ShapeOps):
             raise WorkloadError(f"{self.path}: {what} {vi.name!r} has element type {type_name}; "
                                 "archsim computes in float32 and supports only FLOAT, "
                                 "FLOAT16 and DOUBLE tensors")  # fmt: skip
+
+    def only_gather_indices(self, name: str) -> bool:
+        """Read only as the indices of Gathers on constant tables (token ids into an
+        embedding): integer values that archsim can hold exactly as floats."""
+        constant = set(self.consts) | {o for n in self.model.graph.node
+                                       if n.op_type == "Constant" for o in n.output}  # fmt: skip
+        uses = [(n, k) for n in self.model.graph.node for k, i in enumerate(n.input) if i == name]
+        return bool(uses) and all(
+            n.op_type == "Gather" and k == 1 and n.input[0] in constant for n, k in uses
+        )
 
     def check_batch_sizes(self) -> None:
         """All dynamic graph inputs run with one batch: fixed batch sizes must agree."""
@@ -199,11 +212,14 @@ class _Importer(ShapeOps):
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
     def add_input(self, vi) -> None:
-        self.check_float(vi, "input")
+        if not self.only_gather_indices(vi.name):
+            self.check_float(vi, "input")
         tt = vi.type.tensor_type
         if not tt.HasField("shape"):
             raise WorkloadError(f"{self.path}: input {vi.name!r} has no shape information; "
                                 "export the model with shapes")  # fmt: skip
+        if any(d.HasField("dim_value") and d.dim_value == 0 for d in tt.shape.dim):
+            raise WorkloadError(f"{self.path}: input {vi.name!r} has a dimension of size 0")
         dims = []
         for d in tt.shape.dim:
             dims.append(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None)
@@ -251,6 +267,9 @@ class _Importer(ShapeOps):
             if op in NO_OPS:
                 self.tensors[node.output[0]] = self.dyn(node)
                 return
+            if op in UNARY:
+                self.unary(node, UNARY[op])
+                return
             if op in ACTIVATIONS or op == "LeakyRelu":
                 t = self.dyn(node)
                 fn = ACTIVATIONS.get(op, "leaky_relu")
@@ -285,13 +304,19 @@ class _Importer(ShapeOps):
         for name, value in zip(node.output, results, strict=False):
             self.consts[name] = np.asarray(value)
 
-    def binary(self, node, fn: str) -> None:
-        a_dyn = node.input[0] not in self.consts
-        b_dyn = node.input[1] not in self.consts
+    def binary(self, node, fn: str, a: str | None = None, b: str | None = None,
+               out_name: str | None = None) -> None:  # fmt: skip
+        """`out_name` = a (fn) b under ONNX broadcasting; by default the node's first two
+        inputs and its first output."""
+        a = node.input[0] if a is None else a
+        b = node.input[1] if b is None else b
+        out_name = node.output[0] if out_name is None else out_name
+        a_dyn = a not in self.consts
+        b_dyn = b not in self.consts
         name = self.uid(node.name or node.op_type)
         legacy = self.opset < 7 and self.attrs(node).get("broadcast", 0)
         if a_dyn and b_dyn:
-            ta, tb = self.dyn(node, 0), self.dyn(node, 1)
+            ta, tb = self.tensor(node, a), self.tensor(node, b)
             ra, rb = (len(self.g.shape(t.name)) + 1 for t in (ta, tb))
             if legacy and self.full_shape(ta) != self.full_shape(tb):
                 raise self.fail(node, "opset < 7 broadcasting of two tensors is not supported")
@@ -300,10 +325,10 @@ class _Importer(ShapeOps):
                 raise self.fail(node, f"operands of rank {ra} and {rb} would broadcast the batch "
                                 "axis against another axis; not supported")  # fmt: skip
             out = L.binary(self.g, name, fn, ta.name, tb.name)
-            self.set_out(node, out, max(ra, rb) - ra + ta.batch_axis)
+            self.tensors[out_name] = _Tensor(out, max(ra, rb) - ra + ta.batch_axis)
             return
-        t = self.dyn(node, 0 if a_dyn else 1)
-        c = np.asarray(self.consts[node.input[1 if a_dyn else 0]], dtype=np.float32)
+        t = self.tensor(node, a if a_dyn else b)
+        c = np.asarray(self.consts[b if a_dyn else a], dtype=np.float32)
         rank = len(self.g.shape(t.name)) + 1
         if legacy:
             if not a_dyn:
@@ -313,6 +338,8 @@ class _Importer(ShapeOps):
             if not 0 <= axis <= rank - c.ndim:
                 raise self.fail(node, f"axis {axis} does not fit B of shape {c.shape}")
             c = c.reshape(c.shape + (1,) * (rank - axis - c.ndim))
+        if rank - t.batch_axis <= c.ndim < rank:  # reaches the batch axis from the right
+            c = c.reshape((1,) * (rank - c.ndim) + c.shape)
         if c.ndim == rank:
             if c.shape[t.batch_axis] != 1:
                 raise self.fail(node, f"constant {c.shape} varies along the batch axis")
@@ -320,10 +347,10 @@ class _Importer(ShapeOps):
         elif c.ndim > rank:
             raise self.fail(node, f"constant {c.shape} has more axes than the tensor")
         if fn == "add" and a_dyn and self.fold_bias(t, c):
-            self.tensors[node.output[0]] = t
+            self.tensors[out_name] = t
             return
         out = L.binary(self.g, name, fn, t.name, const=c, const_first=not a_dyn)
-        self.set_out(node, out, t.batch_axis)
+        self.tensors[out_name] = _Tensor(out, t.batch_axis)
 
     def fold_bias(self, t: _Tensor, c: np.ndarray) -> bool:
         """Fold `+ c` into the linear layer producing t, when nothing else reads t."""
@@ -542,4 +569,6 @@ def supported_ops() -> frozenset[str]:
     """ONNX op types the importer turns into workload ops (any op folds when its inputs are all
     constant)."""
     handled = {m[3:] for m in dir(_Importer) if m.startswith("op_")}
-    return frozenset(handled | NO_OPS | set(ACTIVATIONS) | set(BINARY) | {"LeakyRelu", "Cast"})
+    return frozenset(
+        handled | NO_OPS | set(ACTIVATIONS) | set(BINARY) | set(UNARY) | {"LeakyRelu"}
+    )
