@@ -292,6 +292,13 @@ class _Importer(ShapeOps, ElementOps):
         from onnx import helper, numpy_helper
         from onnx.reference import ReferenceEvaluator
 
+        if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx"):
+            # a filled tensor (the "light" models' weights): a broadcast view, no 400 MB fill
+            value = self.attrs(node).get("value")
+            value = np.zeros(1, np.float32) if value is None else numpy_helper.to_array(value)
+            shape = tuple(int(d) for d in self.consts[node.input[0]])
+            self.consts[node.output[0]] = np.broadcast_to(value.reshape(()), shape)
+            return
         inits = [numpy_helper.from_array(np.asarray(self.consts[i]), i) for i in node.input if i]
         outs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
                 for o in node.output]  # fmt: skip
@@ -439,8 +446,10 @@ class _Importer(ShapeOps, ElementOps):
             raise self.fail(node, "Gemm with a dynamic B is not supported")
         if a.get("transA", 0):
             raise self.fail(node, "transA = 1 is not supported")
-        b = self.const(node, 1).astype(np.float32)
-        w = (b.T if a.get("transB", 0) else b) * np.float32(a.get("alpha", 1.0))
+        b = self.const(node, 1).astype(np.float32, copy=False)
+        w = b.T if a.get("transB", 0) else b
+        if a.get("alpha", 1.0) != 1.0:
+            w = w * np.float32(a["alpha"])
         c = self.const(node, 2, required=False)
         bias = None
         if c is not None:
