@@ -44,8 +44,10 @@ class _Tensor:
         self.batch_axis = batch_axis
 
 
-def load_onnx(path: str | Path, name: str | None = None) -> Workload:
-    """Import an ONNX file.
+def load_onnx(path: str | Path, name: str | None = None,
+              dims: dict[str, int] | None = None) -> Workload:  # fmt: skip
+    """Import an ONNX file; `dims` sets symbolic input dimensions by name (as onnxruntime's
+    free-dimension overrides do), e.g. {"seq": 128}.
 
     Raises:
         WorkloadError: unreadable file, unsupported op or attribute, symbolic shapes.
@@ -57,28 +59,35 @@ def load_onnx(path: str | Path, name: str | None = None) -> Workload:
         model = onnx.load(str(path))
     except Exception as e:  # onnx raises DecodeError, OSError, ...
         raise WorkloadError(f"{path}: cannot read ONNX model ({e})") from None
-    return import_model(model, path, name)
+    return import_model(model, path, name, dims)
 
 
-def import_model(model, path: str | Path, name: str | None = None) -> Workload:
+def import_model(model, path: str | Path, name: str | None = None,
+                 dims: dict[str, int] | None = None) -> Workload:  # fmt: skip
     """Import an ONNX `ModelProto`; `path` names it in errors."""
     from onnx import numpy_helper
 
     path = Path(path)
     graph = model.graph
-    imp = _Importer(path, model, name or path.stem)
+    imp = _Importer(path, model, name or path.stem, dims or {})
     for init in graph.initializer:
         imp.consts[init.name] = numpy_helper.to_array(init)
     for vi in graph.input:
         if vi.name not in imp.consts:
-            imp.add_input(vi)
-    imp.check_batch_sizes()
+            try:
+                imp.add_input(vi)
+            except WorkloadError as e:  # raised where it is read: an op may say more
+                imp.unusable[vi.name] = e
+    imp.check_dims()
     for node in graph.node:
         imp.convert(node)
+    imp.check_batch_sizes()  # after the ops, whose errors say more (a weight given as input)
     for out in graph.output:
         imp.check_float(out, "output")
         t = imp.tensors.get(out.name)
         if t is None:
+            if out.name in imp.unusable:
+                raise imp.unusable[out.name]
             if out.name in imp.unproduced:
                 raise imp.unproduced_error(out.name)
             raise WorkloadError(f"{path}: output {out.name!r} is a constant (it does not depend "
@@ -88,12 +97,17 @@ def import_model(model, path: str | Path, name: str | None = None) -> Workload:
 
 
 class _Importer(ShapeOps, ElementOps):
-    def __init__(self, path: Path, model, name: str) -> None:
+    def __init__(self, path: Path, model, name: str, dims: dict[str, int]) -> None:
         self.path = path
+        self.dims = dims
+        self.symbolic: set[str] = set()
+        """Names of the symbolic input dimensions seen."""
         self.model = model
         self.g = GraphBuilder(name, str(path))
         self.consts: dict[str, np.ndarray] = {}
         self.tensors: dict[str, _Tensor] = {}
+        self.unusable: dict[str, WorkloadError] = {}
+        """Graph inputs that cannot be run (type, shape), with the reason."""
         self.unproduced: dict[str, tuple] = {}
         """Optional outputs archsim does not compute: tensor -> (node, output index)."""
         self.graph_inputs = {vi.name for vi in model.graph.input}
@@ -143,6 +157,8 @@ class _Importer(ShapeOps, ElementOps):
         return self.tensor(node, node.input[i])
 
     def tensor(self, node, name: str) -> _Tensor:
+        if name in self.unusable:
+            raise self.unusable[name]
         if name not in self.tensors:
             if name in self.unproduced:
                 raise self.unproduced_error(name)
@@ -179,6 +195,14 @@ class _Importer(ShapeOps, ElementOps):
         return bool(uses) and all(
             n.op_type == "Gather" and k == 1 and n.input[0] in constant for n, k in uses
         )
+
+    def check_dims(self) -> None:
+        """Every dimension given by name exists among the inputs' symbolic dimensions."""
+        unknown = sorted(set(self.dims) - self.symbolic)
+        if unknown:
+            have = ", ".join(sorted(self.symbolic)) or "none"
+            raise WorkloadError(f"{self.path}: --dim {unknown[0]}: no input dimension is named "
+                                f"{unknown[0]!r} (symbolic dimensions: {have})")  # fmt: skip
 
     def check_batch_sizes(self) -> None:
         """All dynamic graph inputs run with one batch: fixed batch sizes must agree."""
@@ -220,9 +244,15 @@ class _Importer(ShapeOps, ElementOps):
                                 "export the model with shapes")  # fmt: skip
         if any(d.HasField("dim_value") and d.dim_value == 0 for d in tt.shape.dim):
             raise WorkloadError(f"{self.path}: input {vi.name!r} has a dimension of size 0")
-        dims = []
+        dims: list[int | str | None] = []
         for d in tt.shape.dim:
-            dims.append(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None)
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(d.dim_value)
+            elif d.HasField("dim_param") and d.dim_param:
+                self.symbolic.add(d.dim_param)
+                dims.append(self.dims.get(d.dim_param, d.dim_param))
+            else:
+                dims.append(None)
         if not dims:
             raise WorkloadError(f"{self.path}: input {vi.name!r} is a scalar; a graph input needs "
                                 "a batch axis (give a scalar as an initializer)")  # fmt: skip
@@ -232,12 +262,14 @@ class _Importer(ShapeOps, ElementOps):
                 layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
                 ba = 1 if layout == 0 else 0
         per_sample = dims[:ba] + dims[ba + 1 :]
-        if any(d is None for d in per_sample):
-            raise WorkloadError(
-                f"{self.path}: input {vi.name!r} has symbolic dimensions {dims} besides the batch; "
-                "export the model with fixed shapes"
-            )
-        self.batch_sizes[vi.name] = dims[ba]
+        if any(not isinstance(d, int) for d in per_sample):
+            shown = ", ".join("?" if d is None else str(d) for d in dims)
+            named = [d for d in per_sample if isinstance(d, str)]
+            how = (f"set {', '.join(named)} with --dim NAME=SIZE" if named
+                   else "export the model with fixed shapes")  # fmt: skip
+            raise WorkloadError(f"{self.path}: input {vi.name!r} of shape ({shown}) has unknown "
+                                f"dimensions besides the batch; {how}")  # fmt: skip
+        self.batch_sizes[vi.name] = dims[ba] if isinstance(dims[ba], int) else None
         ir_name = L.input_(self.g, self.uid(vi.name), tuple(per_sample), ba)
         self.tensors[vi.name] = _Tensor(ir_name, ba)
 
