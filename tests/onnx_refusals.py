@@ -73,9 +73,6 @@ POOL = Reason(
     "pooling options not modelled (ceil_mode, dilations, 1-D and 3-D pools)",
     "ceil_mode|dilated pooling|only 2-D pooling",
 )
-OTHER_1 = Reason(
-    "Gemm: Gemm with a dynamic B is not supported", "Gemm with a dynamic B is not supported"
-)
 
 REFUSED: dict[str, Reason] = {
     "test_add[frozen]": BATCH_AXIS,
@@ -221,20 +218,18 @@ REFUSED: dict[str, Reason] = {
     "test_gather_2d_indices": NOT_CONSTANT,
     "test_gather_negative_indices": NOT_CONSTANT,
     "test_gather_negative_indices[frozen]": BATCH_AXIS,
-    "test_gemm_all_attributes": OTHER_1,
-    "test_gemm_all_attributes[frozen]": GEMM,
-    "test_gemm_alpha": OTHER_1,
-    "test_gemm_beta": OTHER_1,
-    "test_gemm_default_matrix_bias": OTHER_1,
+    "test_gemm_all_attributes": GEMM,
+    "test_gemm_alpha": NOT_CONSTANT,
+    "test_gemm_beta": NOT_CONSTANT,
+    "test_gemm_default_matrix_bias": NOT_CONSTANT,
     "test_gemm_default_matrix_bias[frozen]": GEMM,
-    "test_gemm_default_no_bias": OTHER_1,
-    "test_gemm_default_scalar_bias": OTHER_1,
-    "test_gemm_default_single_elem_vector_bias": OTHER_1,
-    "test_gemm_default_vector_bias": OTHER_1,
-    "test_gemm_default_zero_bias": OTHER_1,
-    "test_gemm_transposeA": OTHER_1,
-    "test_gemm_transposeA[frozen]": GEMM,
-    "test_gemm_transposeB": OTHER_1,
+    "test_gemm_default_no_bias": NOT_CONSTANT,
+    "test_gemm_default_scalar_bias": NOT_CONSTANT,
+    "test_gemm_default_single_elem_vector_bias": NOT_CONSTANT,
+    "test_gemm_default_vector_bias": NOT_CONSTANT,
+    "test_gemm_default_zero_bias": NOT_CONSTANT,
+    "test_gemm_transposeA": GEMM,
+    "test_gemm_transposeB": NOT_CONSTANT,
     "test_identity_opt": SCALAR_INPUT,
     "test_identity_sequence": SCALAR_INPUT,
     "test_layer_normalization_2d_axis0": BATCH_AXIS,

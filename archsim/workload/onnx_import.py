@@ -474,8 +474,6 @@ class _Importer(ShapeOps, ElementOps):
     def op_Gemm(self, node) -> None:
         a = self.attrs(node)
         t = self.dyn(node)
-        if node.input[1] not in self.consts:
-            raise self.fail(node, "Gemm with a dynamic B is not supported")
         if a.get("transA", 0):
             raise self.fail(node, "transA = 1 is not supported")
         b = self.const(node, 1).astype(np.float32, copy=False)
