@@ -24,6 +24,7 @@ import numpy as np
 from archsim.checks import converter_bits, require_finite
 from archsim.crossbar import program_matrix, read_state
 from archsim.errors import ArchsimError
+from archsim.footprint import check_footprint, device_error_bytes
 from archsim.mvm import Converters, analog_mvm, calibrate, noise_key
 from archsim.spec import CrossbarSpec, DeviceSpec
 
@@ -104,6 +105,9 @@ def device_error(
     if not times or any(not np.isfinite(t) or t < 0 for t in times):
         raise ArchsimError(f"times: expected times >= 0 s, got {list(times_s)}")
     device.check_times(times)
+    size = f"the device-error study of {setup.rows}x{setup.cols} weights, {setup.vectors} vectors"
+    check_footprint(size, device_error_bytes(setup.rows, setup.cols, setup.devices_per_weight,
+                                             setup.vectors))  # fmt: skip
     comp = device.drift_compensation if compensation is None else compensation
     crossbar = CrossbarSpec(
         rows=setup.rows,

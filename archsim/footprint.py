@@ -61,6 +61,14 @@ def evaluate_bytes(mapping) -> int:
     return kept + transient
 
 
+def device_error_bytes(rows: int, cols: int, devices_per_weight: int, vectors: int) -> int:
+    """Estimated peak memory of one seed of the device-error study: the float64 weights and
+    exact outputs, two float64 input batches and the analog outputs, and one programmed
+    matrix on a single rows x cols crossbar."""
+    kept, transient = matrix_bytes(rows, cols, rows, cols, devices_per_weight)
+    return rows * cols * _F64 + vectors * (2 * rows + 2 * cols) * _F64 + kept + transient
+
+
 def engine_bytes(mapping, samples: int, chunk: int) -> int:
     """Estimated memory of the timed run's event rows for `samples` streamed samples.
 
