@@ -10,24 +10,32 @@ import argparse
 import sys
 from pathlib import Path
 
+from archsim import cli_options as opt
 from archsim.errors import ArchsimError
+from archsim.outputs import atomic_file, check_dir, check_file
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `archsim` console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Entry point of the `archsim` console script (Ctrl-C: one line, exit 130)."""
+    args = None
     try:
-        return args.func(args)
+        args = _parser().parse_args(argv)
+        with opt.named_options(getattr(args, "option_keys", {})):
+            return args.func(args)
     except ArchsimError as e:
         if getattr(args, "progress_shown", False) and sys.stderr.isatty():
             print(file=sys.stderr)  # end the progress line
         print(f"archsim: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if getattr(args, "progress_shown", False) and sys.stderr.isatty():
+            print(file=sys.stderr)
+        print("archsim: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = opt.Parser(
         prog="archsim",
         description="Architecture simulator for analog in-memory-computing DNN accelerators.",
     )
@@ -36,15 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="map, time and evaluate a workload; write a report")
     _chip_workload_args(run, default_workload="digits-cnn")
     run.add_argument("--out", type=Path, help="output directory (reports/<chip>-<workload>)")
-    run.add_argument("--stream", type=int, default=16, help="samples streamed in the timed run")
-    run.add_argument("--chunk", type=int, default=1, help="MVMs per timed event (1)")
+    run.add_argument("--stream", type=opt.count, default=16,
+                     help="samples streamed in the timed run")  # fmt: skip
+    run.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     run.set_defaults(func=_cmd_run)
 
     sim = sub.add_parser("simulate", help="one run: timing, energy and (with data) accuracy")
     _chip_workload_args(sim)
     sim.add_argument("--mode", choices=("full", "timing", "functional"), default="full")
-    sim.add_argument("--stream", type=int, default=16, help="samples streamed in the timed run")
-    sim.add_argument("--chunk", type=int, default=1, help="MVMs per timed event (1)")
+    sim.add_argument("--stream", type=opt.count, default=16,
+                     help="samples streamed in the timed run")  # fmt: skip
+    sim.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     sim.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace to PATH")
     sim.set_defaults(func=_cmd_simulate)
 
@@ -52,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("file", type=Path, help="sweep file (TOML; see sweeps/)")
     sw.add_argument("--out", type=Path, help="output directory (reports/sweep-<name>)")
     sw.add_argument("--serial", action="store_true", help="run the points in this process")
-    sw.add_argument("--workers", type=int, help="dask LocalCluster worker processes (cores)")
-    sw.add_argument("--scheduler", help="address of a running dask scheduler to use instead")
+    sw.add_argument("--workers", type=opt.count, help="dask LocalCluster worker processes (cores)")
+    sw.add_argument("--scheduler", type=opt.scheduler_address,
+                    help="HOST:PORT of a running dask scheduler to use instead")  # fmt: skip
     sw.add_argument("--fresh", action="store_true", help="discard earlier results in --out")
     sw.add_argument("--retry-failed", action="store_true", help="run failed points again")
     sw.set_defaults(func=_cmd_sweep)
@@ -74,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("--placement", choices=("sequential", "greedy"), help="(chip default)")
     mp.add_argument("--replication", choices=("none", "balanced"), help="(chip default)")
     mp.add_argument("--out", type=Path, help="picture path (reports/map-<chip>-<workload>.png)")
-    mp.add_argument("--seed", type=int, default=0, help="seed of random zoo weights (0)")
+    mp.add_argument("--seed", type=opt.seed, default=0, help="seed of random zoo weights (0)")
+    _dim_arg(mp)
     mp.add_argument(
         "--reload",
         action="store_true",
@@ -87,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser("device-error", help="MVM error of a device preset against float")
     de.add_argument("--device", required=True, help="device preset name or TOML path")
-    de.add_argument("--size", default="256x256", help="ROWSxCOLS of the weight matrix (256x256)")
+    de.add_argument("--size", type=opt.size, default="256x256",
+                    help="ROWSxCOLS of the weight matrix (256x256)")  # fmt: skip
     de.add_argument("--input-bits", type=int, default=8, help="DAC bits incl. sign, 0 = off (8)")
     de.add_argument("--adc-bits", type=int, default=8, help="ADC bits incl. sign, 0 = off (8)")
     de.add_argument(
@@ -95,12 +108,13 @@ def _parser() -> argparse.ArgumentParser:
         help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity (2)",
     )  # fmt: skip
     de.add_argument(
-        "--times", default="1,3600,86400,31536000,315360000",
+        "--times", type=opt.times, default="1,3600,86400,31536000,315360000",
         help="comma list of times since programming in s (1 s .. 10 years)",
     )  # fmt: skip
-    de.add_argument("--seeds", type=int, default=3, help="weight matrices to average over (3)")
-    de.add_argument("--vectors", type=int, default=1000, help="input vectors per seed (1000)")
-    de.add_argument("--seed", type=int, default=0, help="run seed (0)")
+    de.add_argument("--seeds", type=opt.count, default=3,
+                    help="weight matrices to average over (3)")  # fmt: skip
+    de.add_argument("--vectors", type=opt.count, default=1000, help="input vectors per seed (1000)")
+    de.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
     de.add_argument(
         "--compensation", action=argparse.BooleanOptionalAction, default=None,
         help="global drift compensation (default: the device preset's choice)",
@@ -111,7 +125,11 @@ def _parser() -> argparse.ArgumentParser:
         help="wire resistance per cell segment for --ir-drop (0.35)",
     )  # fmt: skip
     de.add_argument("--csv", type=Path, help="write device,t_s,compensation,nrmse,... to PATH")
-    de.set_defaults(func=_cmd_device_error)
+    de.set_defaults(func=_cmd_device_error, option_keys={
+        "rows": "--size", "cols": "--size", "input_bits": "--input-bits",
+        "adc_bits": "--adc-bits", "devices_per_weight": "--devices-per-weight",
+        "wire_resistance_ohm": "--wire-resistance-ohm", "times": "--times",
+    })  # fmt: skip
 
     presets = sub.add_parser("presets", help="list the shipped chip and device presets")
     presets.set_defaults(func=_cmd_presets)
@@ -126,10 +144,11 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
     else:
         p.add_argument("--workload", required=True, help="zoo name, .onnx or .toml path")
     p.add_argument("--device", help="device preset replacing the chip's (name or TOML path)")
-    p.add_argument("--times", default="1,3600,86400,31536000",
+    p.add_argument("--times", type=opt.times, default="1,3600,86400,31536000",
                    help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
-    p.add_argument("--samples", type=int, help="evaluate on the first N samples (all)")
-    p.add_argument("--seed", type=int, default=0, help="run seed (0)")
+    p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
+    p.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
+    _dim_arg(p)
     p.add_argument(
         "--input-percentile",
         type=float,
@@ -151,6 +170,26 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
     )
 
 
+def _dim_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dim", action="append", metavar="NAME=SIZE",
+                   help="size of a symbolic ONNX input dimension (repeatable)")  # fmt: skip
+
+
+def _parse_dims(values: list[str] | None) -> dict[str, int]:
+    """--dim NAME=SIZE options as {name: size}."""
+    dims: dict[str, int] = {}
+    for text in values or ():
+        name, sep, size = text.partition("=")
+        name, size = name.strip(), size.strip()
+        if not sep or not name or not size.isdigit() or int(size) < 1:
+            raise ArchsimError(f"--dim: expected NAME=SIZE with SIZE a positive integer, "
+                               f"got {text!r}")  # fmt: skip
+        if name in dims:
+            raise ArchsimError(f"--dim: {name} given twice")
+        dims[name] = int(size)
+    return dims
+
+
 def _eval_settings(args: argparse.Namespace):
     from archsim.evaluate import EvalSettings
 
@@ -167,17 +206,10 @@ def _setup(args: argparse.Namespace):
     from archsim.config import load_chip, load_device
     from archsim.workload.catalog import load_dataset, load_workload
 
-    for option in ("stream", "chunk"):
-        value = getattr(args, option, None)
-        if value is not None and value < 1:
-            raise ArchsimError(f"--{option}: expected >= 1, got {value}")
-
     chip = _with_reload(load_chip(args.chip), args.reload)
     device = load_device(args.device) if args.device else None
-    times = _parse_times(args.times)
-    if args.samples is not None and args.samples < 1:
-        raise ArchsimError(f"--samples: expected >= 1, got {args.samples}")
-    workload = load_workload(args.workload, seed=args.seed)
+    times = args.times
+    workload = load_workload(args.workload, seed=args.seed, dims=_parse_dims(args.dim))
     dataset = load_dataset(workload, args.samples, seed=args.seed)
     return chip, device, times, workload, dataset
 
@@ -187,8 +219,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from archsim.mapping.report import format_mapping
     from archsim.run_report import format_accuracy, format_metrics, write_run_report
 
+    if args.out:
+        check_dir("--out", args.out)
     chip, device, times, workload, dataset = _setup(args)
-    out = args.out or Path("reports") / f"{chip.name}-{workload.name}"
+    out = args.out or check_dir("--out", Path("reports") / f"{chip.name}-{workload.name}",
+                                make_parents=True)  # fmt: skip
     args.progress_shown = True
     result = write_run_report(chip, workload, dataset, out, device=device, times_s=times,
                               seed=args.seed, samples=args.stream, chunk=args.chunk,
@@ -210,6 +245,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from archsim.run_report import format_accuracy, format_layers, format_metrics
     from archsim.sim.trace import write_trace
 
+    if args.trace:
+        check_file("--trace", args.trace)
     chip, device, times, workload, dataset = _setup(args)
     if args.mode == "timing":
         dataset = None
@@ -225,8 +262,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print(format_metrics(result.metrics))
         print(f"events: {result.sim.events:,}")
         if args.trace:
-            args.trace.parent.mkdir(parents=True, exist_ok=True)
-            write_trace(result.sim.recorder.to_frame(), args.trace)
+            with atomic_file(args.trace) as tmp:
+                write_trace(result.sim.recorder.to_frame(), tmp)
             print(f"trace written to {args.trace}")
     if result.accuracy is not None:
         print()
@@ -240,10 +277,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from archsim.sweep.report import format_front
     from archsim.sweep.runner import stderr_lines
 
+    if args.out:
+        check_dir("--out", args.out)
     spec = load_sweep(args.file)
-    if args.workers is not None and args.workers < 1:
-        raise ArchsimError(f"--workers: expected >= 1, got {args.workers}")
-    out = args.out or Path("reports") / f"sweep-{spec.name}"
+    out = args.out or check_dir("--out", Path("reports") / f"sweep-{spec.name}", make_parents=True)
     results = run_sweep(spec, out, executor="serial" if args.serial else "dask",
                         workers=args.workers, scheduler=args.scheduler, fresh=args.fresh,
                         retry_failed=args.retry_failed, progress=stderr_lines)  # fmt: skip
@@ -258,6 +295,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from archsim.run_report import write_csv
     from archsim.validate import format_rows, validate
 
+    if args.csv:
+        check_file("--csv", args.csv)
     names = args.chip or [n for n in chip_presets() if load_chip(n).published]
     rows = []
     for name in names:
@@ -280,6 +319,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from archsim.evaluate import evaluate
     from archsim.run_report import accuracy_rows, format_accuracy, format_layers, write_csv
 
+    if args.csv:
+        check_file("--csv", args.csv)
     chip, device, times, workload, dataset = _setup(args)
     args.progress_shown = True
     result = evaluate(chip, workload, dataset, times, device=device, seed=args.seed,
@@ -302,8 +343,12 @@ def _cmd_map(args: argparse.Namespace) -> int:
     from archsim.mapping.segments import map_segments, merged_mapping
     from archsim.workload.catalog import load_workload
 
+    if args.out:
+        check_file("--out", args.out, suffixes=_PICTURE_SUFFIXES)
     chip = _with_reload(load_chip(args.chip), args.reload)
-    workload = load_workload(args.workload, seed=args.seed)
+    workload = load_workload(args.workload, seed=args.seed, dims=_parse_dims(args.dim))
+    out = args.out or check_file("--out", Path("reports") / f"map-{chip.name}-{workload.name}.png",
+                                 make_parents=True)  # fmt: skip
     try:
         mapping = map_workload(workload, chip, placement=args.placement,
                                replication=args.replication)  # fmt: skip
@@ -316,9 +361,8 @@ def _cmd_map(args: argparse.Namespace) -> int:
             print()
         mapping = merged_mapping(workload, parts)
     print(format_mapping(mapping))
-    out = args.out or Path("reports") / f"map-{chip.name}-{workload.name}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plot_mapping(mapping, out)
+    with atomic_file(out) as tmp:
+        plot_mapping(mapping, tmp)
     print(f"placement picture written to {out}")
     return 0
 
@@ -337,8 +381,10 @@ def _cmd_device_error(args: argparse.Namespace) -> int:
     from archsim.config import load_device
     from archsim.device_error import DeviceErrorSetup, device_error, format_table, stderr_progress
 
-    rows_, cols_ = _parse_size(args.size)
-    times = _parse_times(args.times)
+    if args.csv:
+        check_file("--csv", args.csv)
+    rows_, cols_ = args.size
+    times = args.times
     _check_bits("--input-bits", args.input_bits)
     _check_bits("--adc-bits", args.adc_bits)
     dpw = args.devices_per_weight
@@ -358,13 +404,13 @@ def _cmd_device_error(args: argparse.Namespace) -> int:
     _end_progress()
     print(format_table(rows))
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
         lines = ["device,t_s,compensation,nrmse,rmse"]
         lines += [
             f"{r.device},{r.t_s:g},{str(r.compensation).lower()},{r.nrmse:.6g},{r.rmse:.6g}"
             for r in rows
         ]
-        args.csv.write_text("\n".join(lines) + "\n")
+        with atomic_file(args.csv) as tmp:
+            tmp.write_text("\n".join(lines) + "\n")
     return 0
 
 
@@ -380,6 +426,10 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+_PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
+"""File types `map --out` can draw (matplotlib picks the format from the suffix)."""
+
+
 def _with_reload(chip, reload: bool):
     """The chip with weight reloads allowed when asked for."""
     if not reload:
@@ -392,27 +442,6 @@ def _with_reload(chip, reload: bool):
 def _end_progress() -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
-    try:
-        rows, cols = (int(p) for p in parts)
-    except ValueError:
-        raise ArchsimError(f"--size: expected ROWSxCOLS such as 256x256, got {text!r}") from None
-    if rows < 1 or cols < 1:
-        raise ArchsimError(f"--size: expected positive sizes, got {text!r}")
-    return rows, cols
-
-
-def _parse_times(text: str) -> list[float]:
-    try:
-        times = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ArchsimError(f"--times: expected a comma list of seconds, got {text!r}") from None
-    if not times or any(t < 0 for t in times):
-        raise ArchsimError(f"--times: expected times >= 0 s, got {text!r}")
-    return times
 
 
 def _check_bits(option: str, bits: int) -> None:

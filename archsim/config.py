@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from archsim.devices import DEVICE_MODELS
 from archsim.errors import ConfigError, SpecError
+from archsim.package_data import data_dir
 from archsim.spec import ChipSpec, DeviceSpec, MvmNoiseSpec
 
 _DEVICE_TOP_KEYS = ("name", "description", "model", "drift_compensation", "g_max_us", "g_min_us")
@@ -27,9 +28,9 @@ _DEVICE_TABLES = ("params", "mvm_noise")
 
 
 def models_dir() -> Path:
-    """The preset directory: $ARCHSIM_MODELS, else `models/` of the source tree."""
+    """The preset directory: $ARCHSIM_MODELS, else the shipped `models/`."""
     env = os.environ.get("ARCHSIM_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    return Path(env) if env else data_dir("models")
 
 
 def chip_presets() -> list[str]:
@@ -361,10 +362,15 @@ def _resolve(name_or_path: str | Path, directory: Path, kind: str, available: li
 
 
 def read_toml(path: Path) -> dict:
-    """A TOML file as a dict; ConfigError naming the file when it is missing or malformed."""
+    """A TOML file as a dict; ConfigError naming the file (and the line) when it is missing,
+    not UTF-8 text or malformed."""
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}); "
+                          "TOML files must be UTF-8") from None  # fmt: skip
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
     except OSError as e:

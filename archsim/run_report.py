@@ -29,6 +29,7 @@ from archsim.checks import require_finite
 from archsim.evaluate import EvalResult, EvalSettings
 from archsim.html_report import markdown_to_html
 from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
+from archsim.outputs import atomic_dir, atomic_file
 from archsim.sim.metrics import Metrics
 from archsim.sim.timeline import plot_layer_timing
 from archsim.sim.trace import write_trace
@@ -96,12 +97,13 @@ def format_layers(result: EvalResult) -> str:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
+    """Rows as a CSV file, written atomically (a temporary file renamed onto `path`); a
+    non-finite number is refused before anything is written."""
     for row in rows:
         for key, value in row.items():
             if isinstance(value, float):
                 require_finite(f"{path.name}: {key}", value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
         writer.writeheader()
         writer.writerows(rows)
@@ -122,11 +124,18 @@ def write_run_report(
     progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """One full run (accuracy at every time, timing and energy for `samples` streamed samples),
-    written into `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    written into `out_dir` (atomically: into a temporary directory beside it, renamed into
+    place at the end; an earlier report in `out_dir` is replaced)."""
     result = simulate(chip, workload, mode="full", samples=samples, dataset=dataset,
                       device=device, t_inference_s=tuple(times_s), seed=seed, chunk=chunk,
                       eval_settings=settings, progress=progress)  # fmt: skip
+    with atomic_dir(out_dir) as tmp:
+        _write_files(chip, workload, result, tmp, times_s=times_s, seed=seed, samples=samples,
+                     chunk=chunk, settings=settings)  # fmt: skip
+    return result
+
+
+def _write_files(chip, workload, result, out_dir, *, times_s, seed, samples, chunk, settings):
     acc, m, mapping = result.accuracy, result.metrics, result.mapping
     plot_mapping(mapping, out_dir / "mapping.png")
     _plot_accuracy(acc, out_dir / "accuracy.png")
@@ -162,7 +171,6 @@ def write_run_report(
         "python": platform.python_version(),
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
-    return result
 
 
 def format_metrics(m: Metrics) -> str:

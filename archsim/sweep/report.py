@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from archsim.html_report import markdown_to_html
+from archsim.outputs import atomic_file
 from archsim.sweep.pareto import objectives_for, pareto_front
 from archsim.sweep.spec import DEFAULT_OBJECTIVES, SweepSpec
 
@@ -42,14 +43,20 @@ def write_sweep_report(
     wanted = spec.objectives or {k: v for k, v in DEFAULT_OBJECTIVES.items() if k in numeric}
     objectives = objectives_for(results, wanted)
     front = pareto_front(results, objectives)
-    front.to_csv(out_dir / "pareto.csv", index=False)
+    with atomic_file(out_dir / "pareto.csv") as tmp:
+        front.to_csv(tmp, index=False)
     pictures = []
     if len(objectives) >= 2 and front["pareto"].any():
-        _plot_front(front, objectives, spec, out_dir / "pareto.png")
+        with atomic_file(out_dir / "pareto.png") as tmp:
+            _plot_front(front, objectives, spec, tmp)
         pictures.append("pareto.png")
+    else:
+        (out_dir / "pareto.png").unlink(missing_ok=True)  # an earlier run's front
     text = _summary(spec, results, front, objectives, pictures)
-    (out_dir / "summary.md").write_text(text)
-    (out_dir / "report.html").write_text(markdown_to_html(text, out_dir, f"sweep {spec.name}"))
+    html = markdown_to_html(text, out_dir, f"sweep {spec.name}")
+    for name, content in (("summary.md", text), ("report.html", html)):
+        with atomic_file(out_dir / name) as tmp:
+            tmp.write_text(content)
     return front, objectives
 
 

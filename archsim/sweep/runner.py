@@ -10,6 +10,7 @@ a LocalCluster with one single-threaded worker process per core, or an existing 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -91,20 +92,21 @@ def run_sweep(
     if executor not in ("dask", "serial"):
         raise ArchsimError(f"executor: expected dask or serial, got {executor!r}")
     say = progress or (lambda _msg: None)
-    out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / "results.csv"
     columns = result_columns(spec)
-    _check_previous(spec, out_dir, columns, fresh)
-    done = _previous_rows(results, retry_failed)
+    digest = _check_previous(spec, out_dir, columns, fresh)
+    done = {} if fresh else _previous_rows(results, columns, retry_failed)
     points = expand_points(spec)
     pending = [p for p in points if point_id(p) not in done]
-    say(f"{spec.name}: {len(points)} points, {len(points) - len(pending)} done before, "
-        f"{len(pending)} to run")  # fmt: skip
-
     invalid, runnable = _check_points(spec, pending)
     if invalid and not runnable and not done:
         raise ConfigError(f"{spec.path}: no point is a valid chip; first error: {invalid[0][1]}")
     _check_workload(spec)
+    # everything checked: from here on the directory is written
+    say(f"{spec.name}: {len(points)} points, {len(points) - len(pending)} done before, "
+        f"{len(pending)} to run")  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sweep.json").write_text(json.dumps(digest, indent=1) + "\n")
     with _Writer(results, columns, rewrite=done) as write:
         for params, message in invalid:
             write({"point": point_id(params), **{k: _cell(v) for k, v in params.items()},
@@ -171,30 +173,42 @@ def _check_workload(spec: SweepSpec) -> None:
         raise ConfigError(f"{spec.path}: workload: {e}") from None
 
 
-def _check_previous(spec: SweepSpec, out_dir: Path, columns: list[str], fresh: bool) -> None:
-    """Refuse to mix results of different sweep settings in one directory."""
+def _check_previous(spec: SweepSpec, out_dir: Path, columns: list[str], fresh: bool) -> dict:
+    """Refuse to mix results of different sweep settings in one directory; returns the
+    settings digest to keep in sweep.json. Writes nothing."""
     meta = out_dir / "sweep.json"
     results = out_dir / "results.csv"
     digest = {"settings": spec.settings_digest(), "columns": columns}
-    if fresh:
-        results.unlink(missing_ok=True)
-    elif results.exists():
-        old = json.loads(meta.read_text()) if meta.exists() else None
+    if not fresh and results.exists():
+        try:
+            old = json.loads(meta.read_text()) if meta.exists() else None
+        except (OSError, ValueError):
+            old = None
         if old != digest:
             raise ConfigError(
                 f"{results}: written by a sweep with other settings or parameters than "
                 f"{spec.path}; pass --fresh to start over, or --out another directory"
             )
-    meta.write_text(json.dumps(digest, indent=1) + "\n")
+    return digest
 
 
-def _previous_rows(results: Path, retry_failed: bool) -> dict[str, dict]:
-    """Rows already in the results file that count as done, by point id."""
+def _previous_rows(results: Path, columns: list[str], retry_failed: bool) -> dict[str, dict]:
+    """Rows already in the results file that count as done, by point id.
+
+    A row is finished only when its line ends with a newline and has every column with a
+    known status: the last row of a sweep that was killed while writing it is torn (cut off
+    anywhere, even inside a number) and its point is run again.
+    """
     if not results.exists():
         return {}
     with results.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {r["point"]: r for r in rows if r["status"] == "ok" or not retry_failed}
+        text = fh.read()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # drop the torn last line
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    finished = [r for r in rows if None not in r and None not in r.values()
+                and r.get("status") in ("ok", "error")]  # fmt: skip
+    return {r["point"]: r for r in finished if r["status"] == "ok" or not retry_failed}
 
 
 class _Writer:

@@ -43,6 +43,7 @@ import numpy as np
 from archsim.bounds import STREAM_SAMPLES, SWEEP_POINTS
 from archsim.config import read_toml
 from archsim.errors import ConfigError, SpecError
+from archsim.outputs import plain_name
 
 MODES = ("full", "timing", "functional")
 METHODS = ("grid", "random")
@@ -193,6 +194,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not plain_name(name):
+        raise fail("name", "expected a plain name for reports/sweep-NAME (no '/', '\\', "
+                   f"leading '.' or control characters), got {name!r}")  # fmt: skip
     for key in ("chip", "workload"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise fail(key, "expected the name of a preset / workload or a file path")
@@ -251,7 +256,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     base = path.parent
     spec = SweepSpec(
         path=path,
-        name=str(raw.get("name", path.stem)),
+        name=name,
         chip=_relative(raw["chip"], base),
         workload=_relative(raw["workload"], base),
         mode=mode,

@@ -28,15 +28,16 @@ raise a `WorkloadError` naming the file, the layer and the key.
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
 from archsim.bounds import LAYER_WEIGHTS, TENSOR_ELEMENTS
-from archsim.errors import SpecError, WorkloadError
+from archsim.config import read_toml
+from archsim.errors import ConfigError, SpecError, WorkloadError
 from archsim.workload import layers as L
 from archsim.workload.ir import GraphBuilder, Workload
+from archsim.workload.npz_file import read_npz
 
 _KEYS = {
     "input": {"shape"},
@@ -56,9 +57,9 @@ def load_toml_workload(path: str | Path, seed: int = 0) -> Workload:
     """Read a TOML layer list; weights from its npz file or drawn from `seed`."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise WorkloadError(f"{path}: cannot read layer list: {e}") from None
+        raw = read_toml(path)
+    except ConfigError as e:
+        raise WorkloadError(str(e)) from None
     unknown = set(raw) - {"name", "description", "weights", "layer", "source"}
     if unknown:
         raise WorkloadError(f"{path}: {sorted(unknown)[0]}: unknown key (allowed: name, "
@@ -70,10 +71,9 @@ def load_toml_workload(path: str | Path, seed: int = 0) -> Workload:
     if "weights" in raw:
         wpath = path.parent / raw["weights"]
         try:
-            with np.load(wpath) as data:
-                weights = {k: data[k] for k in data.files}
-        except OSError as e:
-            raise WorkloadError(f"{path}: weights: cannot read {wpath}: {e}") from None
+            weights = read_npz(wpath)
+        except WorkloadError as e:
+            raise WorkloadError(f"{path}: weights: {e}") from None
     rng = np.random.default_rng(seed)
     g = GraphBuilder(str(raw.get("name", path.stem)), str(path))
     previous = None

@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from archsim.errors import WorkloadError
+from archsim.package_data import data_dir
 from archsim.workload import layers as L
 from archsim.workload.ir import GraphBuilder, Workload
+from archsim.workload.npz_file import read_npz
 
 
 def workloads_dir() -> Path:
-    """The data directory: $ARCHSIM_WORKLOADS, else `workloads/` of the source tree."""
+    """The data directory: $ARCHSIM_WORKLOADS, else the shipped `workloads/`."""
     env = os.environ.get("ARCHSIM_WORKLOADS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "workloads"
+    return Path(env) if env else data_dir("workloads")
 
 
 def _he(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -187,8 +189,7 @@ def _npz(name: str) -> dict[str, np.ndarray]:
     path = workloads_dir() / name
     if not path.is_file():
         raise WorkloadError(f"{path}: missing; run `python workloads/train_digits.py` to make it")
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+    return read_npz(path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,166 @@
+"""Output paths are checked before anything runs, and reports are written atomically.
+
+Refusals go through the `cli` fixture (exit 2, one line naming the option, nothing written);
+the atomic writers are tested directly with a failure in the middle of a write.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from archsim import cli as cli_mod
+from archsim.outputs import OutputError, atomic_dir, atomic_file, check_dir, check_file
+
+
+@pytest.fixture
+def place(cli):
+    """Things already in the working directory: a file, a directory, a directory of files."""
+    (cli.workdir / "file.txt").write_text("keep\n")
+    (cli.workdir / "adir").mkdir()
+    (cli.workdir / "photos").mkdir()
+    (cli.workdir / "photos" / "cat.jpg").write_text("meow")
+    return cli.workdir
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["evaluate", "--workload", "mlp", "--csv", "adir"], "--csv adir: is a directory"),
+        (["validate", "--csv", "adir"], "--csv adir: is a directory"),
+        (["device-error", "--device", "pcm", "--csv", "adir"], "--csv adir: is a directory"),
+        (["device-error", "--device", "pcm", "--csv", "new/x.csv"],
+         "--csv new/x.csv: directory new does not exist"),
+        (["validate", "--csv", "file.txt/x.csv"], "--csv file.txt/x.csv: file.txt is not a dir"),
+        (["simulate", "--workload", "mlp", "--trace", "adir"], "--trace adir: is a directory"),
+        (["simulate", "--workload", "mlp", "--trace", "no/such/t.json"], "does not exist"),
+        (["run", "--out", "file.txt"], "--out file.txt: is a file; expected a directory"),
+        (["run", "--out", "photos"], "--out photos: directory holds other files"),
+        (["run", "--out", "missing/deeper"], "directory missing does not exist"),
+        (["map", "--workload", "mlp", "--out", "adir"], "--out adir: expected a file name ending"),
+        (["map", "--workload", "mlp", "--out", "m.txt"], "--out m.txt: expected a file name"),
+        (["map", "--workload", "mlp", "--out", "adir.png"], None),
+        (["sweep", "s.toml", "--out", "file.txt"], "--out file.txt: is a file"),
+    ],
+)  # fmt: skip
+def test_bad_output_paths_are_refused_before_running(cli, place, argv, match):
+    if match is None:  # a directory named like a picture
+        (place / "adir.png").mkdir()
+        match = "--out adir.png: is a directory"
+    cli.refused(*argv, match=match)
+    assert (place / "file.txt").read_text() == "keep\n"
+
+
+def test_unwritable_places_are_refused(cli, monkeypatch):
+    """Permissions as the OS reports them (faked: the tests may run as root, who writes
+    anywhere)."""
+    from archsim import outputs
+
+    locked = cli.workdir / "locked"
+    locked.mkdir()
+    (locked / "old.csv").write_text("a\n")
+    real = os.access
+    monkeypatch.setattr(outputs.os, "access",
+                        lambda p, mode: False if "locked" in str(p) else real(p, mode))  # fmt: skip
+    cli.refused("validate", "--csv", "locked/x.csv", match="directory locked is not writable")
+    cli.refused("validate", "--csv", "locked/old.csv", match="exists and is not writable")
+    cli.refused("run", "--out", "locked/r", match="directory locked is not writable")
+    cli.refused("run", "--out", "locked", match="--out locked: directory is not writable")
+
+
+def test_check_file_refuses_a_special_file_and_accepts_a_new_one(tmp_path):
+    assert check_file("--csv", tmp_path / "a.csv") == tmp_path / "a.csv"
+    with pytest.raises(OutputError, match="exists and is not a regular file"):
+        check_file("--csv", type(tmp_path)("/dev/null"))
+    assert check_dir("--out", tmp_path / "r" / "s", make_parents=True) == tmp_path / "r" / "s"
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", ".hidden", "x\ty", ""])
+def test_sweep_name_must_be_a_plain_name(cli, tmp_path, name):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'name = "{name}"\nchip = "hermes"\nworkload = "mlp"\n'
+                     '[parameters]\n"adc.bits" = [4]\n')  # fmt: skip
+    cli.refused("sweep", sweep, "--serial", match="name: expected a plain name")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "reports").exists()
+
+
+def _report(path, text):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "run.json").write_text(text)
+
+
+def test_atomic_dir_keeps_the_old_report_when_writing_fails(tmp_path):
+    out = tmp_path / "reports" / "r"
+    _report(out, "old")
+    (out / "old-only.png").write_text("x")
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "run.json").write_text("new")
+        raise RuntimeError("plotting failed half way")
+    assert (out / "run.json").read_text() == "old" and (out / "old-only.png").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r"]  # no temporary left
+
+
+def test_atomic_dir_replaces_the_old_report_whole(tmp_path):
+    out = tmp_path / "r"
+    _report(out, "old")
+    (out / "old-only.png").write_text("x")
+    with atomic_dir(out) as tmp:
+        assert not out.joinpath("new.csv").exists()  # nothing visible until the end
+        (tmp / "run.json").write_text("new")
+        (tmp / "new.csv").write_text("a\n")
+    assert sorted(p.name for p in out.iterdir()) == ["new.csv", "run.json"]
+    assert (out / "run.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    assert oct(out.stat().st_mode & 0o777) != oct(0o700)  # not mkdtemp's private mode
+
+
+def test_atomic_file_leaves_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("old\n")
+    with pytest.raises(KeyboardInterrupt), atomic_file(path) as tmp:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+    assert path.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [path]
+    with atomic_file(path) as tmp:
+        assert tmp.suffix == ".csv" and tmp.parent == tmp_path
+        tmp.write_text("new\n")
+    assert path.read_text() == "new\n" and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(cli, monkeypatch):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_mod, "_cmd_presets", interrupted)
+    code, out, err = cli("presets")
+    assert (code, out, err) == (130, "", "archsim: interrupted\n")
+
+
+def test_validate_csv_is_written_when_the_path_is_good(cli):
+    code, _out, _err = cli("validate", "--chip", "hermes-core", "--csv", "v.csv")
+    assert code in (0, 1) and (cli.workdir / "v.csv").read_text().startswith("preset,metric")
+    assert cli.files() == ["v.csv"]  # no temporary left beside it
+
+
+def test_torn_last_row_of_a_sweep_is_run_again(cli, tmp_path):
+    """A sweep killed while writing a row leaves it cut off (here inside a number): the resumed
+    sweep must not keep it as a finished point."""
+    import pandas as pd
+
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text('chip = "hermes"\nworkload = "mlp"\nmode = "timing"\nsamples = 1\n'
+                     '[parameters]\n"adc.bits" = [6, 8]\n')  # fmt: skip
+    assert cli("sweep", sweep, "--serial", "--out", "s")[0] == 0
+    results = cli.workdir / "s" / "results.csv"
+    whole = pd.read_csv(results)
+    text = results.read_text()
+    assert text.rstrip("\r\n")[-1].isdigit()  # the last row ends with its wall_s number
+    results.write_text(text.rstrip("\r\n")[:-1])  # cut inside that number, no line end
+    code, _out, err = cli("sweep", sweep, "--serial", "--out", "s")
+    assert code == 0 and "1 done before, 1 to run" in err
+    again = pd.read_csv(results)
+    assert len(again) == 2 and set(again.status) == {"ok"}
+    cols = ["point", "period_ns", "energy_per_sample_pj"]
+    ordered = [df.sort_values("point")[cols].reset_index(drop=True) for df in (again, whole)]
+    pd.testing.assert_frame_equal(*ordered)
