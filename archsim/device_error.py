@@ -105,9 +105,6 @@ def device_error(
     if not times or any(not np.isfinite(t) or t < 0 for t in times):
         raise ArchsimError(f"times: expected times >= 0 s, got {list(times_s)}")
     device.check_times(times)
-    size = f"the device-error study of {setup.rows}x{setup.cols} weights, {setup.vectors} vectors"
-    check_footprint(size, device_error_bytes(setup.rows, setup.cols, setup.devices_per_weight,
-                                             setup.vectors))  # fmt: skip
     comp = device.drift_compensation if compensation is None else compensation
     crossbar = CrossbarSpec(
         rows=setup.rows,
@@ -116,6 +113,9 @@ def device_error(
         wire_resistance_ohm=setup.wire_resistance_ohm if setup.ir_drop else 0.0,
         ir_drop=setup.ir_drop,
     )
+    size = f"the device-error study of {setup.rows}x{setup.cols} weights, {setup.vectors} vectors"
+    check_footprint(size, device_error_bytes(setup.rows, setup.cols, setup.devices_per_weight,
+                                             setup.vectors))  # fmt: skip
     device = replace(device, drift_compensation=comp)
     nrmse = np.empty((setup.seeds, len(times)))
     rmse = np.empty_like(nrmse)

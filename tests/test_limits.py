@@ -323,3 +323,11 @@ def test_device_models_declare_their_time_range():
 )  # fmt: skip
 def test_times_outside_the_model_range_are_refused(cli, argv, match):
     cli.refused(*argv, match=match)
+
+
+def test_sweep_times_outside_a_swept_device_range_are_refused(cli, write, tmp_path):
+    sweep = write("s.toml", 'chip = "hermes"\nworkload = "mlp"\nmode = "functional"\n'
+                            't_inference_s = [1, 31536000]\n[parameters]\n'
+                            '"device.preset" = ["pcm", "reram-wan2022"]\n')  # fmt: skip
+    cli.refused("sweep", sweep, "--serial", "--out", tmp_path / "out",
+                match="t_inference_s: device 'reram-wan2022' is modelled for 1 s <= t <= ")
