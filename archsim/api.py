@@ -19,7 +19,7 @@ import numpy as np
 from archsim.bounds import STREAM_SAMPLES
 from archsim.errors import ArchsimError, MappingError
 from archsim.evaluate import EvalResult, EvalSettings, evaluate
-from archsim.footprint import check_footprint, engine_bytes
+from archsim.footprint import check_footprint, engine_bytes, hop_table_bytes
 from archsim.mapping import Mapping, map_workload
 from archsim.mapping.segments import map_segments, merged_mapping, segment_layers
 from archsim.sim.engine import Engine, SimRun, SimSettings
@@ -100,6 +100,8 @@ def simulate(
         STREAM_SAMPLES.check("samples streamed (--stream)", samples)
     parts = None
     if mapping is None:
+        places = chip.cores.grid[0] * chip.cores.grid[1]
+        check_footprint(f"placing on {chip.name}'s {places} core places", hop_table_bytes(places))
         try:
             mapping = map_workload(workload, chip)
         except MappingError:
