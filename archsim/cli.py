@@ -225,6 +225,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.trace:
         check_file("--trace", args.trace)
+        if args.mode == "functional":
+            raise ArchsimError("--trace: the trace comes from the timed run; use --mode full "
+                               "or timing")  # fmt: skip
     chip, device, times, workload, dataset = _setup(args)
     if args.mode == "timing":
         dataset = None

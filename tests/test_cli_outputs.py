@@ -164,3 +164,17 @@ def test_torn_last_row_of_a_sweep_is_run_again(cli, tmp_path):
     cols = ["point", "period_ns", "energy_per_sample_pj"]
     ordered = [df.sort_values("point")[cols].reset_index(drop=True) for df in (again, whole)]
     pd.testing.assert_frame_equal(*ordered)
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler_is_refused_before_writing(cli, tmp_path):
+    """The client connects before the sweep writes its directory (10 s connect timeout)."""
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text('chip = "hermes"\nworkload = "mlp"\nmode = "timing"\nsamples = 1\n'
+                     '[parameters]\n"adc.bits" = [6, 8]\n')  # fmt: skip
+    cli.refused("sweep", sweep, "--scheduler", "tcp://127.0.0.1:1", match="cannot connect")
+
+
+def test_trace_of_a_functional_run_is_refused(cli):
+    cli.refused("simulate", "--workload", "mlp", "--mode", "functional", "--trace", "t.json",
+                match="--trace: the trace comes from the timed run")  # fmt: skip
