@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = _parser().parse_args(argv)
+        opt.check_names(args, ("chip", "device", "workload"))
         with opt.named_options(getattr(args, "option_keys", {})):
             return args.func(args)
     except ArchsimError as e:

@@ -43,6 +43,9 @@ def inputs(tmp_path):
         (["sweep", "s.toml", "--scheduler", "tcp://no-such-host.invalid:8786"],
          "--scheduler: cannot resolve host"),
         (["sweep", "s.toml", "--workers", "0"], "--workers: expected >= 1"),
+        (["run", "--device", ""], "--device: expected a preset name or a file path, got ''"),
+        (["validate", "--chip", "hermes", "--chip", " "], "--chip: expected a preset name"),
+        (["map", "--workload", ""], "--workload: expected a preset name or a file path"),
     ],
 )  # fmt: skip
 def test_bad_option_values_are_refused_naming_the_option(cli, argv, match):
