@@ -69,11 +69,43 @@ def test_unwritable_places_are_refused(cli, monkeypatch):
     cli.refused("run", "--out", "locked", match="--out locked: directory is not writable")
 
 
-def test_check_file_refuses_a_special_file_and_accepts_a_new_one(tmp_path):
+def test_check_file_refuses_special_and_system_files(tmp_path, monkeypatch):
+    """Device and system files, directly or through a link (/dev/stdout leads to /proc): a
+    fake system directory stands in, so a regression cannot replace the real /dev files."""
+    from archsim import outputs
+
     assert check_file("--csv", tmp_path / "a.csv") == tmp_path / "a.csv"
-    with pytest.raises(OutputError, match="exists and is not a regular file"):
-        check_file("--csv", type(tmp_path)("/dev/null"))
     assert check_dir("--out", tmp_path / "r" / "s", make_parents=True) == tmp_path / "r" / "s"
+    fake_dev = tmp_path / "dev"
+    fake_dev.mkdir()
+    (fake_dev / "stdout").write_text("")
+    (tmp_path / "link.csv").symlink_to(fake_dev / "stdout")
+    monkeypatch.setattr(outputs, "_SYSTEM", (fake_dev,))
+    for path in (fake_dev / "stdout", tmp_path / "link.csv", fake_dev / "new.csv"):
+        with pytest.raises(OutputError, match="is a device or system file"):
+            check_file("--csv", path)
+    with pytest.raises(OutputError, match="is a system directory"):
+        check_dir("--out", fake_dev / "r")
+    os.mkfifo(tmp_path / "fifo.csv")
+    with pytest.raises(OutputError, match="exists and is not a regular file"):
+        check_file("--csv", tmp_path / "fifo.csv")
+
+
+def test_atomic_file_through_a_symlink_keeps_the_link(tmp_path):
+    target = tmp_path / "data" / "real.csv"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    with atomic_file(link) as tmp:
+        tmp.write_text("new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+
+
+@pytest.mark.parametrize("out", [".", "", "..", "sub/.."])
+def test_the_working_directory_is_never_a_report_directory(cli, out):
+    (cli.workdir / "sub").mkdir()
+    cli.refused("run", "--out", out, match="is (or holds) the working directory")
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "..", ".hidden", "x\ty", ""])
