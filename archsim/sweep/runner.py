@@ -25,6 +25,7 @@ import pandas as pd
 
 from archsim.config import load_chip
 from archsim.errors import ArchsimError, ConfigError
+from archsim.outputs import atomic_file
 from archsim.sweep.spec import METRIC_COLUMNS, SweepSpec, expand_points, point_id, time_label
 
 Progress = Callable[[str], None]
@@ -107,8 +108,8 @@ def run_sweep(
         # everything checked and the workers ready: from here on the directory is written
         say(f"{spec.name}: {len(points)} points, {len(points) - len(pending)} done before, "
             f"{len(pending)} to run")  # fmt: skip
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "sweep.json").write_text(json.dumps(digest, indent=1) + "\n")
+        with atomic_file(out_dir / "sweep.json") as tmp:
+            tmp.write_text(json.dumps(digest, indent=1) + "\n")
         with _Writer(results, columns, rewrite=done) as write:
             for params, message in invalid:
                 write({"point": point_id(params), **{k: _cell(v) for k, v in params.items()},
