@@ -16,8 +16,10 @@ from typing import Literal
 
 import numpy as np
 
+from archsim.bounds import STREAM_SAMPLES
 from archsim.errors import ArchsimError, MappingError
 from archsim.evaluate import EvalResult, EvalSettings, evaluate
+from archsim.footprint import check_footprint, engine_bytes
 from archsim.mapping import Mapping, map_workload
 from archsim.mapping.segments import map_segments, merged_mapping
 from archsim.sim.engine import Engine, SimRun, SimSettings
@@ -94,6 +96,8 @@ def simulate(
         raise ArchsimError(f"mode: expected full, functional or timing, got {mode!r}")
     if samples < 1 or chunk < 1:
         raise ArchsimError(f"samples and chunk: expected >= 1, got {samples} and {chunk}")
+    if mode != "functional":
+        STREAM_SAMPLES.check("samples streamed (--stream)", samples)
     parts = None
     if mapping is None:
         try:
@@ -103,6 +107,9 @@ def simulate(
                 raise
             parts = map_segments(workload, chip, replication="none")
             mapping = merged_mapping(workload, parts)
+    if mode != "functional":
+        check_footprint(f"streaming {samples} samples of {workload.name} on {chip.name}",
+                        engine_bytes(mapping, samples, chunk))  # fmt: skip
     accuracy = None
     activity: dict[str, float] = {lm.name: DEFAULT_ACTIVITY for lm in mapping.layers}
     times = tuple(t_inference_s) if isinstance(t_inference_s, tuple | list) else (t_inference_s,)

@@ -427,8 +427,9 @@ def _end_progress() -> None:
 
 
 def _check_bits(option: str, bits: int) -> None:
-    if not 0 <= bits <= 16:
-        raise ArchsimError(f"{option}: expected 0..16 (0 = no quantization), got {bits}")
+    from archsim.checks import converter_bits
+
+    converter_bits(option, bits)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ out-of-range values and missing presets raise `ConfigError` naming the file and 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -263,6 +264,8 @@ def _convert(value: Any, tp: Any, key: str, sources: list) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _type(key, tp, value)
+        if not math.isfinite(value):
+            raise SpecError(key, f"expected a finite number, got {value}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

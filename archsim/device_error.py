@@ -3,7 +3,8 @@
 The experiment: weights W ~ N(0, 1) clipped to [-1, 1] (so max |w| = 1 maps to g_max), inputs
 x ~ U[-1, 1]; W is programmed once per seed, read at each time, and a batch of MVMs is run
 through DAC, crossbar and ADC. The DAC and ADC ranges are calibrated right after programming on
-a separate calibration batch and then kept, as a chip would be calibrated once.
+a separate calibration batch and then kept, as a chip would be calibrated once: at the earliest
+time the device model is defined for (`earliest_s`: 0 for PCM, the first fitted time for ReRAM).
 
 Two error figures per (device, time, compensation), averaged over seeds:
 - nrmse: RMSE / std of the exact outputs;
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from archsim.checks import converter_bits, require_finite
 from archsim.crossbar import program_matrix, read_state
 from archsim.errors import ArchsimError
 from archsim.mvm import Converters, analog_mvm, calibrate, noise_key
@@ -57,9 +59,7 @@ class DeviceErrorSetup:
             if getattr(self, name) < 1:
                 raise ArchsimError(f"{name}: expected >= 1, got {getattr(self, name)}")
         for name in ("input_bits", "adc_bits"):
-            bits = getattr(self, name)
-            if not 0 <= bits <= 16:
-                raise ArchsimError(f"{name}: expected 0..16 (0 = no quantization), got {bits}")
+            converter_bits(name, getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +97,13 @@ def device_error(
         progress: called with a short status line as each (seed, time) finishes.
 
     Raises:
-        ArchsimError: bad setup or times, or a time the device model cannot handle.
+        ArchsimError: bad setup or times.
+        DeviceModelError: a time outside the range the device model is defined for.
     """
     times = [float(t) for t in times_s]
     if not times or any(not np.isfinite(t) or t < 0 for t in times):
         raise ArchsimError(f"times: expected times >= 0 s, got {list(times_s)}")
+    device.check_times(times)
     comp = device.drift_compensation if compensation is None else compensation
     crossbar = CrossbarSpec(
         rows=setup.rows,
@@ -126,8 +128,8 @@ def device_error(
             state = read_state(prog, t, read_rng)
             y = analog_mvm(x, state, conv, key=noise_key(noise_rng)).y
             err = float(np.sqrt(np.mean((y - exact) ** 2)))
-            nrmse[i, j] = err / float(np.std(exact))
-            rmse[i, j] = err / scale
+            nrmse[i, j] = require_finite("nrmse", err / float(np.std(exact)))
+            rmse[i, j] = require_finite("rmse", err / scale)
             if progress:
                 progress(f"{device.name}: seed {i + 1}/{setup.seeds}, t = {t:g} s")
     return [
@@ -144,8 +146,9 @@ def device_error(
 
 
 def _calibrate_at_programming(prog, x_cal, setup: DeviceErrorSetup, rng) -> Converters:
-    """DAC/ADC ranges set on the chip right after programming (t = 0), then kept."""
-    state0 = read_state(prog, 0.0, rng)
+    """DAC/ADC ranges set on the chip at the earliest time its device model is defined for
+    (right after programming where the model allows t = 0), then kept."""
+    state0 = read_state(prog, prog.device.model.earliest_s, rng)
     return calibrate(state0, x_cal, input_bits=setup.input_bits, adc_bits=setup.adc_bits)
 
 

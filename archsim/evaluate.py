@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archsim.checks import largest_code
 from archsim.crossbar import MatrixState, ProgrammedMatrix, program_matrix, read_state
+from archsim.footprint import check_footprint, evaluate_bytes
 from archsim.mapping import Mapping, map_workload
 from archsim.mvm import Converters, analog_mvm, calibrate, input_range_of
 from archsim.spec import ChipSpec, DeviceSpec
@@ -125,11 +127,15 @@ def evaluate(
 
     Raises:
         MappingError: the workload does not fit on the chip.
-        ArchsimError: a time the device model cannot handle, bad inputs.
+        DeviceModelError: a time outside the range the device model is defined for.
+        ArchsimError: bad inputs, or more memory than the machine has (`archsim.footprint`).
     """
     settings = settings or EvalSettings()
     device = device or chip.device
+    times = [float(t) for t in times_s]
+    device.check_times(times)
     mapping = mapping or map_workload(workload, chip)
+    check_footprint(f"evaluating {workload.name} on {chip.name}", evaluate_bytes(mapping))
     digital = fp16_round if chip.ldpu.precision == "fp16" else None
     prog_ss, read_ss, noise_ss = np.random.SeedSequence(seed).spawn(3)
 
@@ -140,7 +146,6 @@ def evaluate(
     float_acc = _accuracy(ref_pred, dataset.labels)
 
     layers = _program(workload, mapping, chip, device, prog_ss)
-    times = [float(t) for t in times_s]
     points = []
     outputs = []
     for i, (t, rss) in enumerate(zip(times, read_ss.spawn(len(times)), strict=True)):
@@ -374,10 +379,10 @@ def _quantization_mse(state: MatrixState, conv: Converters) -> float:
     """Mean squared output error that uniform DAC and ADC rounding alone would cause."""
     prog = state.programmed
     w = state.w_eff * prog.w_scale  # weights in weight units
-    in_step = conv.input_range / (2 ** (conv.input_bits - 1) - 1) if conv.input_bits else 0.0
+    in_step = conv.input_range / largest_code(conv.input_bits) if conv.input_bits else 0.0
     mse = in_step**2 / 12 * float(np.mean(np.sum(w.astype(np.float64) ** 2, axis=0)))
     if conv.adc_bits and conv.adc_bound is not None:
-        q = 2 ** (conv.adc_bits - 1) - 1
+        q = largest_code(conv.adc_bits)
         step = conv.adc_bound / q * prog.w_scale[None, :] * conv.input_range  # (blocks, N)
         mse += float(np.mean(np.sum(step.astype(np.float64) ** 2, axis=0))) / 12
     return mse

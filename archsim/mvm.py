@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archsim.checks import converter_bits, largest_code
 from archsim.crossbar import MatrixState, ProgrammedMatrix
 from archsim.errors import ArchsimError
 from archsim.kernels.adc import NOISE_ELEMENT, NOISE_NONE, NOISE_ROW, adc_accumulate
@@ -54,9 +55,7 @@ class Converters:
 
     def __post_init__(self) -> None:
         for name in ("input_bits", "adc_bits"):
-            bits = getattr(self, name)
-            if not 0 <= bits <= 16:
-                raise ArchsimError(f"{name}: expected 0..16 (0 = no quantization), got {bits}")
+            converter_bits(name, getattr(self, name))
         if not (math.isfinite(self.input_range) and self.input_range > 0):
             raise ArchsimError(f"input_range: expected a finite value > 0, got {self.input_range}")
         if self.adc_bound is None:
@@ -272,8 +271,8 @@ def _derive_adc_scales(state: MatrixState, conv: Converters):
 
 
 def _qmax(bits: int) -> float:
-    """Largest code magnitude for a signed converter (1.0 when not quantizing)."""
-    return float((1 << (bits - 1)) - 1) if bits > 0 else 1.0
+    """Largest code magnitude of a signed converter; 1.0 when not quantizing (the unit range)."""
+    return float(largest_code(bits)) if bits else 1.0
 
 
 def _dac(x: np.ndarray, conv: Converters, rows: int, n_blocks: int, scratch: _Scratch):

@@ -25,6 +25,7 @@ import numpy as np
 
 from archsim import __version__
 from archsim.api import RunResult, simulate
+from archsim.checks import require_finite
 from archsim.evaluate import EvalResult, EvalSettings
 from archsim.html_report import markdown_to_html
 from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
@@ -96,7 +97,12 @@ def format_layers(result: EvalResult) -> str:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    """Rows as a CSV file, written atomically (a temporary file renamed onto `path`)."""
+    """Rows as a CSV file, written atomically (a temporary file renamed onto `path`); a NaN or
+    inf value is refused before anything is written."""
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, float):
+                require_finite(f"{path.name}: {key}", value)
     with atomic_file(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
         writer.writeheader()
@@ -178,7 +184,8 @@ def format_metrics(m: Metrics) -> str:
         f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample)",
         f"energy per sample         {m.energy_per_sample_pj / 1e6:10.3f} uJ",
         f"average power             {m.average_power_w:10.3f} W",
-        f"efficiency                {m.tops_per_w:10.2f} TOPS/W, {m.tops_per_mm2:.3f} TOPS/mm2",
+        f"efficiency                {_or_na(m.tops_per_w, '10.2f'):>10} TOPS/W, "
+        f"{m.tops_per_mm2:.3f} TOPS/mm2",
         f"bottleneck                {m.bottleneck}",
         *(
             []
@@ -192,6 +199,11 @@ def format_metrics(m: Metrics) -> str:
         + ", ".join(f"{k} {v / 1e6:.3g} uJ" for k, v in m.energy_breakdown_pj.items() if v),
     ]
     return "\n".join(lines)
+
+
+def _or_na(value: float | None, spec: str) -> str:
+    """`value` formatted, or "n/a" when it has none."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def _plot_energy(m: Metrics, path: Path, title: str) -> None:

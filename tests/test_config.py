@@ -86,7 +86,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 BAD_EDITS = [
     ("rows = 256", "rowz = 256", r"crossbar\.rowz: unknown key"),
     ("rows = 256", 'rows = "256"', r"crossbar\.rows: expected an integer, got '256'"),
-    ("bits = 8\nconversion_ns", "bits = -1\nconversion_ns", r"adc\.bits: expected 0\.\.16, got -1"),
+    ("bits = 8\nconversion_ns", "bits = -1\nconversion_ns", r"adc\.bits: expected 0 .*got -1"),
     ("count = 64", "count = 0", r"cores\.count: expected >= 1, got 0"),
     ('preset = "pcm"', 'preset = "nosuch"', r"device\.preset: no device preset 'nosuch'"),
     ('preset = "pcm"', 'preset = "pcm"\nt0_s = 3', r"device\.t0_s: unknown key"),
@@ -135,13 +135,13 @@ def test_bad_device_model_name(tmp_path):
     [
         (["run", "--chip", "{bad}"], "malformed TOML"),
         (["run", "--chip", "{unknown}"], "crossbar.rowz: unknown key"),
-        (["run", "--chip", "{negative}"], "adc.bits: expected 0..16, got -1"),
+        (["run", "--chip", "{negative}"], "adc.bits: expected 0 (ideal"),
         (["device-error", "--device", "nope"], "unknown device preset 'nope'"),
-        (["device-error", "--device", "pcm", "--input-bits", "-1"], "--input-bits: expected 0..16"),
+        (["device-error", "--device", "pcm", "--input-bits", "-1"], "--input-bits: expected 0"),
         (["device-error", "--device", "pcm", "--size", "64by64"], "--size: expected ROWSxCOLS"),
         (
             ["device-error", "--device", "reram-wan2022", "--size", "8x8", "--seeds", "1"],
-            "fitted for",
+            "--times: device 'reram-wan2022' is modelled for 1 s <= t <= 172800 s",
         ),
         (["simulate", "--workload", "mlp", "--stream", "0"], "--stream: expected >= 1, got 0"),
         (["evaluate", "--workload", "digits-cnn", "--samples", "100000"],

@@ -56,10 +56,15 @@ def test_same_seed_same_numbers():
     assert a == b and a != c
 
 
-def test_unfitted_time_is_refused():
-    setup = DeviceErrorSetup(rows=8, cols=8, seeds=1, vectors=10)
-    with pytest.raises(DeviceModelError):
-        device_error(load_device("reram-wan2022"), setup, (YEAR,))
+def test_reram_wan2022_runs_inside_its_fit_and_refuses_outside():
+    """Fitted at 1 s, 1 day and 2 days: calibrated at 1 s (not t = 0, where the model has no
+    data), the error grows from 1 s to 2 days; a year is refused before anything runs."""
+    setup = DeviceErrorSetup(rows=32, cols=32, seeds=1, vectors=200)
+    wan = load_device("reram-wan2022")
+    rows = device_error(wan, setup, (1.0, 172800.0))
+    assert rows[0].nrmse < rows[1].nrmse
+    with pytest.raises(DeviceModelError, match=r"modelled for 1 s <= t <= 172800 s.*t = 3\.15"):
+        device_error(wan, setup, (1.0, YEAR))
 
 
 def test_cli_writes_csv(tmp_path, capsys):

@@ -206,7 +206,7 @@ def test_bad_inputs_raise_clear_errors(rng, ideal, small_xbar):
         analog_mvm(np.ones((3, 11)), state, conv)
     with pytest.raises(ArchsimError, match="NaN or Inf"):
         program_matrix(np.full((2, 2), np.nan), small_xbar, ideal, rng)
-    with pytest.raises(ArchsimError, match=r"input_bits: expected 0\.\.16"):
+    with pytest.raises(ArchsimError, match=r"input_bits: expected 0 \(ideal.* or 2\.\.16"):
         Converters(-1, 1.0, 0, None)
     with pytest.raises(ArchsimError, match="needs a range"):
         Converters(8, 1.0, 8, None)

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from archsim.bounds import G_MAX_US
 from archsim.errors import SpecError
 
 
@@ -31,6 +32,16 @@ class DeviceModel(Protocol):
     g_max_us: float
     g_min_us: float
 
+    @property
+    def earliest_s(self) -> float:
+        """Earliest time after programming (s) at which the model is defined by its fit."""
+        ...
+
+    @property
+    def latest_s(self) -> float:
+        """Latest time after programming (s) the model is fitted for (inf: no limit)."""
+        ...
+
     def program(self, g_target_us: np.ndarray, rng: np.random.Generator) -> ProgrammedDevices:
         """Program target conductances once (program-and-verify error, drift parameters)."""
         ...
@@ -44,11 +55,12 @@ class DeviceModel(Protocol):
 
 
 def check_range(g_min_us: float, g_max_us: float) -> None:
-    """Raise SpecError unless 0 <= g_min_us < g_max_us."""
+    """Raise SpecError unless 0 <= g_min_us < g_max_us <= bounds.G_MAX_US, all finite."""
     if not g_min_us >= 0:
         raise SpecError("g_min_us", f"expected >= 0, got {g_min_us}")
     if not g_max_us > g_min_us:
         raise SpecError("g_max_us", f"expected > g_min_us = {g_min_us}, got {g_max_us}")
+    G_MAX_US.check("g_max_us", g_max_us)
 
 
 def check_time(t_s: float) -> None:

@@ -21,6 +21,10 @@ class IdealDevice:
     def __post_init__(self) -> None:
         check_range(self.g_min_us, self.g_max_us)
 
+    earliest_s = 0.0
+    """Exact at every time."""
+    latest_s = float("inf")
+
     def program(self, g_target_us: np.ndarray, rng: np.random.Generator) -> ProgrammedDevices:
         return ProgrammedDevices(np.asarray(g_target_us, dtype=np.float32).copy(), None)
 

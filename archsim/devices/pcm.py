@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from archsim.checks import non_negative, positive
+from archsim.bounds import RELATIVE_NOISE
+from archsim.checks import in_range, non_negative, positive
 from archsim.devices.base import ProgrammedDevices, check_range, check_time, normal
 from archsim.errors import SpecError
 
@@ -76,9 +77,17 @@ class PcmLikeDevice:
             if not 0 <= lo <= hi:
                 raise SpecError(name, f"expected 0 <= min <= max, got [{lo}, {hi}]")
         positive("read_q_floor", self.read_q_floor)
-        non_negative("read_q_max", self.read_q_max)
+        for name in ("read_q_coeff", "read_q_max"):
+            non_negative(name, getattr(self, name))
+            RELATIVE_NOISE.check(name, getattr(self, name))
+        in_range("read_q_exp", self.read_q_exp, 0, 10)
         for name in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
             non_negative(name, getattr(self, name))
+
+    earliest_s = 0.0
+    """The drift law is referenced to t0_s after programming; t = 0 is its first read."""
+    latest_s = float("inf")
+    """A power law: defined at every later time (aihwkit extrapolates it to years as well)."""
 
     def prog_sigma_us(self, g_target_us: np.ndarray) -> np.ndarray:
         """Programming-noise std for each target conductance."""

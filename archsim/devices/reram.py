@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archsim.bounds import RELATIVE_NOISE
 from archsim.checks import non_negative, positive
 from archsim.devices.base import ProgrammedDevices, check_range, check_time, normal
 from archsim.errors import DeviceModelError, SpecError
@@ -48,6 +49,16 @@ class ReramWan2022Device:
             raise SpecError("fit_times_s", f"expected increasing times, got {self.fit_times_s}")
         positive("fit_times_s", self.fit_times_s[0])
         non_negative("noise_scale", self.noise_scale)
+
+    @property
+    def earliest_s(self) -> float:
+        """The first fitted time: the model has no data before it."""
+        return self.fit_times_s[0]
+
+    @property
+    def latest_s(self) -> float:
+        """The last fitted time: the model has no data after it."""
+        return self.fit_times_s[-1]
 
     def sigma_us(self, g_target_us: np.ndarray, t_s: float) -> np.ndarray:
         """Spread of the conductance at t_s for each target conductance."""
@@ -88,7 +99,8 @@ class ReramCmoDevice:
     - relaxation at t >= 1 s: g_relax = g_prog + (m ln t) s + (r1 ln t + r0) s xi, s = relax_scale;
     - read noise (Lombardo et al., DRC 2024): sigma = k log10(g_relax) sqrt(ln((t + t_read) /
       (2 t_read))), g = clip(g_relax + sigma xi, g_min, g_max).
-    At t = 0 the programmed conductance is returned. The relaxation fit covers t >= 1 s.
+    The relaxation fit covers t >= 1 s (`earliest_s`); at t = 0 the programmed conductance is
+    returned, for code that inspects the chip right after programming.
     """
 
     g_max_us: float
@@ -121,8 +133,15 @@ class ReramCmoDevice:
         non_negative("prog_sigma_offset_us", self.prog_sigma_offset_us)
         non_negative("relax_sigma_us", self.relax_sigma_us)
         positive("t_read_s", self.t_read_s)
+        non_negative("read_noise_k", self.read_noise_k)
+        RELATIVE_NOISE.check("read_noise_k", self.read_noise_k)
         for name in ("prog_noise_scale", "relax_scale", "read_noise_scale"):
             non_negative(name, getattr(self, name))
+
+    earliest_s = 1.0
+    """Start of the relaxation fit (ln t is referenced to 1 s)."""
+    latest_s = float("inf")
+    """A log-time law: defined at every later time (Falcone et al. extrapolate to 10 years)."""
 
     def prog_sigma_us(self, g_target_us: np.ndarray) -> np.ndarray:
         """Programming-noise std for each target conductance."""

@@ -10,11 +10,12 @@ whole run on every core.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
+from archsim.checks import require_finite
 from archsim.mapping import Mapping
 from archsim.sim.engine import SimRun
 from archsim.spec import ChipSpec
@@ -67,7 +68,9 @@ class Metrics:
     energy_breakdown_pj: dict[str, float]
     """Per sample, by part (ENERGY_PARTS)."""
     average_power_w: float
-    tops_per_w: float
+    tops_per_w: float | None
+    """Effective TOPS per watt; None when the run used no energy (a preset whose energies are
+    all 0: the ratio has no value, and printing 0 or inf would be wrong)."""
     tops_per_mm2: float
     """Effective TOPS over the total core area."""
     bottleneck: str
@@ -116,23 +119,30 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
         share = float((reloading.t1_ns - reloading.t0_ns).sum()) / run.end_ns
         if share > (util.max() if len(util) else 0.0):
             bottleneck = f"weight reloads: {share:.0%} of the run"
-    return Metrics(
+    metrics = Metrics(
         samples=s, total_ns=run.end_ns, latency_ns=latency, period_ns=period,
         throughput_per_s=1e9 / period, ops_per_sample=ops_per_sample,
         effective_tops=ops_per_sample / period / 1e3, energy_per_sample_pj=per_sample,
         energy_breakdown_pj=breakdown, average_power_w=total / run.end_ns * 1e-3,
-        tops_per_w=ops_per_sample / per_sample if per_sample else 0.0,
+        tops_per_w=ops_per_sample / per_sample if per_sample else None,
         tops_per_mm2=ops_per_sample / period / 1e3 / (chip.cores.count * chip.cores.area_mm2),
         bottleneck=bottleneck,
         utilisation=util.rename("busy").reset_index(),
         steady_state=steady, mvm_events=int(mvm.qty.sum()), macs=macs, conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
     )  # fmt: skip
+    for f in fields(Metrics):
+        value = getattr(metrics, f.name)
+        if isinstance(value, float):
+            require_finite(f"metrics.{f.name}", value)
+    for part, value in breakdown.items():
+        require_finite(f"metrics.energy_breakdown_pj.{part}", value)
+    return metrics
 
 
 def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) -> dict[str, float]:
     """Total energy of the run by part, in pJ."""
-    qmax = (1 << (chip.input.bits - 1)) - 1 if chip.input.bits else 127
+    qmax = chip.input.pulse_lsbs
     phases = chip.input.phases
     array = dac = adc = 0.0
     for name, c in counts.items():

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from archsim.checks import in_range, non_negative, one_of, positive
+from archsim import bounds
+from archsim.checks import converter_bits, in_range, largest_code, non_negative, one_of, positive
 from archsim.errors import SpecError
 from archsim.spec.device import DeviceSpec
 
@@ -36,6 +37,7 @@ class CoresSpec:
         if len(self.grid) != 2:
             raise SpecError("grid", f"expected [rows, columns], got {list(self.grid)}")
         in_range("grid", min(self.grid), 1)
+        bounds.GRID_PLACES.check("grid", self.grid[0] * self.grid[1])
         if self.grid[0] * self.grid[1] < self.count:
             raise SpecError(
                 "grid",
@@ -113,7 +115,8 @@ class InputSpec:
     encoding: Literal["pwm", "bit_serial"]
     """"pwm": one pulse whose duration encodes the magnitude; "bit_serial": one step per bit."""
     bits: int
-    """Input code width including the sign bit; 0 = unquantized (ideal DAC); 0..16."""
+    """Input code width including the sign bit; 0 = unquantized (ideal DAC), else 2..16
+    (`checks.CONVERTER_BITS`: 1 bit is the sign alone)."""
     ns_per_lsb: float
     """PWM: pulse time per LSB; bit-serial: time of one bit step; > 0."""
     read_modes: tuple[ReadModeSpec, ...]
@@ -127,7 +130,7 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         one_of("encoding", self.encoding, ("pwm", "bit_serial"))
-        in_range("bits", self.bits, 0, 16)
+        converter_bits("bits", self.bits)
         positive("ns_per_lsb", self.ns_per_lsb)
         if not self.read_modes:
             raise SpecError("read_modes", "expected at least one read mode")
@@ -144,14 +147,20 @@ class InputSpec:
         return next(m.phases for m in self.read_modes if m.name == self.read_mode)
 
     @property
-    def max_code(self) -> int:
-        """Largest input code magnitude (2**(bits-1) - 1); 0 when unquantized."""
-        return (1 << (self.bits - 1)) - 1 if self.bits > 0 else 0
+    def pulse_bits(self) -> int:
+        """Width the drivers are timed and costed at: `bits`, or 8 for an ideal DAC (an
+        unquantized input still needs a pulse; 8 bits is the common AIMC input width)."""
+        return self.bits or 8
+
+    @property
+    def pulse_lsbs(self) -> int:
+        """LSB steps of a full-scale input pulse (the largest code at `pulse_bits`)."""
+        return largest_code(self.pulse_bits)
 
     @property
     def window_ns(self) -> float:
         """Integration window of one phase: the longest pulse (PWM) or all bit steps."""
-        bits = self.bits if self.bits > 0 else 8
+        bits = self.pulse_bits
         steps = 1 << (bits - 1) if self.encoding == "pwm" else bits
         return steps * self.ns_per_lsb
 
@@ -163,7 +172,8 @@ class AdcSpec:
     count: int
     """ADCs per core; columns share them when count < crossbar cols; >= 1."""
     bits: int
-    """Output code width including the sign bit; 0 = unquantized (ideal ADC); 0..16."""
+    """Output code width including the sign bit; 0 = unquantized (ideal ADC), else 2..16
+    (`checks.CONVERTER_BITS`: 1 bit is the sign alone)."""
     conversion_ns: float
     """Time of one conversion round after integration ends; >= 0."""
     energy_pj_per_conversion: float = 0.0
@@ -177,7 +187,7 @@ class AdcSpec:
 
     def __post_init__(self) -> None:
         in_range("count", self.count, 1)
-        in_range("bits", self.bits, 0, 16)
+        converter_bits("bits", self.bits)
         non_negative("conversion_ns", self.conversion_ns)
         non_negative("energy_pj_per_conversion", self.energy_pj_per_conversion)
         one_of("energy_scaling", self.energy_scaling, ("fixed", "walden"))
@@ -191,11 +201,6 @@ class AdcSpec:
         if self.energy_scaling == "fixed" or not self.bits:
             return self.energy_pj_per_conversion
         return self.energy_pj_per_conversion * 2.0 ** (self.bits - ref)
-
-    @property
-    def max_code(self) -> int:
-        """Largest output code magnitude (2**(bits-1) - 1); 0 when unquantized."""
-        return (1 << (self.bits - 1)) - 1 if self.bits > 0 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +395,11 @@ class ChipSpec:
                 f"expected >= cores.count * cores.area_mm2 = {core_area:g}, "
                 f"got {self.die_area_mm2}",
             )
+        xb = self.crossbar
+        bounds.check_core_area(
+            f"crossbar ({xb.rows}x{xb.cols}, {xb.devices_per_weight} devices per weight)",
+            xb.rows * xb.cols * xb.devices_per_weight, self.cores.area_mm2,
+        )  # fmt: skip
         if self.adc.count > self.crossbar.cols:
             raise SpecError(
                 "adc.count",

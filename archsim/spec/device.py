@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from archsim.bounds import RELATIVE_NOISE
 from archsim.checks import non_negative, one_of
 from archsim.devices.base import DeviceModel
+from archsim.errors import DeviceModelError
 
 MvmNoiseKind = Literal["none", "output", "conductance"]
 
@@ -31,6 +35,7 @@ class MvmNoiseSpec:
     def __post_init__(self) -> None:
         one_of("kind", self.kind, ("none", "output", "conductance"))
         non_negative("std", self.std)
+        RELATIVE_NOISE.check("std", self.std)
 
     @property
     def active(self) -> bool:
@@ -53,6 +58,18 @@ class DeviceSpec:
     (global drift compensation, aihwkit `GlobalDriftCompensation`)."""
     mvm_noise: MvmNoiseSpec = MvmNoiseSpec()
     """Fresh noise on every MVM."""
+
+    def check_times(self, times_s: Iterable[float]) -> None:
+        """Raise DeviceModelError unless every time lies in the model's defined range
+        [model.earliest_s, model.latest_s] (seconds after programming)."""
+        lo, hi = self.model.earliest_s, self.model.latest_s
+        span = f"{lo:g} s <= t <= {hi:g} s" if math.isfinite(hi) else f"t >= {lo:g} s"
+        for t in times_s:
+            if not lo <= t <= hi:
+                raise DeviceModelError(
+                    f"--times: device {self.name!r} is modelled for {span} after programming; "
+                    f"got t = {t:g} s"
+                )
 
     @property
     def g_max_us(self) -> float:

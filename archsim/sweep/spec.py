@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from archsim.bounds import STREAM_SAMPLES, SWEEP_POINTS
 from archsim.config import read_toml
-from archsim.errors import ConfigError
+from archsim.errors import ConfigError, SpecError
 from archsim.outputs import plain_name
 
 MODES = ("full", "timing", "functional")
@@ -239,6 +240,14 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise fail(f'linked."{dup[0]}"', "is also under [parameters]; list it once")
     if not keys:
         raise fail("parameters", 'expected at least one swept key (e.g. "adc.bits" = [6, 8])')
+    n_linked = len(linked[0][1]) if linked else 1
+    grid = math.prod(len(a.values) or a.steps or 1 for a in axes) * n_linked
+    try:  # counted before any value list is built
+        SWEEP_POINTS.check("points", ints["points"] if method == "random" else grid)
+        if mode != "functional":
+            STREAM_SAMPLES.check("samples", ints["samples"])
+    except SpecError as e:
+        raise fail(e.key, e.message) from None
 
     objectives = _table(raw, "objectives", fail)
     for key, sense in objectives.items():
@@ -263,6 +272,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         objectives=dict(objectives),
         description=str(raw.get("description", "")),
     )
+    _check_values(spec, fail)
     numeric = spec.numeric_columns()
     for key in objectives:
         if key not in numeric:
@@ -292,6 +302,29 @@ def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
             points.append(p)
     unique = {point_id(p): p for p in points}
     return list(unique.values())
+
+
+def _check_values(spec: SweepSpec, fail) -> None:
+    """Refuse a value the chip rejects on its own, for its own key (e.g. a 1-bit ADC): it would
+    fail in every combination. Values that only clash with others (adc.count > crossbar.cols)
+    stay per-point errors of the run. A range is checked at its ends."""
+    from archsim.config import load_chip
+    from archsim.sweep.runner import chip_overrides
+
+    groups = []
+    for a in spec.axes:
+        values = a.values or (a._cast(a.low), a._cast(a.high))
+        groups.append((f'parameters."{a.key}"', [{a.key: v} for v in values]))
+    if spec.linked:
+        n = len(spec.linked[0][1])
+        groups.append(("linked", [{k: vals[i] for k, vals in spec.linked} for i in range(n)]))
+    for where, settings in groups:
+        for setting in settings:
+            try:
+                load_chip(spec.chip, chip_overrides(setting))
+            except ConfigError as e:
+                if any(f": {key}: " in str(e) for key in setting):
+                    raise fail(where, f"refused on its own: {e}") from None
 
 
 def _axis(key: str, value: Any, method: str, fail) -> Axis:

@@ -27,12 +27,14 @@ raise a `WorkloadError` naming the file, the layer and the key.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
+from archsim.bounds import LAYER_WEIGHTS, TENSOR_ELEMENTS
 from archsim.config import read_toml
-from archsim.errors import ConfigError, WorkloadError
+from archsim.errors import ConfigError, SpecError, WorkloadError
 from archsim.workload import layers as L
 from archsim.workload.ir import GraphBuilder, Workload
 from archsim.workload.npz_file import read_npz
@@ -93,7 +95,9 @@ def _add_layer(g, path, i, layer, previous, weights, rng) -> str:
         raise WorkloadError(f"{where}: {sorted(extra)[0]}: unknown key for op {op!r} "
                             f"(allowed: {', '.join(sorted(_KEYS[op] | _COMMON))})")  # fmt: skip
     if op == "input":
-        return L.input_(g, lid, tuple(_ints(where, layer, "shape")))
+        shape = tuple(_ints(where, layer, "shape"))
+        _within(where, "shape (elements)", TENSOR_ELEMENTS, math.prod(shape))
+        return L.input_(g, lid, shape)
     inputs = layer.get("inputs", [previous] if previous else [])
     if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
         raise WorkloadError(f"{where}: inputs: expected a list of layer ids")
@@ -105,9 +109,11 @@ def _add_layer(g, path, i, layer, previous, weights, rng) -> str:
         raise WorkloadError(f"{where}: inputs: op {op!r} takes {'two inputs' if two else 'one'}")
     x = inputs[0]
     try:
-        return _build(g, op, lid, x, inputs, layer, weights, rng, where)
+        out = _build(g, op, lid, x, inputs, layer, weights, rng, where)
     except WorkloadError as e:
         raise WorkloadError(f"{where}: {e}") from None
+    _within(where, "output (elements per sample)", TENSOR_ELEMENTS, math.prod(g.shape(out)))
+    return out
 
 
 def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
@@ -137,6 +143,7 @@ def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
     if op == "lstm":
         hid = _int(where, layer, "hidden")
         n_in = g.shape(x)[-1]
+        _within(where, "hidden (weights)", LAYER_WEIGHTS, 4 * hid * (n_in + hid))
         w_ih = weights.get(f"{lid}.weight_ih")
         w_hh = weights.get(f"{lid}.weight_hh")
         if w_ih is None:
@@ -205,7 +212,16 @@ def _pair(where: str, layer: dict, key: str, default, low: int) -> tuple[int, in
     return int(v[0]), int(v[1])
 
 
+def _within(where: str, key: str, bound, value: int) -> None:
+    """WorkloadError naming the layer when `value` exceeds `bound` (a `bounds.Bound`)."""
+    try:
+        bound.check(key, value)
+    except SpecError as e:
+        raise WorkloadError(f"{where}: {e}") from None
+
+
 def _weight(weights, lid, shape, fan_in, rng) -> np.ndarray:
+    _within(f"weight {lid}.weight", "size", LAYER_WEIGHTS, math.prod(shape))
     w = weights.get(f"{lid}.weight")
     if w is None:
         return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
