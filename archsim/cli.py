@@ -372,6 +372,7 @@ def _cmd_device_error(args: argparse.Namespace) -> int:
     dpw = args.devices_per_weight
     if dpw < 1 or (dpw > 1 and dpw % 2):
         raise ArchsimError(f"--devices-per-weight: expected 1 or an even number, got {dpw}")
+    _check_device_error_memory(args)
     device = load_device(args.device)
     setup = DeviceErrorSetup(
         rows=rows_, cols=cols_, input_bits=args.input_bits, adc_bits=args.adc_bits,
@@ -410,6 +411,17 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 _PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 """File types `map --out` can draw (matplotlib picks the format from the suffix)."""
+
+
+def _check_device_error_memory(args: argparse.Namespace) -> None:
+    """Refuse --vectors / --seeds / --size whose arrays cannot fit, before allocating: per seed
+    and time, the inputs (vectors x rows) and about four float64 arrays of vectors x cols."""
+    from archsim.footprint import check_footprint
+
+    rows, cols = args.size
+    estimate = 8 * (args.vectors * (rows + 4 * cols) + 2 * args.seeds * len(args.times))
+    check_footprint(f"device-error with --vectors {args.vectors}, --seeds {args.seeds} and "
+                    f"--size {rows}x{cols}", estimate)  # fmt: skip
 
 
 def _with_reload(chip, reload: bool):
