@@ -21,7 +21,7 @@ from archsim.errors import ArchsimError, MappingError
 from archsim.evaluate import EvalResult, EvalSettings, evaluate
 from archsim.footprint import check_footprint, engine_bytes
 from archsim.mapping import Mapping, map_workload
-from archsim.mapping.segments import map_segments, merged_mapping
+from archsim.mapping.segments import map_segments, merged_mapping, segment_layers
 from archsim.sim.engine import Engine, SimRun, SimSettings
 from archsim.sim.metrics import Metrics, compute_metrics
 from archsim.sim.segmented import run_segments
@@ -122,11 +122,14 @@ def simulate(
     metrics = run = None
     if mode in ("full", "timing"):
         settings = SimSettings(samples=samples, chunk=chunk)
+        timed, timed_activity = mapping, activity
         if parts:
             run = run_segments(parts, settings)
+            timed = segment_layers(workload, parts)  # parts of split layers by their own names
+            timed_activity = {**activity, **{p: activity[lay] for p, lay in timed.part_of.items()}}
         else:
             run = Engine(chip, mapping, settings).run(progress)
-        metrics = compute_metrics(run, mapping, activity)
+        metrics = compute_metrics(run, timed, timed_activity)
     return RunResult(chip, workload, mapping, mode, seed, times[0], accuracy=accuracy,
                      metrics=metrics, sim=run, activity=activity,
                      segments=tuple(parts or ()))  # fmt: skip

@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("--replication", choices=("none", "balanced"), help="(chip default)")
     mp.add_argument("--out", type=Path, help="picture path (reports/map-<chip>-<workload>.png)")
     mp.add_argument("--seed", type=opt.seed, default=0, help="seed of random zoo weights (0)")
+    _dim_arg(mp)
     mp.add_argument(
         "--reload",
         action="store_true",
@@ -148,6 +149,7 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
                    help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
     p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
     p.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
+    _dim_arg(p)
     p.add_argument(
         "--input-percentile",
         type=float,
@@ -169,6 +171,26 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
     )
 
 
+def _dim_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dim", action="append", metavar="NAME=SIZE",
+                   help="size of a symbolic ONNX input dimension (repeatable)")  # fmt: skip
+
+
+def _parse_dims(values: list[str] | None) -> dict[str, int]:
+    """--dim NAME=SIZE options as {name: size}."""
+    dims: dict[str, int] = {}
+    for text in values or ():
+        name, sep, size = text.partition("=")
+        name, size = name.strip(), size.strip()
+        if not sep or not name or not size.isdigit() or int(size) < 1:
+            raise ArchsimError(f"--dim: expected NAME=SIZE with SIZE a positive integer, "
+                               f"got {text!r}")  # fmt: skip
+        if name in dims:
+            raise ArchsimError(f"--dim: {name} given twice")
+        dims[name] = int(size)
+    return dims
+
+
 def _eval_settings(args: argparse.Namespace):
     from archsim.evaluate import EvalSettings
 
@@ -188,7 +210,7 @@ def _setup(args: argparse.Namespace):
     chip = _with_reload(load_chip(args.chip), args.reload)
     device = load_device(args.device) if args.device else None
     times = args.times
-    workload = load_workload(args.workload, seed=args.seed)
+    workload = load_workload(args.workload, seed=args.seed, dims=_parse_dims(args.dim))
     dataset = load_dataset(workload, args.samples, seed=args.seed)
     return chip, device, times, workload, dataset
 
@@ -328,7 +350,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     if args.out:
         check_file("--out", args.out, suffixes=_PICTURE_SUFFIXES)
     chip = _with_reload(load_chip(args.chip), args.reload)
-    workload = load_workload(args.workload, seed=args.seed)
+    workload = load_workload(args.workload, seed=args.seed, dims=_parse_dims(args.dim))
     out = args.out or check_file("--out", Path("reports") / f"map-{chip.name}-{workload.name}.png",
                                  make_parents=True)  # fmt: skip
     try:

@@ -97,8 +97,8 @@ def format_layers(result: EvalResult) -> str:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    """Rows as a CSV file, written atomically (a temporary file renamed onto `path`); a NaN or
-    inf value is refused before anything is written."""
+    """Rows as a CSV file, written atomically (a temporary file renamed onto `path`); a
+    non-finite number is refused before anything is written."""
     for row in rows:
         for key, value in row.items():
             if isinstance(value, float):

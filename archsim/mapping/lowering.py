@@ -42,20 +42,18 @@ class LayerMatrix:
 
 def lower(workload: ir.Workload) -> list[LayerMatrix]:
     """The K x N matrices of every analog op, in topological order."""
-    out = []
-    for op in workload.analog_ops():
-        if isinstance(op, ir.Conv2d):
-            kh, kw = op.kernel
-            k = op.weight.shape[1] * kh * kw
-            out.append(LayerMatrix(op.name, "conv", k, op.shape[0] // op.groups, op.groups,
-                                   op.positions))  # fmt: skip
-        elif isinstance(op, ir.Linear):
-            k, n = op.weight.shape
-            out.append(LayerMatrix(op.name, "linear", k, n, 1, op.positions))
-        else:
-            k, n = op.weight.shape
-            out.append(LayerMatrix(op.name, "lstm", k, n, 1, op.positions))
-    return out
+    return [lower_op(op) for op in workload.analog_ops()]
+
+
+def lower_op(op: ir.Op) -> LayerMatrix:
+    """The K x N matrix (per group) of one analog op."""
+    if isinstance(op, ir.Conv2d):
+        kh, kw = op.kernel
+        k = op.weight.shape[1] * kh * kw
+        return LayerMatrix(op.name, "conv", k, op.shape[0] // op.groups, op.groups, op.positions)
+    k, n = op.weight.shape
+    return LayerMatrix(op.name, "linear" if isinstance(op, ir.Linear) else "lstm", k, n, 1,
+                       op.positions)  # fmt: skip
 
 
 def analog_traffic(workload: ir.Workload, bytes_per_value: int = 1) -> dict[tuple[str, str], int]:

@@ -1,10 +1,16 @@
 """Put a workload on a chip: tile every matrix into crossbar blocks, replicate, place.
 
 Each core holds one crossbar, so one block (a rows x cols slice of one matrix, all of its
-devices) occupies one core. A layer's copy is all of its blocks; replicas are further copies
-that share the layer's MVMs. Placement assigns blocks to cores of the fabric grid.
+devices) occupies one core. Convolution groups whose K_g x N_g matrix fits a crossbar are packed
+(`packing`): the crossbar is a grid of K_g x N_g slots, one group per slot, the cells outside
+the slots left unprogrammed (zero weight: no current, not counted as weights). Groups on a
+diagonal of slots (no shared rows or columns) are computed by one MVM, block-diagonal; the
+diagonals run one after another, driving only their groups' rows and converting only their
+columns. So the crossbar MVMs per position stay those of a block-diagonal packing, while the
+crossbars needed shrink to the slots' worth. A layer's copy is all of its blocks; replicas are
+further copies that share the layer's MVMs. Placement assigns blocks to cores of the fabric grid.
 
-Simplifications: one block per core (no packing of small matrices into one crossbar); traffic
+Simplifications: a crossbar holds blocks of one layer only (no sharing between layers); traffic
 between two layers is spread evenly over their block pairs; K-split partial sums (16-bit) go to
 the block holding the first row slice of the same columns; network inputs and outputs are not
 placed (they enter and leave through the off-chip interface).
@@ -12,6 +18,7 @@ placed (they enter and leave through the off-chip interface).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,7 +34,9 @@ PARTIAL_SUM_BYTES = 2
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One crossbar's worth of one matrix: rows [r0, r0 + rows) x cols [c0, c0 + cols)."""
+    """One crossbar's worth of one matrix: rows [r0, r0 + rows) x cols [c0, c0 + cols), or, for
+    packed convolution groups, groups [group, group + groups) on the crossbar's diagonal (rows
+    and cols are then the diagonal's extent: groups x K_g and groups x N_g)."""
 
     layer: str
     replica: int
@@ -37,6 +46,10 @@ class Block:
     rows: int
     cols: int
     core: int
+    groups: int = 1
+    """Convolution groups on this crossbar (packed when > 1)."""
+    mvms: int = 1
+    """MVMs per position, one after another (packed groups: one per diagonal of slots)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,12 @@ class LayerMapping:
     replicas: int
     blocks: tuple[Block, ...]
     """All blocks of all replicas."""
+    groups_per_crossbar: int = 1
+    """Convolution groups packed on one crossbar; 1: one crossbar per group."""
+    groups_per_mvm: int = 1
+    """Packed groups one MVM computes (a diagonal of the crossbar's slots)."""
+    parts: int = 1
+    """Pieces the layer was cut into to run over several segments (weight reloads)."""
 
     @property
     def name(self) -> str:
@@ -56,7 +75,13 @@ class LayerMapping:
 
     @property
     def blocks_per_replica(self) -> int:
-        return self.row_blocks * self.col_blocks * self.matrix.groups
+        """Crossbars of one copy."""
+        return len(self.blocks) // self.replicas
+
+    @property
+    def mvms_per_position(self) -> int:
+        """Crossbar MVMs of one copy per position (packed groups: one per diagonal)."""
+        return sum(b.mvms for b in self.blocks) // self.replicas
 
     @property
     def cores(self) -> tuple[int, ...]:
@@ -97,6 +122,8 @@ class Mapping:
     (layer-to-layer activations and K-split partial sums)."""
     segments: int = 1
     """Segments run one after another with weight reloads (1: everything resident)."""
+    part_of: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Layer parts -> the workload layer each is a piece of (layers split over segments)."""
 
     @property
     def cores_used(self) -> int:
@@ -117,6 +144,7 @@ def map_workload(
     placement: str | None = None,
     replication: str | None = None,
     max_cores: int | None = None,
+    pack: bool = True,
 ) -> Mapping:
     """Tile, replicate and place `workload` on `chip`.
 
@@ -124,6 +152,7 @@ def map_workload(
         placement: "sequential" or "greedy" (default: the chip preset's).
         replication: "none" or "balanced" (default: the chip preset's).
         max_cores: core budget (default: all cores of the chip).
+        pack: pack convolution groups block-diagonally (else one crossbar per group).
 
     Raises:
         MappingError: more blocks than cores, or an unknown policy.
@@ -144,48 +173,101 @@ def map_workload(
     if not matrices:
         raise MappingError(f"{workload.name}: no layer with static weights to map")
     shape = {m.layer: (math.ceil(m.k / rows), math.ceil(m.n / cols)) for m in matrices}
-    blocks = {m.layer: shape[m.layer][0] * shape[m.layer][1] * m.groups for m in matrices}
+    packs = {m.layer: packing(m, rows, cols) if pack else (1, 1) for m in matrices}
+    blocks = {m.layer: crossbars(m, rows, cols, packs[m.layer][0]) for m in matrices}
     need = sum(blocks.values())
     if need > cores:
         raise MappingError(
             f"{workload.name} needs {need} cores (one {rows}x{cols} crossbar block per core) "
             f"but {chip.name} has {cores} available"
         )
-    reps = REPLICATION[replication](matrices, blocks, cores)
-    units = _units(matrices, shape, reps, rows, cols)
+    # a stage's time counts the MVMs its packed crossbars do one after another
+    paced = [dataclasses.replace(m, mvms_per_sample=m.mvms_per_sample * _passes(m, packs[m.layer]))
+             for m in matrices]  # fmt: skip
+    reps = REPLICATION[replication](paced, blocks, cores)
+    units = _units(matrices, shape, reps, rows, cols, packs)
     links = _links(workload, matrices, units, shape, reps)
     where = PLACEMENT[placement]([u[0] for u in units], links, chip.cores.grid, cores)
     layer_maps = []
     for m in matrices:
-        bl = tuple(
-            Block(*key, rows=r, cols=c, core=where[key]) for key, r, c in units if key[0] == m.layer
-        )
+        per_mvm = packs[m.layer][1]
+        bl = tuple(Block(*key, rows=r, cols=c, core=where[key], groups=n,
+                         mvms=math.ceil(n / per_mvm))
+                   for key, r, c, n in units if key[0] == m.layer)  # fmt: skip
         rb, cb = shape[m.layer]
-        layer_maps.append(LayerMapping(m, rb, cb, reps[m.layer], bl))
+        layer_maps.append(LayerMapping(m, rb, cb, reps[m.layer], bl, *packs[m.layer]))
     edges = _edges(workload, layer_maps, chip.cores.grid)
     cost = total_cost(where, links, chip.cores.grid)
     return Mapping(chip, workload, tuple(layer_maps), edges, placement, replication, cost)
 
 
-def _units(matrices, shape, reps, rows, cols):
-    """[(block key, rows used, cols used)] in layer order; key = (layer, rep, group, rb, cb)."""
+def packing(m: LayerMatrix, rows: int, cols: int) -> tuple[int, int]:
+    """(groups per crossbar, groups per MVM) for the convolution groups of `m`.
+
+    A crossbar has (rows // K_g) x (cols // N_g) slots of one group's K_g x N_g matrix; groups
+    in slots of different slot-rows and slot-columns (a diagonal) are computed by one MVM, the
+    diagonals one after another (the other groups' rows are not driven and their columns not
+    converted). The groups are spread evenly over the crossbars they need. (1, 1) when a
+    group's matrix does not fit one crossbar, or for a single group.
+    """
+    if m.groups == 1 or m.k > rows or m.n > cols:
+        return 1, 1
+    r, c = rows // m.k, cols // m.n
+    per_mvm = min(r, c, m.groups)
+    per_crossbar = math.ceil(m.groups / math.ceil(m.groups / min(r * c, m.groups)))
+    return per_crossbar, per_mvm
+
+
+def crossbars(m: LayerMatrix, rows: int, cols: int, per_crossbar: int = 1) -> int:
+    """Crossbars one copy of `m` occupies with `per_crossbar` groups packed on each."""
+    if per_crossbar > 1:
+        return math.ceil(m.groups / per_crossbar)
+    return math.ceil(m.k / rows) * math.ceil(m.n / cols) * m.groups
+
+
+def _passes(m: LayerMatrix, pack: tuple[int, int]) -> int:
+    """MVMs a crossbar of `m` does one after another per position (its diagonals)."""
+    return math.ceil(pack[0] / pack[1])
+
+
+def _slots_used(n: int, r: int, c: int) -> tuple[int, int]:
+    """Slot rows x slot columns that n groups use on a crossbar of r x c slots: along the
+    shorter side, d = min(n, side) slots, and along the longer max(d, ceil(n / d)), so that
+    the ceil(n / d) diagonals of d groups each fit (cyclic shifts of the first)."""
+    if r <= c:
+        a = min(n, r)
+        return a, min(c, max(a, math.ceil(n / a)))
+    b = min(n, c)
+    return min(r, max(b, math.ceil(n / b))), b
+
+
+def _units(matrices, shape, reps, rows, cols, packs):
+    """[(block key, rows used, cols used, groups)] in layer order; key = (layer, rep, group,
+    rb, cb), group being the first of a packed block's groups."""
     units = []
     for m in matrices:
         rb_n, cb_n = shape[m.layer]
+        p = packs[m.layer][0]
         for rep in range(reps[m.layer]):
+            if p > 1:
+                for g in range(0, m.groups, p):
+                    n = min(p, m.groups - g)
+                    a, b = _slots_used(n, rows // m.k, cols // m.n)
+                    units.append(((m.layer, rep, g, 0, 0), a * m.k, b * m.n, n))
+                continue
             for g in range(m.groups):
                 for rb in range(rb_n):
                     for cb in range(cb_n):
                         r = min(rows, m.k - rb * rows)
                         c = min(cols, m.n - cb * cols)
-                        units.append(((m.layer, rep, g, rb, cb), r, c))
+                        units.append(((m.layer, rep, g, rb, cb), r, c, 1))
     return units
 
 
 def _links(workload, matrices, units, shape, reps) -> dict:
     """Bytes per sample between block keys (symmetric)."""
     by_layer: dict[str, list] = {}
-    for key, _, c in units:
+    for key, _, c, _ in units:
         by_layer.setdefault(key[0], []).append((key, c))
     links: dict = {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archsim.mapping.mapper import Mapping
+from archsim.mapping.mapper import Mapping, crossbars
 
 
 def mapping_rows(m: Mapping) -> list[dict]:
@@ -20,6 +20,9 @@ def mapping_rows(m: Mapping) -> list[dict]:
             "kind": mx.kind,
             "KxN": shape,
             "blocks": f"{lm.row_blocks}x{lm.col_blocks}{groups}",
+            "packed": (f"{lm.groups_per_crossbar}/xbar {lm.groups_per_mvm}/MVM"
+                       if lm.groups_per_crossbar > 1 else "-"),
+            "parts": lm.parts,
             "replicas": lm.replicas,
             "cores": len(lm.blocks),
             "mvms_per_sample": mx.mvms_per_sample,
@@ -30,28 +33,48 @@ def mapping_rows(m: Mapping) -> list[dict]:
 
 def format_mapping(m: Mapping) -> str:
     """The mapping table and its totals as aligned text."""
-    head = f"{'layer':<16} {'kind':<6} {'K x N':>12} {'blocks':>7} {'repl':>5} {'cores':>6} " \
-           f"{'MVM/sample':>10} {'cells used':>10}"  # fmt: skip
+    head = (f"{'layer':<16} {'kind':<6} {'K x N':>12} {'blocks':>7} {'groups packed':>16} "
+            f"{'parts':>5} {'repl':>5} {'cores':>6} {'MVM/sample':>10} "
+            f"{'cells used':>10}")  # fmt: skip
     lines = [head]
     for r in mapping_rows(m):
         lines.append(
-            f"{r['layer']:<16} {r['kind']:<6} {r['KxN']:>12} {r['blocks']:>7} {r['replicas']:>5} "
-            f"{r['cores']:>6} {r['mvms_per_sample']:>10} {r['cell_utilisation']:>10.1%}"
+            f"{r['layer']:<16} {r['kind']:<6} {r['KxN']:>12} {r['blocks']:>7} {r['packed']:>16} "
+            f"{r['parts']:>5} {r['replicas']:>5} {r['cores']:>6} {r['mvms_per_sample']:>10} "
+            f"{r['cell_utilisation']:>10.1%}"
         )
     xb = m.chip.crossbar
     weights = sum(lm.matrix.weights for lm in m.layers)
     if m.segments > 1:
         use = (f"{m.segments} segments with weight reloads, {m.cores_used} block placements "
                f"on {m.chip.cores.count} cores")  # fmt: skip
+        split = [lm for lm in m.layers if lm.parts > 1]
+        if split:
+            use += " (split over segments: " + ", ".join(
+                f"{lm.name} in {lm.parts} parts" for lm in split) + ")"  # fmt: skip
     else:
         use = f"{m.cores_used} of {m.chip.cores.count} cores"
     lines.append(
         f"{m.workload.name} on {m.chip.name}: {weights:,} weights "
         f"({weights * xb.devices_per_weight:,} devices per copy), {use}; "
         f"placement {m.placement}, replication {m.replication}; "
+        f"{_packing_note(m)}"
         f"{m.bytes_hops_per_sample:,.0f} byte-hops per sample"
     )
     return "\n".join(lines)
+
+
+def _packing_note(m: Mapping) -> str:
+    """How many crossbars packing saved ("" when no layer packs groups)."""
+    packed = [lm for lm in m.layers if lm.groups_per_crossbar > 1]
+    if not packed:
+        return ""
+    rows, cols = m.chip.crossbar.rows, m.chip.crossbar.cols
+    plain = sum(crossbars(lm.matrix, rows, cols) * lm.replicas for lm in packed)
+    now = sum(len(lm.blocks) for lm in packed)
+    return (
+        f"{len(packed)} grouped layers packed: {now} crossbars instead of {plain} (one per group); "
+    )
 
 
 def plot_mapping(m: Mapping, path: Path) -> None:

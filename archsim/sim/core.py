@@ -65,8 +65,10 @@ class Core:
         self.outbuf = simpy.Container(env, capacity=max(1, sram_bytes))
         """Output SRAM (bytes of results not yet sent)."""
 
-    def integrate(self, layer: str, sample: int, chunk: int, blocks: int, after_first=None):
-        """Hold the array for `chunk` MVMs; records one "mvm" row with qty = chunk x blocks.
+    def integrate(self, layer: str, sample: int, chunk: int, blocks: int, after_first=None,
+                  mvms: int | None = None):  # fmt: skip
+        """Hold the array for `chunk` MVMs; records one "mvm" row with qty = chunk x blocks
+        (or `mvms` when given: packed crossbars do several MVMs per array pass of the copy).
 
         `after_first(end_ns)`, if given, is called when the first MVM of the chunk is through
         the array (with the time the whole chunk will be), so its post-processing can start
@@ -82,7 +84,8 @@ class Core:
                 after_first(t0 + chunk * self.timing.array_ns)
                 if chunk > 1:
                     yield self.env.timeout((chunk - 1) * self.timing.array_ns)
-        self.rec.record(t0, self.env.now, self.name, "mvm", layer, sample, chunk * blocks)
+        qty = chunk * blocks if mvms is None else mvms
+        self.rec.record(t0, self.env.now, self.name, "mvm", layer, sample, qty)
 
     def convert_rest(self, layer: str, sample: int, chunk: int):
         """The conversion rounds of shared ADCs left after the array is free."""

@@ -77,6 +77,9 @@ class _Lane:
     """The row block farthest from the lead (its packet times the reduction)."""
     row_blocks: int
     cols: int
+    """Outputs per position."""
+    passes: int = 1
+    """MVMs per position one after another (packed groups: one per diagonal)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -84,7 +87,11 @@ class _Replica:
     index: int
     lanes: list[_Lane]
     blocks: list[tuple[Core, int, int]]
-    """(core, rows used, cols used) of every block of this copy."""
+    """(core, inputs read, outputs made) per position of every block of this copy."""
+    passes: int = 1
+    """Array passes per position (the most MVMs a block of the copy does one after another)."""
+    mvms: int = 1
+    """Crossbar MVMs of the whole copy per position."""
 
     @property
     def array(self) -> Core:
@@ -162,15 +169,14 @@ class Engine:
         for r in range(lm.replicas):
             blocks = [b for b in lm.blocks if b.replica == r]
             lanes = []
-            for g in range(lm.matrix.groups):
-                for cb in range(lm.col_blocks):
-                    lane = [b for b in blocks if b.group == g and b.col_block == cb]
-                    lead = next(b for b in lane if b.row_block == 0)
-                    far = max(lane, key=lambda b, lead=lead: self._hops(b.core, lead.core))
-                    lanes.append(_Lane(self.cores[lead.core], self.cores[far.core],
-                                       lm.row_blocks, lead.cols))  # fmt: skip
-            cores = [(self.cores[b.core], b.rows, b.cols) for b in blocks]
-            reps.append(_Replica(r, lanes, cores))
+            for lead in (b for b in blocks if b.row_block == 0):  # packed groups: one lane
+                lane = [b for b in blocks if (b.group, b.col_block) == (lead.group, lead.col_block)]
+                far = max(lane, key=lambda b, lead=lead: self._hops(b.core, lead.core))
+                lanes.append(_Lane(self.cores[lead.core], self.cores[far.core], len(lane),
+                                   _outputs(lm, lead), lead.mvms))  # fmt: skip
+            cores = [(self.cores[b.core], _inputs(lm, b), _outputs(lm, b)) for b in blocks]
+            reps.append(_Replica(r, lanes, cores, max(b.mvms for b in blocks),
+                                 sum(b.mvms for b in blocks)))  # fmt: skip
         return reps
 
     def _hops(self, a: int, b: int) -> int:
@@ -293,7 +299,7 @@ class Engine:
         ppr = node.positions_per_row
         lstm = self._is_lstm(node)
         per_row = self.settings.bytes_per_value
-        blocks = len(rep.blocks)
+        blocks = len(rep.blocks)  # crossbars in lockstep
         rows_read = sum(rows for _, rows, _ in rep.blocks) * per_row
         for n in range(self.settings.samples):
             todo = self._positions(node, rep, n)
@@ -322,7 +328,8 @@ class Engine:
                 def start_post(end_ns, node=node, rep=rep, n=n, row=row, k=k):
                     self.env.process(self._post(node, rep, n, row, k, end_ns))
 
-                yield from rep.array.integrate(node.name, n, k, blocks, start_post)
+                yield from rep.array.integrate(node.name, n, k * rep.passes, blocks, start_post,
+                                               mvms=k * rep.mvms)  # fmt: skip
                 self.rec.record(self.env.now, self.env.now, rep.array.name, "sram_read",
                                 node.name, n, k * rows_read)  # fmt: skip
             self.finished.add((node.name, rep.index, n))
@@ -393,7 +400,7 @@ class Engine:
 
     def _lane_stages(self, node: Node, lane: _Lane, n: int, k: int) -> list:
         """The generators of one lane's post-processing of k MVMs, in pipeline order."""
-        stages = [lane.lead.convert_rest(node.name, n, k)]
+        stages = [lane.lead.convert_rest(node.name, n, k * lane.passes)]
         cols = k * lane.cols
         if lane.row_blocks > 1:
             # the other row blocks' partial sums come to the lead; the adds before the lead
@@ -472,6 +479,16 @@ def _timed(env: simpy.Environment, stage, spans: list):
     t0 = env.now
     yield from stage
     spans.append(env.now - t0)
+
+
+def _inputs(lm, block) -> int:
+    """Input values one position drives into a block (all its packed groups' rows)."""
+    return block.groups * lm.matrix.k if block.groups > 1 else block.rows
+
+
+def _outputs(lm, block) -> int:
+    """Output values one position takes from a block (all its packed groups' columns)."""
+    return block.groups * lm.matrix.n if block.groups > 1 else block.cols
 
 
 def last_use_rows(node: Node, prod: Node, r: int) -> int:

@@ -30,6 +30,7 @@ class LayerCounts:
     """Per MVM position of one layer copy (all its blocks together)."""
 
     blocks: int
+    """Crossbar MVMs per position (one per block; packed groups: one per diagonal)."""
     macs: int
     """K x N x groups."""
     driven_rows: int
@@ -44,7 +45,7 @@ def layer_counts(mapping: Mapping) -> dict[str, LayerCounts]:
     for lm in mapping.layers:
         m = lm.matrix
         out[lm.name] = LayerCounts(
-            lm.blocks_per_replica, m.k * m.n * m.groups, m.k * m.groups * lm.col_blocks,
+            lm.mvms_per_position, m.k * m.n * m.groups, m.k * m.groups * lm.col_blocks,
             m.n * m.groups * lm.row_blocks * phases,
         )  # fmt: skip
     return out

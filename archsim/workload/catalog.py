@@ -55,11 +55,16 @@ def catalog() -> dict[str, ZooEntry]:
     return entries
 
 
-def load_workload(name_or_path: str | Path, seed: int = 0) -> Workload:
+def load_workload(name_or_path: str | Path, seed: int = 0,
+                  dims: dict[str, int] | None = None) -> Workload:  # fmt: skip
     """A zoo network by name, or an ONNX (.onnx) or TOML layer list (.toml) file.
 
+    Args:
+        dims: sizes of an ONNX model's symbolic input dimensions by name (`--dim seq=128`).
+
     Raises:
-        WorkloadError: unknown name, unreadable file, unsupported op.
+        WorkloadError: unknown name, unreadable file, unsupported op, dims for a non-ONNX
+            workload or naming no dimension of the model.
     """
     text = str(name_or_path)
     if text.endswith(".onnx"):
@@ -67,7 +72,10 @@ def load_workload(name_or_path: str | Path, seed: int = 0) -> Workload:
 
         if not Path(text).is_file():
             raise WorkloadError(f"{text}: no such ONNX file")
-        return load_onnx(text)
+        return load_onnx(text, dims=dims)
+    if dims:
+        raise WorkloadError(f"--dim {next(iter(dims))}: symbolic dimensions exist only in ONNX "
+                            f"models, not in {text!r}")  # fmt: skip
     if text.endswith(".toml"):
         from archsim.workload.toml_layers import load_toml_workload
 

@@ -35,8 +35,10 @@ def fp16_round(x: np.ndarray, in_place: bool = False) -> np.ndarray:
 def _creates_values(op: ir.Op) -> bool:
     """False for ops whose outputs are some of their inputs' values (moves, max, ReLU): on
     rounded inputs they need no rounding of their own."""
-    if isinstance(op, ir.Reshape | ir.Transpose | ir.Concat | ir.SliceLast):
+    if isinstance(op, ir.Reshape | ir.Transpose | ir.Concat | ir.SliceLast | ir.Slice | ir.Take):
         return False
+    if isinstance(op, ir.Binary):
+        return op.fn not in ("max", "min")
     if isinstance(op, ir.Pool | ir.GlobalPool):
         return op.fn != "max"
     if isinstance(op, ir.Act):
@@ -197,21 +199,44 @@ def _act(op: ir.Act, args, matmul) -> np.ndarray:
         return (0.5 * x * (1.0 + np.tanh(inner))).astype(np.float32)
     if op.fn == "erf":
         return _erf(x)
+    if op.fn == "fp16":
+        return round_fp16(x)
+    if op.fn == "clip":
+        return np.clip(x, np.float32(op.alpha), np.float32(op.beta))
+    if op.fn == "hard_sigmoid":
+        return np.clip(np.float32(op.alpha) * x + np.float32(op.beta), 0, 1).astype(np.float32)
+    if op.fn == "hard_swish":
+        return (x * np.clip(x / np.float32(6) + np.float32(0.5), 0, 1)).astype(np.float32)
+    if op.fn in _UNARY:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _UNARY[op.fn](x).astype(np.float32)
     if op.fn == "leaky_relu":
         return np.where(x >= 0, x, np.float32(op.alpha) * x)
     return x
 
 
-_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+_UNARY = {"sqrt": np.sqrt, "exp": np.exp, "abs": np.abs, "neg": np.negative,
+          "reciprocal": np.reciprocal}  # fmt: skip
+
+
+def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    return np.where(x < 0, slope * x, x)
+
+
+_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+           "max": np.maximum, "min": np.minimum, "pow": np.power, "prelu": _prelu}  # fmt: skip
 
 
 def _binary(op: ir.Binary, args, matmul) -> np.ndarray:
     f = _BINARY[op.fn]
-    if op.const is None:
-        a, b = args
-        return f(_align(a, op.shape), _align(b, op.shape)).astype(np.float32)
-    a = args[0]
-    return (f(op.const, a) if op.const_first else f(a, op.const)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if op.const is None:
+            a, b = args
+            y = f(_align(a, op.shape), _align(b, op.shape))
+        else:
+            a = args[0]
+            y = f(op.const, a) if op.const_first else f(a, op.const)
+    return np.broadcast_to(y, (y.shape[0], *op.shape)).astype(np.float32)
 
 
 def _align(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -279,6 +304,47 @@ def _layernorm(op: ir.LayerNorm, args, matmul) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def _slice(op: ir.Slice, args, matmul) -> np.ndarray:
+    return args[0][(slice(None), *(slice(*s) for s in op.slices))]
+
+
+def _embedding(op: ir.Embedding, args, matmul) -> np.ndarray:
+    idx = args[0]
+    n = op.table.shape[op.axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n or np.any(idx != np.round(idx))):
+        raise WorkloadError(f"op {op.name!r}: indices must be integers in -{n}..{n - 1}")
+    y = np.take(op.table, idx.astype(np.int64), axis=op.axis)
+    return np.ascontiguousarray(np.moveaxis(y, op.axis, 0))
+
+
+def _pad(op: ir.Pad, args, matmul) -> np.ndarray:
+    pads = ((0, 0), *op.pads)
+    if op.mode == "constant":
+        return np.pad(args[0], pads, constant_values=np.float32(op.value))
+    return np.pad(args[0], pads, mode=op.mode)
+
+
+_REDUCE = {"mean": np.mean, "sum": np.sum, "max": np.max, "min": np.min}
+
+
+def _reduce(op: ir.Reduce, args, matmul) -> np.ndarray:
+    axes = tuple(a + 1 for a in op.axes)
+    return _REDUCE[op.fn](args[0], axis=axes, keepdims=op.keepdims).astype(np.float32)
+
+
+def _lrn(op: ir.Lrn, args, matmul) -> np.ndarray:
+    x = args[0]
+    sq = np.square(x, dtype=np.float32)
+    lo, hi = (op.size - 1) // 2, op.size - 1 - (op.size - 1) // 2
+    pad = [(0, 0)] * x.ndim
+    pad[1] = (lo, hi)
+    csum = np.cumsum(np.pad(sq, pad), axis=1, dtype=np.float64)
+    csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
+    window = csum[:, op.size :] - csum[:, : -op.size]
+    scale = (op.bias + op.alpha / op.size * window) ** op.beta
+    return (x / scale).astype(np.float32)
+
+
 _FORWARD = {
     ir.Conv2d: _conv,
     ir.Linear: _linear,
@@ -297,4 +363,10 @@ _FORWARD = {
         np.float32
     ),
     ir.SliceLast: lambda op, a, m: np.take(a[0], -1, axis=op.axis + 1),
+    ir.Slice: _slice,
+    ir.Take: lambda op, a, m: np.take(a[0], op.indices, axis=op.axis + 1),
+    ir.Embedding: _embedding,
+    ir.Pad: _pad,
+    ir.Reduce: _reduce,
+    ir.Lrn: _lrn,
 }

@@ -36,6 +36,9 @@ class Op:
 class Input(Op):
     """A network input (one per graph input)."""
 
+    batch_axis: int = 0
+    """Where the source model puts the batch axis (an ONNX LSTM's X has it second)."""
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Conv2d(Op):
@@ -91,8 +94,9 @@ class Lstm(Op):
 
 
 Activation = Literal[
-    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu"
-]
+    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu", "fp16",
+    "clip", "hard_sigmoid", "hard_swish", "sqrt", "exp", "abs", "neg", "reciprocal",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -100,15 +104,19 @@ class Act(Op):
     """Element-wise activation."""
 
     fn: Activation = "relu"
+    """fp16 rounds to the nearest float16 value (an ONNX Cast to FLOAT16)."""
     alpha: float = 0.01
-    """Slope of leaky_relu for negative inputs."""
+    """Slope of leaky_relu for negative inputs; lower bound of clip; slope of hard_sigmoid."""
+    beta: float = 0.0
+    """Upper bound of clip; offset of hard_sigmoid."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Binary(Op):
-    """Element-wise add/sub/mul/div of two inputs, or of one input and a constant (broadcast)."""
+    """Element-wise op of two inputs, or of one input and a constant (broadcast). prelu is
+    x if x >= 0 else slope * x, with x the first operand and the slope the second."""
 
-    fn: Literal["add", "sub", "mul", "div"] = "add"
+    fn: Literal["add", "sub", "mul", "div", "max", "min", "pow", "prelu"] = "add"
     const: np.ndarray | None = field(repr=False, default=None)
     """Per-sample constant operand (broadcast against the input), when there is one input."""
     const_first: bool = False
@@ -189,6 +197,59 @@ class SliceLast(Op):
     axis: int = 0
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Slice(Op):
+    """Python slices (start, stop, step) of the per-sample axes, one per axis (Slice, Split)."""
+
+    slices: tuple[tuple[int | None, int | None, int | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Take(Op):
+    """Select `indices` (constant, negative counts from the end) along a per-sample axis."""
+
+    axis: int = 0
+    indices: np.ndarray = field(repr=False, default=None)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Embedding(Op):
+    """Look up a constant table with the input's values as indices along `axis` of the table
+    (an ONNX Gather on constant data): out = table.take(x, axis), the batch moved first."""
+
+    table: np.ndarray = field(repr=False, default=None)
+    axis: int = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Pad(Op):
+    """Pad the per-sample axes by (before, after) each; mode constant, reflect, edge or wrap."""
+
+    pads: tuple[tuple[int, int], ...] = ()
+    mode: Literal["constant", "reflect", "edge", "wrap"] = "constant"
+    value: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Reduce(Op):
+    """Mean, sum, max or min over per-sample `axes` (kept as size 1 when `keepdims`)."""
+
+    fn: Literal["mean", "sum", "max", "min"] = "mean"
+    axes: tuple[int, ...] = ()
+    keepdims: bool = True
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Lrn(Op):
+    """Local response normalisation across channels (per-sample axis 0):
+    x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ** beta."""
+
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    bias: float = 1.0
+
+
 ANALOG_OPS = (Conv2d, Linear, Lstm)
 """Ops whose static weights are programmed onto crossbars."""
 
@@ -203,6 +264,9 @@ class Workload:
     outputs: tuple[str, ...]
     source: str = ""
     """Where it came from: a zoo builder, an ONNX or TOML path."""
+    output_batch_axes: tuple[int, ...] = ()
+    """Per output, where the batch axis sits in the source model's layout (ONNX outputs may
+    carry it elsewhere than first, e.g. an LSTM's Y); empty means all first."""
 
     def op(self, name: str) -> Op:
         return self.graph.nodes[name]["op"]
@@ -232,6 +296,7 @@ class GraphBuilder:
         self.source = source
         self._graph = nx.DiGraph()
         self._outputs: list[str] = []
+        self._output_batch_axes: list[int] = []
 
     def add(self, op: Op) -> str:
         """Add `op`; returns its name (the name of its output tensor)."""
@@ -268,9 +333,11 @@ class GraphBuilder:
     def get(self, name: str) -> Op:
         return self._graph.nodes[name]["op"]
 
-    def output(self, name: str) -> None:
-        """Mark a tensor as a network output."""
+    def output(self, name: str, batch_axis: int = 0) -> None:
+        """Mark a tensor as a network output, its batch axis at `batch_axis` in the source
+        model's layout."""
         self._outputs.append(name)
+        self._output_batch_axes.append(batch_axis)
 
     def build(self) -> Workload:
         inputs = tuple(n for n, d in self._graph.nodes(data=True) if isinstance(d["op"], Input))
@@ -279,7 +346,8 @@ class GraphBuilder:
         )
         if not inputs:
             raise WorkloadError(f"{self.name}: the network has no input")
-        return Workload(self.name, self._graph, inputs, outputs, self.source)
+        axes = tuple(self._output_batch_axes) if self._outputs else ()
+        return Workload(self.name, self._graph, inputs, outputs, self.source, axes)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._graph)

@@ -6,6 +6,8 @@ op in a graph has a checked shape and a clear error naming the op when something
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 
 from archsim.errors import WorkloadError
@@ -21,8 +23,8 @@ def _fail(g: GraphBuilder, name: str, message: str) -> WorkloadError:
     return WorkloadError(f"{g.name}: op {name!r}: {message}")
 
 
-def input_(g: GraphBuilder, name: str, shape: tuple[int, ...]) -> str:
-    return g.add(ir.Input(name, (), tuple(int(d) for d in shape)))
+def input_(g: GraphBuilder, name: str, shape: tuple[int, ...], batch_axis: int = 0) -> str:
+    return g.add(ir.Input(name, (), tuple(int(d) for d in shape), int(batch_axis)))
 
 
 def conv2d(
@@ -96,16 +98,17 @@ def lstm(g: GraphBuilder, name: str, x: str, w_ih, w_hh, b_ih=None, b_hh=None) -
     )
 
 
-def act(g: GraphBuilder, name: str, x: str, fn: str, alpha: float = 0.01) -> str:
-    if fn not in ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu"):
+def act(g: GraphBuilder, name: str, x: str, fn: str, alpha: float = 0.01, beta: float = 0.0
+        ) -> str:  # fmt: skip
+    if fn not in get_args(ir.Activation):
         raise _fail(g, name, f"unknown activation {fn!r}")
-    return g.add(ir.Act(name, (x,), g.shape(x), fn, float(alpha)))
+    return g.add(ir.Act(name, (x,), g.shape(x), fn, float(alpha), float(beta)))
 
 
 def binary(g: GraphBuilder, name: str, fn: str, a: str, b: str | None = None, const=None,
            const_first: bool = False) -> str:  # fmt: skip
     """a (op) b for two tensors, or a (op) const with the constant broadcast per sample."""
-    if fn not in ("add", "sub", "mul", "div"):
+    if fn not in ("add", "sub", "mul", "div", "max", "min", "pow", "prelu"):
         raise _fail(g, name, f"unknown element-wise op {fn!r}")
     if b is not None:
         try:
@@ -227,3 +230,67 @@ def matmul(g: GraphBuilder, name: str, a: str, b: str) -> str:
 def slice_last(g: GraphBuilder, name: str, x: str, axis: int = 0) -> str:
     shape = g.shape(x)
     return g.add(ir.SliceLast(name, (x,), shape[:axis] + shape[axis + 1 :], axis))
+
+
+def slice_(g: GraphBuilder, name: str, x: str, slices) -> str:
+    """Python slices (start, stop, step; None for a default) of every per-sample axis."""
+    shape = g.shape(x)
+    if len(slices) != len(shape):
+        raise _fail(g, name, f"{len(slices)} slices for {len(shape)} axes")
+    out = tuple(len(range(*slice(*s).indices(d))) for s, d in zip(slices, shape, strict=True))
+    sl = tuple(tuple(None if v is None else int(v) for v in s) for s in slices)
+    return g.add(ir.Slice(name, (x,), out, sl))
+
+
+def take(g: GraphBuilder, name: str, x: str, axis: int, indices) -> str:
+    """x.take(indices, axis) per sample; indices constant, in -size..size-1."""
+    shape = g.shape(x)
+    idx = np.asarray(indices, dtype=np.int64)
+    if not 0 <= axis < len(shape):
+        raise _fail(g, name, f"axis {axis} out of range for {shape}")
+    if idx.size and (idx.min() < -shape[axis] or idx.max() >= shape[axis]):
+        raise _fail(g, name, f"indices out of range for an axis of size {shape[axis]}")
+    out = shape[:axis] + idx.shape + shape[axis + 1 :]
+    return g.add(ir.Take(name, (x,), out, axis, idx))
+
+
+def embedding(g: GraphBuilder, name: str, x: str, table, axis: int = 0) -> str:
+    """table.take(x, axis): x holds indices (as floats); per sample
+    table.shape[:axis] + x.shape + table.shape[axis + 1:]."""
+    t = np.asarray(table, dtype=np.float32)
+    if not 0 <= axis < t.ndim:
+        raise _fail(g, name, f"axis {axis} out of range for a table of shape {t.shape}")
+    out = t.shape[:axis] + g.shape(x) + t.shape[axis + 1 :]
+    return g.add(ir.Embedding(name, (x,), tuple(int(d) for d in out), _f32(t), axis))
+
+
+def pad(g: GraphBuilder, name: str, x: str, pads, mode: str = "constant", value=0.0) -> str:
+    """Pad every per-sample axis by (before, after) >= 0."""
+    shape = g.shape(x)
+    if len(pads) != len(shape) or any(a < 0 or b < 0 for a, b in pads):
+        raise _fail(g, name, f"pads {pads} do not fit {shape} (one non-negative pair per axis)")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise _fail(g, name, f"unknown pad mode {mode!r}")
+    if mode == "reflect" and any(max(p) >= d for p, d in zip(pads, shape, strict=True) if any(p)):
+        raise _fail(g, name, f"reflect pads {pads} must be smaller than the axes {shape}")
+    out = tuple(d + a + b for d, (a, b) in zip(shape, pads, strict=True))
+    pp = tuple((int(a), int(b)) for a, b in pads)
+    return g.add(ir.Pad(name, (x,), out, pp, mode, float(value)))
+
+
+def reduce(g: GraphBuilder, name: str, x: str, fn: str, axes, keepdims: bool = True) -> str:
+    shape = g.shape(x)
+    axes = tuple(sorted({int(a) for a in axes}))
+    if fn not in ("mean", "sum", "max", "min") or not axes:
+        raise _fail(g, name, f"cannot reduce ({fn}) over axes {axes}")
+    if axes[0] < 0 or axes[-1] >= len(shape):
+        raise _fail(g, name, f"axes {axes} out of range for {shape}")
+    out = tuple(1 if i in axes else d for i, d in enumerate(shape) if keepdims or i not in axes)
+    return g.add(ir.Reduce(name, (x,), out, fn, axes, bool(keepdims)))
+
+
+def lrn(g: GraphBuilder, name: str, x: str, size: int, alpha=1e-4, beta=0.75, bias=1.0) -> str:
+    shape = g.shape(x)
+    if not shape or size < 1:
+        raise _fail(g, name, f"LRN of size {size} needs a (C, ...) input, got {shape}")
+    return g.add(ir.Lrn(name, (x,), shape, int(size), float(alpha), float(beta), float(bias)))

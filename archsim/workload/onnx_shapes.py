@@ -93,7 +93,10 @@ class ShapeOps:
         ts = [self.dyn(node, i) for i in range(len(node.input))]
         if len({t.batch_axis for t in ts}) != 1:
             raise self.fail(node, "inputs have their batch axes in different places")
-        axis = self.ps_axis(node, ts[0], self.attrs(node)["axis"])
+        a = self.attrs(node)
+        if "axis" not in a and self.opset >= 4:
+            raise self.fail(node, "the axis attribute is missing (required since opset 4)")
+        axis = self.ps_axis(node, ts[0], a.get("axis", 1))  # opset 1-3: default 1
         out = L.concat(self.g, self.uid(node.name or "concat"), [t.name for t in ts], axis)
         self.set_out(node, out, ts[0].batch_axis)
 
@@ -102,7 +105,18 @@ class ShapeOps:
         rank = len(self.g.shape(t.name)) + 1
         axis = self.attrs(node).get("axis", -1 if self.opset >= 13 else 1)
         if self.opset < 13 and (axis % rank) != rank - 1:
-            raise self.fail(node, "opset < 13 softmax over several axes is not supported")
+            # opset < 13: one softmax over all axes from `axis` (flattened), e.g. (N, C, 1, 1)
+            first = axis % rank
+            if t.batch_axis >= first:
+                raise self.fail(node, "softmax over axes that include the batch axis")
+            ps = self.g.shape(t.name)
+            lead = list(ps[: first - 1])
+            base = self.uid(node.name or "softmax")
+            flat = L.reshape(self.g, self.uid(f"{base}_flat"), t.name, [*lead, -1])
+            sm = L.softmax(self.g, base, flat, len(lead))
+            out = L.reshape(self.g, self.uid(f"{base}_shape"), sm, ps)
+            self.set_out(node, out, t.batch_axis)
+            return
         out = L.softmax(
             self.g, self.uid(node.name or "softmax"), t.name, self.ps_axis(node, t, axis)
         )
