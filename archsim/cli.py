@@ -176,21 +176,6 @@ def _dim_arg(p: argparse.ArgumentParser) -> None:
                    help="size of a symbolic ONNX input dimension (repeatable)")  # fmt: skip
 
 
-def _parse_dims(values: list[str] | None) -> dict[str, int]:
-    """--dim NAME=SIZE options as {name: size}."""
-    dims: dict[str, int] = {}
-    for text in values or ():
-        name, sep, size = text.partition("=")
-        name, size = name.strip(), size.strip()
-        if not sep or not name or not size.isdigit() or int(size) < 1:
-            raise ArchsimError(f"--dim: expected NAME=SIZE with SIZE a positive integer, "
-                               f"got {text!r}")  # fmt: skip
-        if name in dims:
-            raise ArchsimError(f"--dim: {name} given twice")
-        dims[name] = int(size)
-    return dims
-
-
 def _eval_settings(args: argparse.Namespace):
     from archsim.evaluate import EvalSettings
 
@@ -210,7 +195,7 @@ def _setup(args: argparse.Namespace):
     chip = _with_reload(load_chip(args.chip), args.reload)
     device = load_device(args.device) if args.device else None
     times = args.times
-    workload = load_workload(args.workload, seed=args.seed, dims=_parse_dims(args.dim))
+    workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
     dataset = load_dataset(workload, args.samples, seed=args.seed)
     return chip, device, times, workload, dataset
 
@@ -350,7 +335,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     if args.out:
         check_file("--out", args.out, suffixes=_PICTURE_SUFFIXES)
     chip = _with_reload(load_chip(args.chip), args.reload)
-    workload = load_workload(args.workload, seed=args.seed, dims=_parse_dims(args.dim))
+    workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
     out = args.out or check_file("--out", Path("reports") / f"map-{chip.name}-{workload.name}.png",
                                  make_parents=True)  # fmt: skip
     try:
