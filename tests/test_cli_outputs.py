@@ -210,3 +210,29 @@ def test_unreachable_scheduler_is_refused_before_writing(cli, tmp_path):
 def test_trace_of_a_functional_run_is_refused(cli):
     cli.refused("simulate", "--workload", "mlp", "--mode", "functional", "--trace", "t.json",
                 match="--trace: the trace comes from the timed run")  # fmt: skip
+
+
+def test_interrupted_run_keeps_the_previous_report_whole(cli, monkeypatch):
+    """A second run into the same --out is interrupted while drawing: the first report stays,
+    complete, and no temporary directory is left; a finished re-run replaces it whole."""
+    from archsim import run_report
+
+    argv = ("run", "--workload", "digits-mlp", "--samples", "8", "--stream", "1", "--times", "1",
+            "--out", "rep")  # fmt: skip
+    assert cli(*argv)[0] == 0
+    first = {p.name: p.read_bytes() for p in (cli.workdir / "rep").iterdir()}
+    assert {"run.json", "summary.md", "report.html", "trace.json"} <= set(first)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(run_report, "_plot_energy", interrupted)
+        code, _out, err = cli(*argv[:-2], "--seed", "1", "--out", "rep")
+    assert (code, err.strip().splitlines()[-1]) == (130, "archsim: interrupted")
+    assert {p.name: p.read_bytes() for p in (cli.workdir / "rep").iterdir()} == first
+    assert cli.files() == sorted(["rep", *(f"rep/{n}" for n in first)])
+
+    (cli.workdir / "rep" / "stale.txt").write_text("from an older run")
+    assert cli(*argv)[0] == 0
+    assert sorted(p.name for p in (cli.workdir / "rep").iterdir()) == sorted(first)
