@@ -7,6 +7,7 @@ is printed as one line, `archsim: error: ...`, and exits with code 2; no traceba
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
             print(file=sys.stderr)
         print("archsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `archsim presets | head -1`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a pipe writer stopped by the signal
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -236,3 +236,19 @@ def test_interrupted_run_keeps_the_previous_report_whole(cli, monkeypatch):
     (cli.workdir / "rep" / "stale.txt").write_text("from an older run")
     assert cli(*argv)[0] == 0
     assert sorted(p.name for p in (cli.workdir / "rep").iterdir()) == sorted(first)
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path):
+    """`archsim presets | head -1` once head has gone: stdout is a pipe nobody reads; no
+    traceback, exit 141."""
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before archsim writes
+    try:
+        done = subprocess.run([sys.executable, "-m", "archsim.cli", "presets"], cwd=tmp_path,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr.decode()) == (141, "")
