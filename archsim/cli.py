@@ -7,6 +7,7 @@ is printed as one line, `archsim: error: ...`, and exits with code 2; no traceba
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = _parser().parse_args(argv)
+        opt.check_names(args, ("chip", "device", "workload"))
         with opt.named_options(getattr(args, "option_keys", {})):
             return args.func(args)
     except ArchsimError as e:
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
             print(file=sys.stderr)
         print("archsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `archsim presets | head -1`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a pipe writer stopped by the signal
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,21 +180,6 @@ def _dim_arg(p: argparse.ArgumentParser) -> None:
                    help="size of a symbolic ONNX input dimension (repeatable)")  # fmt: skip
 
 
-def _parse_dims(values: list[str] | None) -> dict[str, int]:
-    """--dim NAME=SIZE options as {name: size}."""
-    dims: dict[str, int] = {}
-    for text in values or ():
-        name, sep, size = text.partition("=")
-        name, size = name.strip(), size.strip()
-        if not sep or not name or not size.isdigit() or int(size) < 1:
-            raise ArchsimError(f"--dim: expected NAME=SIZE with SIZE a positive integer, "
-                               f"got {text!r}")  # fmt: skip
-        if name in dims:
-            raise ArchsimError(f"--dim: {name} given twice")
-        dims[name] = int(size)
-    return dims
-
-
 def _eval_settings(args: argparse.Namespace):
     from archsim.evaluate import EvalSettings
 
@@ -209,7 +199,7 @@ def _setup(args: argparse.Namespace):
     chip = _with_reload(load_chip(args.chip), args.reload)
     device = load_device(args.device) if args.device else None
     times = args.times
-    workload = load_workload(args.workload, seed=args.seed, dims=_parse_dims(args.dim))
+    workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
     dataset = load_dataset(workload, args.samples, seed=args.seed)
     return chip, device, times, workload, dataset
 
@@ -247,6 +237,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.trace:
         check_file("--trace", args.trace)
+        if args.mode == "functional":
+            raise ArchsimError("--trace: the trace comes from the timed run; use --mode full "
+                               "or timing")  # fmt: skip
     chip, device, times, workload, dataset = _setup(args)
     if args.mode == "timing":
         dataset = None
@@ -346,7 +339,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     if args.out:
         check_file("--out", args.out, suffixes=_PICTURE_SUFFIXES)
     chip = _with_reload(load_chip(args.chip), args.reload)
-    workload = load_workload(args.workload, seed=args.seed, dims=_parse_dims(args.dim))
+    workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
     out = args.out or check_file("--out", Path("reports") / f"map-{chip.name}-{workload.name}.png",
                                  make_parents=True)  # fmt: skip
     try:
@@ -390,6 +383,7 @@ def _cmd_device_error(args: argparse.Namespace) -> int:
     dpw = args.devices_per_weight
     if dpw < 1 or (dpw > 1 and dpw % 2):
         raise ArchsimError(f"--devices-per-weight: expected 1 or an even number, got {dpw}")
+    _check_device_error_memory(args)
     device = load_device(args.device)
     setup = DeviceErrorSetup(
         rows=rows_, cols=cols_, input_bits=args.input_bits, adc_bits=args.adc_bits,
@@ -428,6 +422,17 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 _PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 """File types `map --out` can draw (matplotlib picks the format from the suffix)."""
+
+
+def _check_device_error_memory(args: argparse.Namespace) -> None:
+    """Refuse --vectors / --seeds / --size whose arrays cannot fit, before allocating: per seed
+    and time, the inputs (vectors x rows) and about four float64 arrays of vectors x cols."""
+    from archsim.footprint import check_footprint
+
+    rows, cols = args.size
+    estimate = 8 * (args.vectors * (rows + 4 * cols) + 2 * args.seeds * len(args.times))
+    check_footprint(f"device-error with --vectors {args.vectors}, --seeds {args.seeds} and "
+                    f"--size {rows}x{cols}", estimate)  # fmt: skip
 
 
 def _with_reload(chip, reload: bool):

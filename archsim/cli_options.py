@@ -63,6 +63,31 @@ count = integer(1)
 """A count of samples, vectors, workers, ... (>= 1)."""
 
 
+def check_names(args: argparse.Namespace, options: tuple[str, ...]) -> None:
+    """Refuse an empty preset / workload name or path (`--device ''`): it would otherwise read
+    as "not given" and be silently replaced by the default."""
+    for option in options:
+        value = getattr(args, option, None)
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and not v.strip():
+                raise OptionError(f"--{option}: expected a preset name or a file path, got {v!r}")
+
+
+def dims(values: list[str] | None) -> dict[str, int]:
+    """Repeated --dim NAME=SIZE options (symbolic ONNX dimensions) as {name: size}."""
+    sizes: dict[str, int] = {}
+    for text in values or ():
+        name, sep, size = text.partition("=")
+        name, size = name.strip(), size.strip()
+        if not sep or not name or not size.isdigit() or int(size) < 1:
+            raise OptionError(f"--dim: expected NAME=SIZE with SIZE a positive integer, "
+                              f"got {text!r}")  # fmt: skip
+        if name in sizes:
+            raise OptionError(f"--dim: {name} given twice")
+        sizes[name] = int(size)
+    return sizes
+
+
 MAX_TIME_S = 1e10
 """Latest time since programming accepted (about 317 years): far past any retention data; the
 drift models are power laws that, pushed further, drive conductances to zero and ranges to inf."""

@@ -48,6 +48,8 @@ def check_file(option: str, path: Path, *, make_parents: bool = False,
     where = f"{option} {path}"
     if suffixes and path.suffix.lower() not in suffixes:
         raise OutputError(f"{where}: expected a file name ending in {', '.join(suffixes)}")
+    if _system_path(path):
+        raise OutputError(f"{where}: is a device or system file; expected a regular file path")
     if path.is_dir():
         raise OutputError(f"{where}: is a directory; expected a file path")
     if path.exists() or path.is_symlink():
@@ -70,6 +72,12 @@ def check_dir(option: str, path: Path, *, make_parents: bool = False) -> Path:
             parent is missing (and not to be made), a file, or not writable.
     """
     where = f"{option} {path}"
+    if _system_path(path):
+        raise OutputError(f"{where}: is a system directory; expected a report directory")
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents:
+        raise OutputError(f"{where}: is (or holds) the working directory; expected a new or "
+                          "report directory")  # fmt: skip
     if path.exists() or path.is_symlink():
         if not path.is_dir():
             raise OutputError(f"{where}: is a file; expected a directory")
@@ -98,7 +106,9 @@ def plain_name(name: str) -> bool:
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` (same suffix) to write to; renamed onto `path` when the
-    block ends without an error, removed otherwise. Parents are created."""
+    block ends without an error, removed otherwise. Parents are created; a symbolic link is
+    kept (its target is replaced)."""
+    path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                 suffix=f".tmp{path.suffix}")  # fmt: skip
@@ -116,7 +126,8 @@ def atomic_file(path: Path) -> Iterator[Path]:
 def atomic_dir(path: Path) -> Iterator[Path]:
     """A temporary directory beside `path` to write a report into; it replaces `path` (an
     earlier report there is removed) when the block ends without an error, and is removed
-    otherwise. Parents are created."""
+    otherwise. Parents are created; a symbolic link is kept (its target is replaced)."""
+    path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     try:
@@ -144,6 +155,16 @@ def _check_parent(where: str, path: Path, make_parents: bool) -> None:
         raise OutputError(f"{where}: directory {path.parent} does not exist")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{where}: directory {existing} is not writable")
+
+
+_SYSTEM = (Path("/dev"), Path("/proc"), Path("/sys"))
+
+
+def _system_path(path: Path) -> bool:
+    """True for paths in /dev, /proc or /sys, as given or after following links (/dev/stdout
+    leads to /proc/self/fd/1): replacing such a file would replace a device or a link."""
+    given = Path(os.path.abspath(path))
+    return any(p == s or s in p.parents for p in (given, path.resolve()) for s in _SYSTEM)
 
 
 def _umask() -> int:

@@ -43,6 +43,15 @@ def inputs(tmp_path):
         (["sweep", "s.toml", "--scheduler", "tcp://no-such-host.invalid:8786"],
          "--scheduler: cannot resolve host"),
         (["sweep", "s.toml", "--workers", "0"], "--workers: expected >= 1"),
+        (["run", "--device", ""], "--device: expected a preset name or a file path, got ''"),
+        (["evaluate", "--workload", "mlp", "--samples", "99999999999999999999"],
+         "--samples 99999999999999999999 random inputs of shape (784,) needs an estimated"),
+        (["device-error", "--device", "pcm", "--vectors", "99999999999", "--size", "4x4"],
+         "device-error with --vectors 99999999999"),
+        (["device-error", "--device", "pcm", "--seeds", "99999999999", "--size", "4x4"],
+         "--seeds 99999999999"),
+        (["validate", "--chip", "hermes", "--chip", " "], "--chip: expected a preset name"),
+        (["map", "--workload", ""], "--workload: expected a preset name or a file path"),
     ],
 )  # fmt: skip
 def test_bad_option_values_are_refused_naming_the_option(cli, argv, match):

@@ -69,11 +69,43 @@ def test_unwritable_places_are_refused(cli, monkeypatch):
     cli.refused("run", "--out", "locked", match="--out locked: directory is not writable")
 
 
-def test_check_file_refuses_a_special_file_and_accepts_a_new_one(tmp_path):
+def test_check_file_refuses_special_and_system_files(tmp_path, monkeypatch):
+    """Device and system files, directly or through a link (/dev/stdout leads to /proc): a
+    fake system directory stands in, so a regression cannot replace the real /dev files."""
+    from archsim import outputs
+
     assert check_file("--csv", tmp_path / "a.csv") == tmp_path / "a.csv"
-    with pytest.raises(OutputError, match="exists and is not a regular file"):
-        check_file("--csv", type(tmp_path)("/dev/null"))
     assert check_dir("--out", tmp_path / "r" / "s", make_parents=True) == tmp_path / "r" / "s"
+    fake_dev = tmp_path / "dev"
+    fake_dev.mkdir()
+    (fake_dev / "stdout").write_text("")
+    (tmp_path / "link.csv").symlink_to(fake_dev / "stdout")
+    monkeypatch.setattr(outputs, "_SYSTEM", (fake_dev,))
+    for path in (fake_dev / "stdout", tmp_path / "link.csv", fake_dev / "new.csv"):
+        with pytest.raises(OutputError, match="is a device or system file"):
+            check_file("--csv", path)
+    with pytest.raises(OutputError, match="is a system directory"):
+        check_dir("--out", fake_dev / "r")
+    os.mkfifo(tmp_path / "fifo.csv")
+    with pytest.raises(OutputError, match="exists and is not a regular file"):
+        check_file("--csv", tmp_path / "fifo.csv")
+
+
+def test_atomic_file_through_a_symlink_keeps_the_link(tmp_path):
+    target = tmp_path / "data" / "real.csv"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    with atomic_file(link) as tmp:
+        tmp.write_text("new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+
+
+@pytest.mark.parametrize("out", [".", "", "..", "sub/.."])
+def test_the_working_directory_is_never_a_report_directory(cli, out):
+    (cli.workdir / "sub").mkdir()
+    cli.refused("run", "--out", out, match="is (or holds) the working directory")
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "..", ".hidden", "x\ty", ""])
@@ -164,3 +196,59 @@ def test_torn_last_row_of_a_sweep_is_run_again(cli, tmp_path):
     cols = ["point", "period_ns", "energy_per_sample_pj"]
     ordered = [df.sort_values("point")[cols].reset_index(drop=True) for df in (again, whole)]
     pd.testing.assert_frame_equal(*ordered)
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler_is_refused_before_writing(cli, tmp_path):
+    """The client connects before the sweep writes its directory (10 s connect timeout)."""
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text('chip = "hermes"\nworkload = "mlp"\nmode = "timing"\nsamples = 1\n'
+                     '[parameters]\n"adc.bits" = [6, 8]\n')  # fmt: skip
+    cli.refused("sweep", sweep, "--scheduler", "tcp://127.0.0.1:1", match="cannot connect")
+
+
+def test_trace_of_a_functional_run_is_refused(cli):
+    cli.refused("simulate", "--workload", "mlp", "--mode", "functional", "--trace", "t.json",
+                match="--trace: the trace comes from the timed run")  # fmt: skip
+
+
+def test_interrupted_run_keeps_the_previous_report_whole(cli, monkeypatch):
+    """A second run into the same --out is interrupted while drawing: the first report stays,
+    complete, and no temporary directory is left; a finished re-run replaces it whole."""
+    from archsim import run_report
+
+    argv = ("run", "--workload", "digits-mlp", "--samples", "8", "--stream", "1", "--times", "1",
+            "--out", "rep")  # fmt: skip
+    assert cli(*argv)[0] == 0
+    first = {p.name: p.read_bytes() for p in (cli.workdir / "rep").iterdir()}
+    assert {"run.json", "summary.md", "report.html", "trace.json"} <= set(first)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(run_report, "_plot_energy", interrupted)
+        code, _out, err = cli(*argv[:-2], "--seed", "1", "--out", "rep")
+    assert (code, err.strip().splitlines()[-1]) == (130, "archsim: interrupted")
+    assert {p.name: p.read_bytes() for p in (cli.workdir / "rep").iterdir()} == first
+    assert cli.files() == sorted(["rep", *(f"rep/{n}" for n in first)])
+
+    (cli.workdir / "rep" / "stale.txt").write_text("from an older run")
+    assert cli(*argv)[0] == 0
+    assert sorted(p.name for p in (cli.workdir / "rep").iterdir()) == sorted(first)
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path):
+    """`archsim presets | head -1` once head has gone: stdout is a pipe nobody reads; no
+    traceback, exit 141."""
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before archsim writes
+    try:
+        done = subprocess.run([sys.executable, "-m", "archsim.cli", "presets"], cwd=tmp_path,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr.decode()) == (141, "")

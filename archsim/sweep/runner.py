@@ -9,6 +9,7 @@ a LocalCluster with one single-threaded worker process per core, or an existing 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -24,6 +25,7 @@ import pandas as pd
 
 from archsim.config import load_chip
 from archsim.errors import ArchsimError, ConfigError
+from archsim.outputs import atomic_file
 from archsim.sweep.spec import METRIC_COLUMNS, SweepSpec, expand_points, point_id, time_label
 
 Progress = Callable[[str], None]
@@ -102,29 +104,36 @@ def run_sweep(
     if invalid and not runnable and not done:
         raise ConfigError(f"{spec.path}: no point is a valid chip; first error: {invalid[0][1]}")
     _check_workload(spec)
-    # everything checked: from here on the directory is written
-    say(f"{spec.name}: {len(points)} points, {len(points) - len(pending)} done before, "
-        f"{len(pending)} to run")  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "sweep.json").write_text(json.dumps(digest, indent=1) + "\n")
-    with _Writer(results, columns, rewrite=done) as write:
-        for params, message in invalid:
-            write({"point": point_id(params), **{k: _cell(v) for k, v in params.items()},
-                   "status": "error", "error": message, "wall_s": 0.0})  # fmt: skip
-        n, total = len(invalid), len(pending)
-        for row in _execute(spec, runnable, executor, workers, scheduler):
-            write(row)
-            n += 1
-            say(_progress_line(n, total, row, spec))
+    with _pool(executor, workers, scheduler, len(runnable)) as execute:
+        # everything checked and the workers ready: from here on the directory is written
+        say(f"{spec.name}: {len(points)} points, {len(points) - len(pending)} done before, "
+            f"{len(pending)} to run")  # fmt: skip
+        with atomic_file(out_dir / "sweep.json") as tmp:
+            tmp.write_text(json.dumps(digest, indent=1) + "\n")
+        with _Writer(results, columns, rewrite=done) as write:
+            for params, message in invalid:
+                write({"point": point_id(params), **{k: _cell(v) for k, v in params.items()},
+                       "status": "error", "error": message, "wall_s": 0.0})  # fmt: skip
+            n, total = len(invalid), len(pending)
+            for row in execute(spec, runnable):
+                write(row)
+                n += 1
+                say(_progress_line(n, total, row, spec))
     return pd.read_csv(results)
 
 
-def _execute(spec, points, executor, workers, scheduler) -> Iterator[dict]:
-    if not points:
-        return
-    if executor == "serial":
+@contextlib.contextmanager
+def _pool(executor: str, workers: int | None, scheduler: str | None, n_points: int):
+    """A function `execute(spec, points)` yielding each point's row as it finishes. The dask
+    client connects (or the LocalCluster starts) on entry, so an unreachable scheduler is
+    refused before the sweep writes anything; it is closed on exit, Ctrl-C included."""
+
+    def serial(spec, points) -> Iterator[dict]:
         for p in points:
             yield run_point(spec, p)
+
+    if executor == "serial" or n_points == 0:
+        yield serial
         return
     import logging
 
@@ -134,17 +143,21 @@ def _execute(spec, points, executor, workers, scheduler) -> Iterator[dict]:
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as e:
+        except (OSError, TimeoutError, ValueError) as e:
             raise ArchsimError(f"--scheduler {scheduler}: cannot connect ({e})") from None
     else:
-        n = workers or min(len(os.sched_getaffinity(0)), len(points))
+        n = workers or min(len(os.sched_getaffinity(0)), n_points)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
         client = Client(cluster)
-    try:
+
+    def distributed(spec, points) -> Iterator[dict]:
         futures = [client.submit(run_point, spec, p, pure=False) for p in points]
         for fut in as_completed(futures):
             yield fut.result()
+
+    try:
+        yield distributed
     finally:
         client.close()
         if cluster is not None:

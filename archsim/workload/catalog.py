@@ -7,6 +7,7 @@ network, or random inputs (seeded, no labels) for everything else.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from archsim.errors import WorkloadError
+from archsim.footprint import check_footprint
 from archsim.workload import layers as L
 from archsim.workload.ir import GraphBuilder, Workload
 from archsim.workload.minilm import MINILM_INSTALL, minilm
@@ -137,6 +139,8 @@ def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) 
     shape = workload.op(workload.inputs[0]).shape
     rng = np.random.default_rng(seed)
     n = samples or 1000
+    check_footprint(f"--samples {n} random inputs of shape {tuple(shape)}",
+                    12 * n * math.prod(shape))  # float64 draw, then float32  # fmt: skip
     x = rng.standard_normal((n, *shape)).astype(np.float32)
     cal = rng.standard_normal((min(n, 256), *shape)).astype(np.float32)
     return Dataset("random N(0,1) inputs", x, None, cal)
