@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--stream", type=int, default=16, help="samples streamed in the timed run")
     sim.add_argument("--chunk", type=int, default=1, help="MVMs per timed event (1)")
     sim.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace to PATH")
+    sim.add_argument("--share", action="store_true", help=SHARE_HELP)
     sim.set_defaults(func=_cmd_simulate)
 
     sw = sub.add_parser("sweep", help="design-space sweep from a sweep file; Pareto fronts")
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cut networks too big for the chip into segments (weight reloads)",
     )
+    mp.add_argument("--share", action="store_true", help=SHARE_HELP)
     mp.set_defaults(func=_cmd_map)
 
     wl = sub.add_parser("workloads", help="list the built-in workloads")
@@ -217,7 +219,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     result = simulate(chip, workload, mode=args.mode, samples=args.stream, dataset=dataset,
                       device=device, t_inference_s=tuple(times), seed=args.seed,
                       chunk=args.chunk, eval_settings=_eval_settings(args),
-                      progress=stderr_progress)  # fmt: skip
+                      progress=stderr_progress, share=args.share)  # fmt: skip
     _end_progress()
     print(format_mapping(result.mapping))
     if result.metrics is not None:
@@ -306,7 +308,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     workload = load_workload(args.workload, seed=args.seed)
     try:
         mapping = map_workload(workload, chip, placement=args.placement,
-                               replication=args.replication)  # fmt: skip
+                               replication=args.replication, share=args.share)  # fmt: skip
     except MappingError:
         if not chip.mapping.weight_reload:
             raise
@@ -378,6 +380,9 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     for name in device_presets():
         print(f"  {name:<16} {load_device(name).description}")
     return 0
+
+
+SHARE_HELP = "let layers share crossbars when the network needs more cores than the chip has"
 
 
 def _with_reload(chip, reload: bool):

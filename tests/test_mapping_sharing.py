@@ -94,3 +94,21 @@ def test_shared_crossbars_give_the_same_numbers_and_take_turns(tiny, hermes):
     assert runs["shared"].macs == runs["alone"].macs
     assert runs["shared"].mvm_events == runs["alone"].mvm_events
     assert runs["shared"].total_ns >= runs["alone"].total_ns
+
+
+def test_cli_share_puts_66_small_layers_on_2_cores(cli, tmp_path):
+    """66 linear layers of 32 x 32 need 66 crossbars one per core; shared, 64 fit on one
+    256 x 256 crossbar (8 shelves of 8)."""
+    text = 'name = "deep"\n\n[[layer]]\nid = "input"\nop = "input"\nshape = [32]\n'
+    for i in range(66):
+        text += f'\n[[layer]]\nid = "fc{i}"\nop = "linear"\nout_features = 32\n'
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    cli.refused("map", "--workload", path, match="deep needs 66 cores")
+    code, out, err = cli("map", "--workload", path, "--share", "--out", tmp_path / "m.png")
+    assert code == 0, err
+    assert "2 of 64 cores" in out
+    code, out, err = cli("simulate", "--workload", path, "--share", "--mode", "timing",
+                         "--stream", "2")  # fmt: skip
+    assert code == 0, err
+    assert "2 of 64 cores" in out and "nan" not in out.lower()
