@@ -107,7 +107,8 @@ def test_cli_share_puts_66_small_layers_on_2_cores(cli, tmp_path):
     cli.refused("map", "--workload", path, match="deep needs 66 cores")
     code, out, err = cli("map", "--workload", path, "--share", "--out", tmp_path / "m.png")
     assert code == 0, err
-    assert "2 of 64 cores" in out
+    assert "2 of 64 cores (66 blocks, layers sharing crossbars)" in out
+    assert (tmp_path / "m.png").is_file()
     code, out, err = cli("simulate", "--workload", path, "--share", "--mode", "timing",
                          "--stream", "2")  # fmt: skip
     assert code == 0, err
