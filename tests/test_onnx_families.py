@@ -188,3 +188,16 @@ def test_cli_dim(cli, tmp_path):
     cli.refused("map", "--workload", path, "--dim", "seq=5", "--dim", "tokens=3",
                 match="no input dimension is named 'tokens'")  # fmt: skip
     cli.refused("simulate", "--workload", "mlp", "--dim", "seq=5", match="only in ONNX")
+
+
+def test_gather_on_a_constant_table_takes_integer_ids(tmp_path):
+    """An embedding: token ids (INT64 graph input) index a constant table."""
+    table = RNG.standard_normal((10, 4)).astype(np.float32)
+    node = helper.make_node("Gather", ["table", "ids"], ["y"], name="emb")
+    model = _model([node], [], [("y", None)], [numpy_helper.from_array(table, "table")])
+    model.graph.input.append(helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 3]))
+    w = load_onnx(_save(tmp_path, model))
+    ids = np.array([[1, 9, -1], [0, 0, 5]])
+    np.testing.assert_array_equal(run(w, ids)[w.outputs[0]], table[ids])
+    with pytest.raises(WorkloadError, match="indices must be integers"):
+        run(w, np.array([[1, 10, 0], [0, 0, 0]]))
