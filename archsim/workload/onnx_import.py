@@ -574,8 +574,9 @@ class _Importer(ShapeOps, ElementOps):
     def pool(self, node, fn: str) -> None:
         t = self.dyn(node)
         a = self.attrs(node)
-        if a.get("ceil_mode", 0):
-            raise self.fail(node, "ceil_mode = 1 is not supported")
+        ceil = bool(a.get("ceil_mode", 0))
+        if ceil and fn == "avg" and a.get("count_include_pad", 0):
+            raise self.fail(node, "ceil_mode with count_include_pad is not supported")
         if any(d != 1 for d in a.get("dilations", (1, 1))):
             raise self.fail(node, "dilated pooling is not supported")
         if len(self.g.shape(t.name)) != 3 or t.batch_axis:
@@ -583,9 +584,24 @@ class _Importer(ShapeOps, ElementOps):
         k = tuple(a["kernel_shape"])
         s = tuple(a.get("strides", (1, 1)))
         pads = self.pads(node, a, self.g.shape(t.name)[1:], k, s)
+        if ceil:
+            pads = self.ceil_pads(self.g.shape(t.name)[1:], k, s, pads)
         out = L.pool(self.g, self.uid(node.name or fn), t.name, fn, k, s, pads,
                      bool(a.get("count_include_pad", 0)))  # fmt: skip
         self.set_out(node, out)
+
+    @staticmethod
+    def ceil_pads(hw, kernel, strides, pads) -> tuple[int, int, int, int]:
+        """ceil_mode as extra bottom/right padding (never counted, never the max): one more
+        window where a partial one starts inside the input or its leading padding."""
+        end = list(pads[2:])
+        for i, (size, k, st) in enumerate(zip(hw, kernel, strides, strict=True)):
+            total = size + pads[i] + pads[i + 2]
+            out = -(-(total - k) // st) + 1
+            if (out - 1) * st >= size + pads[i]:
+                out -= 1
+            end[i] += max(0, (out - 1) * st + k - total)
+        return (pads[0], pads[1], end[0], end[1])
 
     def op_MaxPool(self, node) -> None:
         if len(node.output) > 1 and node.output[1]:
