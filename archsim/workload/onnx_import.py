@@ -15,6 +15,7 @@ states; Shape of a dynamic tensor folds with batch size 1.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -287,7 +288,14 @@ class _Importer(ShapeOps, ElementOps):
         if not dynamic:
             self.fold(node)
             return
-        self.convert_dynamic(node)
+        try:
+            self.convert_dynamic(node)
+        except WorkloadError as e:  # from a shape-checked constructor: say which node, file
+            text = str(e)
+            if text.startswith(f"{self.path}:"):
+                raise
+            detail = re.sub(r"^.*?: op '[^']*': |^[^:]*: ", "", text, count=1)
+            raise self.fail(node, detail) from None
         for k, out in enumerate(node.output):
             if out and out not in self.tensors and out not in self.consts:
                 self.unproduced[out] = (node, k)
@@ -504,6 +512,11 @@ class _Importer(ShapeOps, ElementOps):
         ta, tb = self.dyn(node, 0), self.dyn(node, 1)
         if ta.batch_axis or tb.batch_axis:
             raise self.fail(node, "dynamic products need the batch axis first")
+        ra, rb = len(self.g.shape(ta.name)) + 1, len(self.g.shape(tb.name)) + 1
+        if min(ra, rb) < 3:
+            raise self.fail(node, f"a product of two run-time tensors of rank {ra} and {rb}: "
+                            "archsim takes axis 0 of each as the batch axis, so each needs rank "
+                            ">= 3 (batch, rows, columns)")  # fmt: skip
         if len(self.g.shape(ta.name)) != len(self.g.shape(tb.name)):
             raise self.fail(node, "operands of different rank would broadcast the batch axis "
                                   "against another axis; not supported")  # fmt: skip
