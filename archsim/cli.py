@@ -427,12 +427,16 @@ _PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def _check_device_error_memory(args: argparse.Namespace) -> None:
-    """Refuse --vectors / --seeds / --size whose arrays cannot fit, before allocating: per seed
-    and time, the inputs (vectors x rows) and about four float64 arrays of vectors x cols."""
-    from archsim.footprint import check_footprint
+    """Refuse --size / --vectors / --seeds whose arrays cannot fit, before the device is read,
+    in the options' words (the study checks the same estimate again for API callers)."""
+    from archsim.footprint import check_footprint, device_error_bytes
+    from archsim.spec import CrossbarSpec
 
     rows, cols = args.size
-    estimate = 8 * (args.vectors * (rows + 4 * cols) + 2 * args.seeds * len(args.times))
+    with opt.named_options({"rows": "--size", "cols": "--size"}):
+        CrossbarSpec(rows=rows, cols=cols, devices_per_weight=1)
+    estimate = device_error_bytes(rows, cols, args.devices_per_weight, args.vectors, args.seeds,
+                                  len(args.times))  # fmt: skip
     check_footprint(f"device-error with --vectors {args.vectors}, --seeds {args.seeds} and "
                     f"--size {rows}x{cols}", estimate)  # fmt: skip
 

@@ -115,7 +115,7 @@ def device_error(
     )
     size = f"the device-error study of {setup.rows}x{setup.cols} weights, {setup.vectors} vectors"
     check_footprint(size, device_error_bytes(setup.rows, setup.cols, setup.devices_per_weight,
-                                             setup.vectors))  # fmt: skip
+                                             setup.vectors, setup.seeds, len(times)))  # fmt: skip
     device = replace(device, drift_compensation=comp)
     nrmse = np.empty((setup.seeds, len(times)))
     rmse = np.empty_like(nrmse)

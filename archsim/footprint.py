@@ -62,12 +62,15 @@ def evaluate_bytes(mapping) -> int:
     return kept + transient
 
 
-def device_error_bytes(rows: int, cols: int, devices_per_weight: int, vectors: int) -> int:
-    """Estimated peak memory of one seed of the device-error study: the float64 weights and
-    exact outputs, two float64 input batches and the analog outputs, and one programmed
-    matrix on a single rows x cols crossbar."""
+def device_error_bytes(rows: int, cols: int, devices_per_weight: int, vectors: int,
+                       seeds: int = 1, times: int = 1) -> int:  # fmt: skip
+    """Estimated peak memory of the device-error study: per seed (one at a time) the float64
+    weights and exact outputs, two float64 input batches and the analog outputs, and one
+    programmed matrix on a single rows x cols crossbar; and the two float64 seeds x times
+    tables of errors it returns."""
     kept, transient = matrix_bytes(rows, cols, rows, cols, devices_per_weight)
-    return rows * cols * _F64 + vectors * (2 * rows + 2 * cols) * _F64 + kept + transient
+    per_seed = rows * cols * _F64 + vectors * (2 * rows + 2 * cols) * _F64 + kept + transient
+    return per_seed + 2 * seeds * times * _F64
 
 
 def engine_bytes(mapping, samples: int, chunk: int) -> int:

@@ -282,7 +282,7 @@ def test_oversized_device_error_is_refused_before_allocating(cli, monkeypatch):
     """65536 x 65536 weights: 32 GiB of float64 weights alone; refused on a 16 GiB machine."""
     monkeypatch.setattr(footprint, "ram_bytes", lambda: 16 * 2**30)
     cli.refused("device-error", "--device", "pcm", "--size", "65536x65536",
-                match="study of 65536x65536 weights, 1000 vectors needs an estimated")  # fmt: skip
+                match="--size 65536x65536 needs an estimated")  # fmt: skip
 
 
 # -- device models and their fitted time range ----------------------------------------------
