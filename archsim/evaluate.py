@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.checks import largest_code
+from archsim.checks import largest_code, require_finite
 from archsim.crossbar import MatrixState, ProgrammedMatrix, program_matrix, read_state
 from archsim.footprint import check_footprint, evaluate_bytes
 from archsim.mapping import Mapping, map_workload
@@ -296,7 +296,9 @@ class _Stats:
             d = self.data.get(name)
             if d is not None:
                 var = d[1] if d[1] > 0 else 1.0
-                out.append(LayerStats(name, float(np.sqrt(d[0] / var)), float(np.sqrt(d[6] / var)),
+                nrmse = require_finite(f"layer {name}: output error (nrmse)",
+                                       float(np.sqrt(d[0] / var)))  # fmt: skip
+                out.append(LayerStats(name, nrmse, float(np.sqrt(d[6] / var)),
                                       d[2] / max(d[3], 1), d[4] / max(d[5], 1),
                                       d[7] / max(d[3], 1)))  # fmt: skip
         return tuple(out)
