@@ -19,7 +19,7 @@ import numpy as np
 from archsim.bounds import STREAM_SAMPLES
 from archsim.errors import ArchsimError, MappingError
 from archsim.evaluate import EvalResult, EvalSettings, evaluate
-from archsim.footprint import check_footprint, engine_bytes
+from archsim.footprint import check_footprint, engine_bytes, hop_table_bytes
 from archsim.mapping import Mapping, map_workload
 from archsim.mapping.segments import map_segments, merged_mapping, segment_layers
 from archsim.sim.engine import Engine, SimRun, SimSettings
@@ -77,6 +77,7 @@ def simulate(
     mapping: Mapping | None = None,
     eval_settings: EvalSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    share: bool = False,
 ) -> RunResult:
     """Run `workload` on `chip` for `samples` samples.
 
@@ -86,7 +87,8 @@ def simulate(
 
     A workload that does not fit runs in segments with weight reloads between them when the
     chip's mapping spec allows it (`weight_reload`); each segment is mapped without replicas
-    (copies would have to be reprogrammed for every batch).
+    (copies would have to be reprogrammed for every batch). With `share`, layers first try
+    to share crossbars (`map_workload(share=True)`) before the run falls back to segments.
 
     Raises:
         MappingError: the workload does not fit (and reloads are off, or one layer is too big).
@@ -100,8 +102,10 @@ def simulate(
         STREAM_SAMPLES.check("samples streamed (--stream)", samples)
     parts = None
     if mapping is None:
+        places = chip.cores.grid[0] * chip.cores.grid[1]
+        check_footprint(f"placing on {chip.name}'s {places} core places", hop_table_bytes(places))
         try:
-            mapping = map_workload(workload, chip)
+            mapping = map_workload(workload, chip, share=share)
         except MappingError:
             if not chip.mapping.weight_reload:
                 raise

@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="samples streamed in the timed run")  # fmt: skip
     sim.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     sim.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace to PATH")
+    sim.add_argument("--share", action="store_true", help=SHARE_HELP)
     sim.set_defaults(func=_cmd_simulate)
 
     sw = sub.add_parser("sweep", help="design-space sweep from a sweep file; Pareto fronts")
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cut networks too big for the chip into segments (weight reloads)",
     )
+    mp.add_argument("--share", action="store_true", help=SHARE_HELP)
     mp.set_defaults(func=_cmd_map)
 
     wl = sub.add_parser("workloads", help="list the built-in workloads")
@@ -247,7 +249,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     result = simulate(chip, workload, mode=args.mode, samples=args.stream, dataset=dataset,
                       device=device, t_inference_s=tuple(times), seed=args.seed,
                       chunk=args.chunk, eval_settings=_eval_settings(args),
-                      progress=stderr_progress)  # fmt: skip
+                      progress=stderr_progress, share=args.share)  # fmt: skip
     _end_progress()
     print(format_mapping(result.mapping))
     if result.metrics is not None:
@@ -345,7 +347,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
                                  make_parents=True)  # fmt: skip
     try:
         mapping = map_workload(workload, chip, placement=args.placement,
-                               replication=args.replication)  # fmt: skip
+                               replication=args.replication, share=args.share)  # fmt: skip
     except MappingError:
         if not chip.mapping.weight_reload:
             raise
@@ -426,14 +428,21 @@ _PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def _check_device_error_memory(args: argparse.Namespace) -> None:
-    """Refuse --vectors / --seeds / --size whose arrays cannot fit, before allocating: per seed
-    and time, the inputs (vectors x rows) and about four float64 arrays of vectors x cols."""
-    from archsim.footprint import check_footprint
+    """Refuse --size / --vectors / --seeds whose arrays cannot fit, before the device is read,
+    in the options' words (the study checks the same estimate again for API callers)."""
+    from archsim.footprint import check_footprint, device_error_bytes
+    from archsim.spec import CrossbarSpec
 
     rows, cols = args.size
-    estimate = 8 * (args.vectors * (rows + 4 * cols) + 2 * args.seeds * len(args.times))
+    with opt.named_options({"rows": "--size", "cols": "--size"}):
+        CrossbarSpec(rows=rows, cols=cols, devices_per_weight=1)
+    estimate = device_error_bytes(rows, cols, args.devices_per_weight, args.vectors, args.seeds,
+                                  len(args.times))  # fmt: skip
     check_footprint(f"device-error with --vectors {args.vectors}, --seeds {args.seeds} and "
                     f"--size {rows}x{cols}", estimate)  # fmt: skip
+
+
+SHARE_HELP = "let layers share crossbars when the network needs more cores than the chip has"
 
 
 def _with_reload(chip, reload: bool):

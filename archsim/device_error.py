@@ -24,6 +24,7 @@ import numpy as np
 from archsim.checks import converter_bits, require_finite
 from archsim.crossbar import program_matrix, read_state
 from archsim.errors import ArchsimError
+from archsim.footprint import check_footprint, device_error_bytes
 from archsim.mvm import Converters, analog_mvm, calibrate, noise_key
 from archsim.spec import CrossbarSpec, DeviceSpec
 
@@ -112,6 +113,9 @@ def device_error(
         wire_resistance_ohm=setup.wire_resistance_ohm if setup.ir_drop else 0.0,
         ir_drop=setup.ir_drop,
     )
+    size = f"the device-error study of {setup.rows}x{setup.cols} weights, {setup.vectors} vectors"
+    check_footprint(size, device_error_bytes(setup.rows, setup.cols, setup.devices_per_weight,
+                                             setup.vectors, setup.seeds, len(times)))  # fmt: skip
     device = replace(device, drift_compensation=comp)
     nrmse = np.empty((setup.seeds, len(times)))
     rmse = np.empty_like(nrmse)

@@ -1,12 +1,13 @@
 """Memory estimates of the large allocations, checked before making them.
 
-Three things grow with the inputs: the functional model's programmed copies of every weight
-(`evaluate`), the timed run's event rows (`Engine`), and the placement's core-to-core hop table.
+Four things grow with the inputs: the functional model's programmed copies of every weight
+(`evaluate`), the device-error study's matrices, the timed run's event rows (`Engine`), and the
+placement's core-to-core hop table.
 Each is estimated from the mapping alone, and a run whose estimate exceeds `RAM_FRACTION` of the
 machine's memory is refused with the estimate and the limit, instead of swapping or being killed
 half-way. Simplifications: the estimates count the arrays that dominate (NumPy buffers and
-Python event tuples), not interpreter overhead; they are meant to be right within a factor of
-about two, which is what a refusal at half the RAM needs.
+Python event tuples), not interpreter overhead; the weight arrays are counted one by one, the
+event rows within a factor of about three (`engine_bytes`), enough for a refusal at half RAM.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ RAM_FRACTION = 0.5
 """Largest share of the machine's physical memory one estimate may take."""
 
 EVENT_BYTES = 300
-"""Memory of one recorded event: a 7-tuple of Python objects in the recorder (~190 B) plus its
-row of the DataFrame built from it (~100 B)."""
+"""Memory of one recorded event: its 7-tuple in the recorder (~160 B measured with tracemalloc
+on resnet9) plus its row of the DataFrame built from it (~90 B), and some slack for copies."""
 
 _F32, _F64 = 4, 8
 
@@ -61,16 +62,39 @@ def evaluate_bytes(mapping) -> int:
     return kept + transient
 
 
+def device_error_bytes(rows: int, cols: int, devices_per_weight: int, vectors: int,
+                       seeds: int = 1, times: int = 1) -> int:  # fmt: skip
+    """Estimated peak memory of the device-error study: per seed (one at a time) the float64
+    weights and exact outputs, two float64 input batches and the analog outputs, and one
+    programmed matrix on a single rows x cols crossbar; and the two float64 seeds x times
+    tables of errors it returns."""
+    kept, transient = matrix_bytes(rows, cols, rows, cols, devices_per_weight)
+    per_seed = rows * cols * _F64 + vectors * (2 * rows + 2 * cols) * _F64 + kept + transient
+    return per_seed + 2 * seeds * times * _F64
+
+
 def engine_bytes(mapping, samples: int, chunk: int) -> int:
     """Estimated memory of the timed run's event rows for `samples` streamed samples.
 
-    Per sample each core of a layer records, per chunk of MVMs, an integration, a conversion
-    round and an LDPU step, and moves its outputs (a link or buffer event): four rows.
+    Per chunk of MVMs a layer records its integration, conversion, LDPU and buffer rows (4), a
+    partial-sum move per block (2 x blocks), and one link row per hop for each consumer, more
+    for consumers spread over many blocks (sqrt of their blocks; an LSTM feeds its own blocks
+    every step). Fitted on the zoo networks on HERMES: 0.5x (digits-cnn) to 3.3x (resnet9) of
+    the rows a run records.
     """
+    layers = {lm.name: lm for lm in mapping.layers}
     per_sample = 0.0
-    for lm in mapping.layers:
-        cores = len(set(lm.cores))
-        per_sample += cores * 4 * math.ceil(lm.mvms_per_sample_per_replica / chunk)
+    for name, lm in layers.items():
+        outs = [e for e in mapping.edges if e.src == name]
+        fan = sum(
+            max(1.0, e.mean_hops) * math.sqrt(layers[e.dst].blocks_per_replica)
+            if e.dst in layers else max(1.0, e.mean_hops)
+            for e in outs
+        )  # fmt: skip
+        if lm.matrix.kind == "lstm":
+            fan += lm.blocks_per_replica * max([max(1.0, e.mean_hops) for e in outs] or [1.0])
+        chunks = math.ceil(lm.matrix.mvms_per_sample / chunk)
+        per_sample += chunks * (4 + 2 * lm.blocks_per_replica + fan)
     return int(per_sample * samples * EVENT_BYTES)
 
 

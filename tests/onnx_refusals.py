@@ -70,7 +70,10 @@ TRAINING = Reason(
     ("training mode (Dropout mask, batch statistics): archsim runs inference only"), "training"
 )
 POOL = Reason(
-    "pooling options not modelled (ceil_mode, dilations, 1-D and 3-D pools)",
+    (
+        "pooling options not modelled (dilations, ceil_mode of an average with "
+        "count_include_pad, 1-D and 3-D pools)"
+    ),
     "ceil_mode|dilated pooling|only 2-D pooling",
 )
 
@@ -84,7 +87,6 @@ REFUSED: dict[str, Reason] = {
     "test_add_uint64": DTYPE,
     "test_add_uint8": DTYPE,
     "test_averagepool_1d_default": POOL,
-    "test_averagepool_2d_ceil": POOL,
     "test_averagepool_2d_ceil_last_window_starts_on_pad": POOL,
     "test_averagepool_2d_dilations": POOL,
     "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False": POOL,
@@ -295,8 +297,6 @@ REFUSED: dict[str, Reason] = {
     "test_max_uint64": DTYPE,
     "test_max_uint8": DTYPE,
     "test_maxpool_1d_default": POOL,
-    "test_maxpool_2d_ceil": POOL,
-    "test_maxpool_2d_ceil_output_size_reduce_by_one": POOL,
     "test_maxpool_2d_dilations": POOL,
     "test_maxpool_2d_uint8": DTYPE,
     "test_maxpool_3d_dilations": POOL,

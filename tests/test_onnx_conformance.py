@@ -1,10 +1,12 @@
 """The ONNX operator test cases (`onnx.backend.test.case.node`, the ones onnxruntime is tested
 with) for every op the importer supports, through the importer and the float executor.
 
-Each case runs twice: with its inputs as given (all graph inputs dynamic) and with every input
-but the first frozen to an initializer (weights as most exported models carry them). Either the
-outputs match (rtol 1e-3, atol 1e-4) or the import raises a `WorkloadError` and the case is
-listed in `tests/onnx_refusals.py` with the reason. Any other exception is a failure.
+Each case runs three times: with its inputs as given (all graph inputs dynamic); with every
+input but the first frozen to an initializer (weights as most exported models carry them); and
+frozen with the first input doubled along its batch axis (two samples, whose outputs must be the
+expected ones twice: nothing may mix samples). Either the outputs match (rtol 1e-3, atol 1e-4)
+or the import raises a `WorkloadError` and the case is listed in `tests/onnx_refusals.py` with
+the reason. Any other exception is a failure.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import warnings
 
 import numpy as np
 import onnx
@@ -24,7 +27,7 @@ from archsim.workload.onnx_import import import_model, supported_ops
 from tests.onnx_refusals import REFUSED
 
 RTOL, ATOL = 1e-3, 1e-4
-MODES = ("given", "frozen")
+MODES = ("given", "frozen", "batched")
 
 
 def _norm(name: str) -> str:
@@ -53,9 +56,11 @@ def load_cases() -> list:
     original = base._Exporter.__init__
     base._Exporter.__init__ = init
     try:
-        for mod in pkgutil.iter_modules(node_cases.__path__):
-            if _norm(mod.name) in wanted:
-                importlib.import_module(f"{node_cases.__name__}.{mod.name}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # onnx's overflows in expected data
+            for mod in pkgutil.iter_modules(node_cases.__path__):
+                if _norm(mod.name) in wanted:
+                    importlib.import_module(f"{node_cases.__name__}.{mod.name}")
     finally:
         base._Exporter.__init__ = original
     ops = supported_ops()
@@ -89,7 +94,7 @@ def run_case(case, mode: str) -> str | None:
     inputs, expected = case.data_sets[0]
     inputs = [_as_array(v) for v in inputs]
     expected = [_as_array(v) for v in expected]
-    if mode == "frozen":
+    if mode != "given":
         model, inputs = _freeze(model, inputs)
     try:
         workload = import_model(model, f"{case.name}.onnx")
@@ -99,8 +104,11 @@ def run_case(case, mode: str) -> str | None:
         name: np.moveaxis(x, workload.op(name).batch_axis, 0)
         for name, x in zip(workload.inputs, inputs, strict=True)
     }
-    got = run(workload, feeds)
     axes = workload.output_batch_axes or (0,) * len(workload.outputs)
+    if mode == "batched":
+        feeds = {name: np.concatenate([x, x]) for name, x in feeds.items()}
+        expected = [np.concatenate([e, e], axis=ax) for e, ax in zip(expected, axes, strict=True)]
+    got = run(workload, feeds)
     for name, ax, want in zip(workload.outputs, axes, expected, strict=True):
         y = np.moveaxis(got[name], 0, ax)
         if y.shape != want.shape:
@@ -119,7 +127,7 @@ def test_case(case):
     results = {mode: run_case(case, mode) for mode in MODES}
     for mode, res in results.items():
         assert res is None or res.startswith("refused: "), f"{mode}: {res}"
-        key = case.name if mode == "given" else f"{case.name}[frozen]"
+        key = case.name if mode == "given" else f"{case.name}[frozen]"  # batched: as frozen
         listed = key in REFUSED or case.name in REFUSED
         if res is None:
             assert key not in REFUSED, f"{mode}: listed as refused but now passes: remove it"

@@ -188,3 +188,56 @@ def test_cli_dim(cli, tmp_path):
     cli.refused("map", "--workload", path, "--dim", "seq=5", "--dim", "tokens=3",
                 match="no input dimension is named 'tokens'")  # fmt: skip
     cli.refused("simulate", "--workload", "mlp", "--dim", "seq=5", match="only in ONNX")
+
+
+def test_gather_on_a_constant_table_takes_integer_ids(tmp_path):
+    """An embedding: token ids (INT64 graph input) index a constant table."""
+    table = RNG.standard_normal((10, 4)).astype(np.float32)
+    node = helper.make_node("Gather", ["table", "ids"], ["y"], name="emb")
+    model = _model([node], [], [("y", None)], [numpy_helper.from_array(table, "table")])
+    model.graph.input.append(helper.make_tensor_value_info("ids", TensorProto.INT64, [2, 3]))
+    w = load_onnx(_save(tmp_path, model))
+    ids = np.array([[1, 9, -1], [0, 0, 5]])
+    np.testing.assert_array_equal(run(w, ids)[w.outputs[0]], table[ids])
+    with pytest.raises(WorkloadError, match="indices must be integers"):
+        run(w, np.array([[1, 10, 0], [0, 0, 0]]))
+
+
+def test_new_ops_run_through_the_simulator(cli, tmp_path):
+    """Pad, Clip, Split, HardSwish, PRelu, Sum, ceil-mode MaxPool, Slice, ReduceMean: exact in
+    the float executor and accepted by mapping, the timed run and the evaluation. (LRN is left
+    out: onnx.reference's LRN loops over the batch instead of the channels; the conformance
+    cases and three light models check it.)"""
+
+    def c(name, v, dt=np.int64):
+        return numpy_helper.from_array(np.array(v, dt), name)
+
+    mk = helper.make_node
+    nodes = [
+        mk("Pad", ["x", "pads"], ["p"], mode="reflect"),
+        mk("Conv", ["p", "w1", "b1"], ["c1"]),
+        mk("Clip", ["c1", "lo", "hi"], ["cl"]),
+        mk("Split", ["cl"], ["s1", "s2"], axis=1, num_outputs=2),
+        mk("HardSwish", ["s1"], ["h1"]),
+        mk("PRelu", ["s2", "slope"], ["h2"]),
+        mk("Sum", ["h1", "h2", "h1"], ["sm"]),
+        mk("MaxPool", ["sm"], ["mp"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        mk("Slice", ["mp", "st", "en", "ax"], ["sl"]),
+        mk("ReduceMean", ["sl", "ax"], ["rm"], keepdims=0),
+        mk("Gemm", ["rm", "w2", "b2"], ["y"], transB=1),
+    ]
+    inits = [
+        c("pads", [0, 0, 1, 1, 0, 0, 1, 1]), _init("w1", (8, 3, 3, 3)), _init("b1", (8,)),
+        c("lo", -1.0, np.float32), c("hi", 2.0, np.float32), _init("slope", (4, 1, 1)),
+        c("st", [1, 1]), c("en", [6, 6]), c("ax", [2, 3]), _init("w2", (10, 4)), _init("b2", (10,)),
+    ]  # fmt: skip
+    model = _model(nodes, [("x", ["N", 3, 12, 12])], [("y", ["N", 10])], inits, opset=18)
+    onnx.checker.check_model(model)
+    path = _save(tmp_path, model)
+    x = RNG.standard_normal((3, 3, 12, 12)).astype(np.float32)
+    want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    w = load_onnx(path)
+    np.testing.assert_allclose(run(w, x)[w.outputs[0]], want, rtol=1e-4, atol=1e-5)
+    code, out, err = cli("simulate", "--workload", path, "--samples", "4", "--stream", "2")
+    assert code == 0, err
+    assert "nan" not in out.lower() and "inf " not in out.lower()

@@ -10,7 +10,10 @@ columns. So the crossbar MVMs per position stay those of a block-diagonal packin
 crossbars needed shrink to the slots' worth. A layer's copy is all of its blocks; replicas are
 further copies that share the layer's MVMs. Placement assigns blocks to cores of the fabric grid.
 
-Simplifications: a crossbar holds blocks of one layer only (no sharing between layers); traffic
+With `share`, a network whose blocks need more cores than there are puts blocks of different
+layers on one crossbar (`archsim.mapping.sharing`), one copy of each layer.
+
+Simplifications: a crossbar holds blocks of one layer only unless `share` is asked; traffic
 between two layers is spread evenly over their block pairs; K-split partial sums (16-bit) go to
 the block holding the first row slice of the same columns; network inputs and outputs are not
 placed (they enter and leave through the off-chip interface).
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from archsim.errors import MappingError
 from archsim.mapping.lowering import LayerMatrix, analog_traffic, lower
 from archsim.mapping.policies import PLACEMENT, REPLICATION, hops, total_cost
+from archsim.mapping.sharing import shelf_pack
 from archsim.spec import ChipSpec
 from archsim.workload.ir import Workload
 
@@ -50,6 +54,10 @@ class Block:
     """Convolution groups on this crossbar (packed when > 1)."""
     mvms: int = 1
     """MVMs per position, one after another (packed groups: one per diagonal of slots)."""
+    row0: int = 0
+    """First crossbar row the block occupies (0 unless layers share the crossbar)."""
+    col0: int = 0
+    """First crossbar column the block occupies (0 unless layers share the crossbar)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +135,21 @@ class Mapping:
 
     @property
     def cores_used(self) -> int:
-        return sum(len(lm.blocks) for lm in self.layers)
+        """Cores holding blocks (with segments: block placements over all segments)."""
+        if self.segments > 1:
+            return sum(len(lm.blocks) for lm in self.layers)
+        return len({b.core for lm in self.layers for b in lm.blocks})
 
     def layer(self, name: str) -> LayerMapping:
         return next(lm for lm in self.layers if lm.name == name)
 
     def core_blocks(self) -> dict[int, Block]:
-        """Core index -> the block it holds."""
-        return {b.core: b for lm in self.layers for b in lm.blocks}
+        """Core index -> the (first) block it holds."""
+        out: dict[int, Block] = {}
+        for lm in self.layers:
+            for b in lm.blocks:
+                out.setdefault(b.core, b)
+        return out
 
 
 def map_workload(
@@ -145,6 +160,7 @@ def map_workload(
     replication: str | None = None,
     max_cores: int | None = None,
     pack: bool = True,
+    share: bool = False,
 ) -> Mapping:
     """Tile, replicate and place `workload` on `chip`.
 
@@ -153,6 +169,8 @@ def map_workload(
         replication: "none" or "balanced" (default: the chip preset's).
         max_cores: core budget (default: all cores of the chip).
         pack: pack convolution groups block-diagonally (else one crossbar per group).
+        share: when the blocks need more cores than the budget, let blocks of different
+            layers share crossbars (`archsim.mapping.sharing`; one copy of every layer).
 
     Raises:
         MappingError: more blocks than cores, or an unknown policy.
@@ -176,28 +194,56 @@ def map_workload(
     packs = {m.layer: packing(m, rows, cols) if pack else (1, 1) for m in matrices}
     blocks = {m.layer: crossbars(m, rows, cols, packs[m.layer][0]) for m in matrices}
     need = sum(blocks.values())
-    if need > cores:
+    spot = None  # block key -> (shared crossbar, first row, first column)
+    if need > cores and share:
+        reps = {m.layer: 1 for m in matrices}
+        units = _units(matrices, shape, reps, rows, cols, packs)
+        spot = shelf_pack([(key, r, c) for key, r, c, _ in units], rows, cols)
+        shared = 1 + max(x for x, _, _ in spot.values())
+        if shared > cores:
+            raise MappingError(
+                f"{workload.name} needs {need} cores (one {rows}x{cols} crossbar block per "
+                f"core), {shared} with layers sharing crossbars, but {chip.name} has {cores} "
+                "available"
+            )
+        replication = "none"
+    elif need > cores:
         raise MappingError(
             f"{workload.name} needs {need} cores (one {rows}x{cols} crossbar block per core) "
             f"but {chip.name} has {cores} available"
         )
-    # a stage's time counts the MVMs its packed crossbars do one after another
-    paced = [dataclasses.replace(m, mvms_per_sample=m.mvms_per_sample * _passes(m, packs[m.layer]))
-             for m in matrices]  # fmt: skip
-    reps = REPLICATION[replication](paced, blocks, cores)
-    units = _units(matrices, shape, reps, rows, cols, packs)
+    else:
+        # a stage's time counts the MVMs its packed crossbars do one after another
+        paced = [dataclasses.replace(m, mvms_per_sample=m.mvms_per_sample
+                                     * _passes(m, packs[m.layer])) for m in matrices]  # fmt: skip
+        reps = REPLICATION[replication](paced, blocks, cores)
+        units = _units(matrices, shape, reps, rows, cols, packs)
     links = _links(workload, matrices, units, shape, reps)
-    where = PLACEMENT[placement]([u[0] for u in units], links, chip.cores.grid, cores)
+    if spot is None:
+        where = PLACEMENT[placement]([u[0] for u in units], links, chip.cores.grid, cores)
+        cost = total_cost(where, links, chip.cores.grid)
+    else:  # place the shared crossbars; a block sits where its crossbar does
+        bins = {key: spot[key][0] for key, *_ in units}
+        bin_links: dict = {}
+        for a, partners in links.items():
+            for b, v in partners.items():
+                if bins[a] != bins[b]:
+                    row = bin_links.setdefault(bins[a], {})
+                    row[bins[b]] = row.get(bins[b], 0.0) + v
+        order = sorted(set(bins.values()))
+        at = PLACEMENT[placement](order, bin_links, chip.cores.grid, cores)
+        where = {key: at[x] for key, x in bins.items()}
+        cost = total_cost(at, bin_links, chip.cores.grid)
     layer_maps = []
     for m in matrices:
         per_mvm = packs[m.layer][1]
         bl = tuple(Block(*key, rows=r, cols=c, core=where[key], groups=n,
-                         mvms=math.ceil(n / per_mvm))
+                         mvms=math.ceil(n / per_mvm),
+                         row0=spot[key][1] if spot else 0, col0=spot[key][2] if spot else 0)
                    for key, r, c, n in units if key[0] == m.layer)  # fmt: skip
         rb, cb = shape[m.layer]
         layer_maps.append(LayerMapping(m, rb, cb, reps[m.layer], bl, *packs[m.layer]))
     edges = _edges(workload, layer_maps, chip.cores.grid)
-    cost = total_cost(where, links, chip.cores.grid)
     return Mapping(chip, workload, tuple(layer_maps), edges, placement, replication, cost)
 
 

@@ -54,6 +54,9 @@ def format_mapping(m: Mapping) -> str:
                 f"{lm.name} in {lm.parts} parts" for lm in split) + ")"  # fmt: skip
     else:
         use = f"{m.cores_used} of {m.chip.cores.count} cores"
+        placed = sum(len(lm.blocks) for lm in m.layers)
+        if placed > m.cores_used:
+            use += f" ({placed} blocks, layers sharing crossbars)"
     lines.append(
         f"{m.workload.name} on {m.chip.name}: {weights:,} weights "
         f"({weights * xb.devices_per_weight:,} devices per copy), {use}; "
@@ -86,6 +89,10 @@ def plot_mapping(m: Mapping, path: Path) -> None:
 
     grid_r, grid_c = m.chip.cores.grid
     blocks = m.core_blocks()
+    sharing: dict[int, int] = {}  # blocks per core (layers sharing crossbars)
+    for lm in m.layers:
+        for b in lm.blocks:
+            sharing[b.core] = sharing.get(b.core, 0) + 1
     names = [lm.name for lm in m.layers]
     cmap = plt.get_cmap("tab20")
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * grid_c, 0.8 + 0.9 * grid_r))
@@ -96,6 +103,8 @@ def plot_mapping(m: Mapping, path: Path) -> None:
         ax.add_patch(plt.Rectangle((c, grid_r - 1 - r), 0.94, 0.94, color=color))
         if b:
             label = f"{b.layer[:9]}\nr{b.replica} {b.row_block},{b.col_block}"
+            if sharing.get(core, 1) > 1:
+                label += f" +{sharing[core] - 1}"
             ax.text(c + 0.47, grid_r - 1 - r + 0.47, label, ha="center", va="center", fontsize=6)
     ax.set_xlim(0, grid_c)
     ax.set_ylim(0, grid_r)

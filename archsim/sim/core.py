@@ -9,12 +9,15 @@ Timing of one MVM (a chunk of k MVMs takes k times as long):
   after the array is free (the values wait on sample-and-hold), serialised on the bank.
 - LDPU: per-column post-processing (scale, offset, activation, partial-sum adds) at
   ops_per_cycle x clock element operations per ns.
-Simplifications: a core holds one block; no refresh, no programming time, no ADC calibration
-cycles; SRAM bandwidth is not a separate resource (its energy is counted).
+Simplifications: a core holds one block (or, with layers sharing it, one block per layer);
+no refresh, no programming time, no ADC calibration cycles; SRAM bandwidth is not a separate
+resource (its energy is counted).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import simpy
@@ -66,16 +69,19 @@ class Core:
         """Output SRAM (bytes of results not yet sent)."""
 
     def integrate(self, layer: str, sample: int, chunk: int, blocks: int, after_first=None,
-                  mvms: int | None = None):  # fmt: skip
+                  mvms: int | None = None, hold: Sequence[Core] = ()):  # fmt: skip
         """Hold the array for `chunk` MVMs; records one "mvm" row with qty = chunk x blocks
         (or `mvms` when given: packed crossbars do several MVMs per array pass of the copy).
+        The arrays of `hold` (crossbars shared with other layers) are held too, all arrays
+        taken in core order so that two copies never wait for each other.
 
         `after_first(end_ns)`, if given, is called when the first MVM of the chunk is through
         the array (with the time the whole chunk will be), so its post-processing can start
         while the rest integrate, as it would MVM by MVM.
         """
-        with self.array.request() as req:
-            yield req
+        with ExitStack() as arrays:
+            for core in sorted({self, *hold}, key=lambda c: c.index):
+                yield arrays.enter_context(core.array.request())
             t0 = self.env.now
             if after_first is None:
                 yield self.env.timeout(chunk * self.timing.array_ns)

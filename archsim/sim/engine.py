@@ -92,6 +92,9 @@ class _Replica:
     """Array passes per position (the most MVMs a block of the copy does one after another)."""
     mvms: int = 1
     """Crossbar MVMs of the whole copy per position."""
+    hold: list[Core] = field(default_factory=list)
+    """Other cores whose array the copy shares with other layers' blocks: held with its own
+    array while it integrates."""
 
     @property
     def array(self) -> Core:
@@ -140,6 +143,7 @@ class Engine:
         self.gdpus = self._gdpus()
         self.plan = build_plan(mapping, settings.bytes_per_value)
         self.replicas = {lm.name: self._replicas(lm) for lm in mapping.layers}
+        self._share_arrays()
         self.gates = {(p, n.name): RowGate(env) for n in self.plan.values() for p in n.inputs}
         self.own = {n.name: RowGate(env) for n in self.plan.values()}
         self.done = defaultdict(int)  # (node, sample, row) -> positions done
@@ -179,16 +183,32 @@ class Engine:
                                  sum(b.mvms for b in blocks)))  # fmt: skip
         return reps
 
+    def _share_arrays(self) -> None:
+        """Copies with blocks on a crossbar that other copies use too hold its array while they
+        integrate (layers sharing crossbars take turns)."""
+        users: dict[Core, set] = defaultdict(set)
+        for name, reps in self.replicas.items():
+            for rep in reps:
+                for core, _, _ in rep.blocks:
+                    users[core].add((name, rep.index))
+        for reps in self.replicas.values():
+            for rep in reps:
+                shared = {c for c, _, _ in rep.blocks if len(users[c]) > 1} - {rep.array}
+                rep.hold = sorted(shared, key=lambda c: c.index)
+
     def _hops(self, a: int, b: int) -> int:
         return len(self.fabric.route(a, b))
 
     def _setup_buffers(self) -> None:
         """Grow SRAM where one output row's receptive field (or a whole input a layer needs
         at once) does not fit, so the pipeline cannot deadlock; each growth is reported."""
+        claimed_in: dict[Core, int] = defaultdict(int)  # by layers sharing the core before
+        claimed_out: dict[Core, int] = defaultdict(int)
         for node in self.plan.values():
             if node.kind != "analog":
                 continue
             reps = self.replicas[node.name]
+            mine: dict[Core, int] = defaultdict(int)
             for p in node.inputs:
                 prod = self.plan[p]
                 window = max(need(node, prod, r) - (0 if r == 0 else last_use_rows(node, prod, r))
@@ -196,18 +216,27 @@ class Engine:
                 rows_needed = window + len(reps) + 1
                 for rep in reps:
                     for core, rows, _ in rep.blocks:
-                        required = int(np.ceil(rows_needed * prod.row_bytes * rows / node_k(node)))
-                        if required > core.inbuf.capacity:
-                            core.inbuf = simpy.Container(self.env, capacity=required)
-                            self.enlarged.append(f"{core.name} input SRAM for {node.name}: "
-                                                 f"{required} B")  # fmt: skip
+                        mine[core] += int(np.ceil(rows_needed * prod.row_bytes * rows
+                                                  / node_k(node)))  # fmt: skip
+            for core, required in mine.items():
+                required += claimed_in[core]
+                claimed_in[core] = required
+                if required > core.inbuf.capacity:
+                    core.inbuf = simpy.Container(self.env, capacity=required)
+                    self.enlarged.append(f"{core.name} input SRAM for {node.name}: "
+                                         f"{required} B")  # fmt: skip
+            outs: dict[Core, int] = defaultdict(int)
             for rep in reps:
                 for lane in rep.lanes:
-                    cap = (node.positions_per_row + 2) * lane.cols * self.settings.bytes_per_value
-                    if cap > lane.lead.outbuf.capacity:
-                        lane.lead.outbuf = simpy.Container(self.env, capacity=cap)
-                        self.enlarged.append(f"{lane.lead.name} output SRAM for {node.name}: "
-                                             f"{cap} B")  # fmt: skip
+                    outs[lane.lead] += ((node.positions_per_row + 2) * lane.cols
+                                        * self.settings.bytes_per_value)  # fmt: skip
+            for core, cap in outs.items():
+                cap += claimed_out[core]
+                claimed_out[core] = cap
+                if cap > core.outbuf.capacity:
+                    core.outbuf = simpy.Container(self.env, capacity=cap)
+                    self.enlarged.append(f"{core.name} output SRAM for {node.name}: "
+                                         f"{cap} B")  # fmt: skip
 
     # -- run ----------------------------------------------------------------------------------
     def run(self, progress: Callable[[str], None] | None = None) -> SimRun:
@@ -329,7 +358,7 @@ class Engine:
                     self.env.process(self._post(node, rep, n, row, k, end_ns))
 
                 yield from rep.array.integrate(node.name, n, k * rep.passes, blocks, start_post,
-                                               mvms=k * rep.mvms)  # fmt: skip
+                                               mvms=k * rep.mvms, hold=rep.hold)  # fmt: skip
                 self.rec.record(self.env.now, self.env.now, rep.array.name, "sram_read",
                                 node.name, n, k * rows_read)  # fmt: skip
             self.finished.add((node.name, rep.index, n))

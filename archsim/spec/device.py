@@ -59,15 +59,15 @@ class DeviceSpec:
     mvm_noise: MvmNoiseSpec = MvmNoiseSpec()
     """Fresh noise on every MVM."""
 
-    def check_times(self, times_s: Iterable[float]) -> None:
-        """Raise DeviceModelError unless every time lies in the model's defined range
-        [model.earliest_s, model.latest_s] (seconds after programming)."""
+    def check_times(self, times_s: Iterable[float], key: str = "--times") -> None:
+        """Raise DeviceModelError naming `key` unless every time lies in the model's defined
+        range [model.earliest_s, model.latest_s] (seconds after programming)."""
         lo, hi = self.model.earliest_s, self.model.latest_s
         span = f"{lo:g} s <= t <= {hi:g} s" if math.isfinite(hi) else f"t >= {lo:g} s"
         for t in times_s:
             if not lo <= t <= hi:
                 raise DeviceModelError(
-                    f"--times: device {self.name!r} is modelled for {span} after programming; "
+                    f"{key}: device {self.name!r} is modelled for {span} after programming; "
                     f"got t = {t:g} s"
                 )
 

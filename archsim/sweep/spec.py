@@ -42,7 +42,7 @@ import numpy as np
 
 from archsim.bounds import STREAM_SAMPLES, SWEEP_POINTS
 from archsim.config import read_toml
-from archsim.errors import ConfigError, SpecError
+from archsim.errors import ArchsimError, ConfigError, SpecError
 from archsim.outputs import plain_name
 
 MODES = ("full", "timing", "functional")
@@ -318,13 +318,19 @@ def _check_values(spec: SweepSpec, fail) -> None:
     if spec.linked:
         n = len(spec.linked[0][1])
         groups.append(("linked", [{k: vals[i] for k, vals in spec.linked} for i in range(n)]))
+    devices = set()
     for where, settings in groups:
         for setting in settings:
             try:
-                load_chip(spec.chip, chip_overrides(setting))
+                devices.add(load_chip(spec.chip, chip_overrides(setting)).device)
             except ConfigError as e:
                 if any(f": {key}: " in str(e) for key in setting):
                     raise fail(where, f"refused on its own: {e}") from None
+    for device in devices if spec.mode != "timing" else ():  # read at every time
+        try:
+            device.check_times(spec.t_inference_s, key="t_inference_s")
+        except ArchsimError as e:
+            raise ConfigError(f"{spec.path}: {e}") from None
 
 
 def _axis(key: str, value: Any, method: str, fail) -> Axis:

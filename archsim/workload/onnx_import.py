@@ -15,6 +15,7 @@ states; Shape of a dynamic tensor folds with batch size 1.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -287,7 +288,14 @@ class _Importer(ShapeOps, ElementOps):
         if not dynamic:
             self.fold(node)
             return
-        self.convert_dynamic(node)
+        try:
+            self.convert_dynamic(node)
+        except WorkloadError as e:  # from a shape-checked constructor: say which node, file
+            text = str(e)
+            if text.startswith(f"{self.path}:"):
+                raise
+            detail = re.sub(r"^.*?: op '[^']*': |^[^:]*: ", "", text, count=1)
+            raise self.fail(node, detail) from None
         for k, out in enumerate(node.output):
             if out and out not in self.tensors and out not in self.consts:
                 self.unproduced[out] = (node, k)
@@ -504,6 +512,11 @@ class _Importer(ShapeOps, ElementOps):
         ta, tb = self.dyn(node, 0), self.dyn(node, 1)
         if ta.batch_axis or tb.batch_axis:
             raise self.fail(node, "dynamic products need the batch axis first")
+        ra, rb = len(self.g.shape(ta.name)) + 1, len(self.g.shape(tb.name)) + 1
+        if min(ra, rb) < 3:
+            raise self.fail(node, f"a product of two run-time tensors of rank {ra} and {rb}: "
+                            "archsim takes axis 0 of each as the batch axis, so each needs rank "
+                            ">= 3 (batch, rows, columns)")  # fmt: skip
         if len(self.g.shape(ta.name)) != len(self.g.shape(tb.name)):
             raise self.fail(node, "operands of different rank would broadcast the batch axis "
                                   "against another axis; not supported")  # fmt: skip
@@ -574,8 +587,9 @@ class _Importer(ShapeOps, ElementOps):
     def pool(self, node, fn: str) -> None:
         t = self.dyn(node)
         a = self.attrs(node)
-        if a.get("ceil_mode", 0):
-            raise self.fail(node, "ceil_mode = 1 is not supported")
+        ceil = bool(a.get("ceil_mode", 0))
+        if ceil and fn == "avg" and a.get("count_include_pad", 0):
+            raise self.fail(node, "ceil_mode with count_include_pad is not supported")
         if any(d != 1 for d in a.get("dilations", (1, 1))):
             raise self.fail(node, "dilated pooling is not supported")
         if len(self.g.shape(t.name)) != 3 or t.batch_axis:
@@ -583,9 +597,24 @@ class _Importer(ShapeOps, ElementOps):
         k = tuple(a["kernel_shape"])
         s = tuple(a.get("strides", (1, 1)))
         pads = self.pads(node, a, self.g.shape(t.name)[1:], k, s)
+        if ceil:
+            pads = self.ceil_pads(self.g.shape(t.name)[1:], k, s, pads)
         out = L.pool(self.g, self.uid(node.name or fn), t.name, fn, k, s, pads,
                      bool(a.get("count_include_pad", 0)))  # fmt: skip
         self.set_out(node, out)
+
+    @staticmethod
+    def ceil_pads(hw, kernel, strides, pads) -> tuple[int, int, int, int]:
+        """ceil_mode as extra bottom/right padding (never counted, never the max): one more
+        window where a partial one starts inside the input or its leading padding."""
+        end = list(pads[2:])
+        for i, (size, k, st) in enumerate(zip(hw, kernel, strides, strict=True)):
+            total = size + pads[i] + pads[i + 2]
+            out = -(-(total - k) // st) + 1
+            if (out - 1) * st >= size + pads[i]:
+                out -= 1
+            end[i] += max(0, (out - 1) * st + k - total)
+        return (pads[0], pads[1], end[0], end[1])
 
     def op_MaxPool(self, node) -> None:
         if len(node.output) > 1 and node.output[1]:
