@@ -24,10 +24,12 @@ class BuildPyWithData(build_py):
         if getattr(self, "editable_mode", False):
             return  # an editable install reads the source tree directly
         root = Path(__file__).resolve().parent
+        shipped = Path(self.build_lib) / "archsim" / "_data"
+        shutil.rmtree(shipped, ignore_errors=True)  # no stale copy of a file removed since
         for top, patterns in DATA.items():
             for pattern in patterns:
                 for src in sorted((root / top).glob(pattern)):
-                    dst = Path(self.build_lib) / "archsim" / "_data" / src.relative_to(root)
+                    dst = shipped / src.relative_to(root)
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(src, dst)
 

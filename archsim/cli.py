@@ -13,7 +13,7 @@ from pathlib import Path
 
 from archsim import cli_options as opt
 from archsim.errors import ArchsimError
-from archsim.outputs import atomic_file, check_dir, check_file
+from archsim.outputs import RUN_REPORT, SWEEP_REPORT, atomic_file, check_dir, check_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,10 +212,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from archsim.run_report import format_accuracy, format_metrics, write_run_report
 
     if args.out:
-        check_dir("--out", args.out)
+        check_dir("--out", args.out, RUN_REPORT)
     chip, device, times, workload, dataset = _setup(args)
     out = args.out or check_dir("--out", Path("reports") / f"{chip.name}-{workload.name}",
-                                make_parents=True)  # fmt: skip
+                                RUN_REPORT, make_parents=True)  # fmt: skip
     args.progress_shown = True
     result = write_run_report(chip, workload, dataset, out, device=device, times_s=times,
                               seed=args.seed, samples=args.stream, chunk=args.chunk,
@@ -273,9 +273,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from archsim.sweep.runner import stderr_lines
 
     if args.out:
-        check_dir("--out", args.out)
+        check_dir("--out", args.out, SWEEP_REPORT)
     spec = load_sweep(args.file)
-    out = args.out or check_dir("--out", Path("reports") / f"sweep-{spec.name}", make_parents=True)
+    out = args.out or check_dir("--out", Path("reports") / f"sweep-{spec.name}", SWEEP_REPORT,
+                                make_parents=True)  # fmt: skip
     results = run_sweep(spec, out, executor="serial" if args.serial else "dask",
                         workers=args.workers, scheduler=args.scheduler, fresh=args.fresh,
                         retry_failed=args.retry_failed, progress=stderr_lines)  # fmt: skip

@@ -23,8 +23,10 @@ from pathlib import Path
 
 from archsim.errors import ArchsimError
 
-REPORT_MARKERS = ("run.json", "results.csv", "summary.md")
-"""Files that mark a directory as written by archsim (a run or a sweep report)."""
+RUN_REPORT = "run.json"
+"""The file that marks a directory as a run report (`archsim run`), replaced whole by the next."""
+SWEEP_REPORT = "sweep.json"
+"""The file that marks a directory as a sweep's (results.csv beside it, resumed by the next)."""
 
 
 class OutputError(ArchsimError):
@@ -61,11 +63,12 @@ def check_file(option: str, path: Path, *, make_parents: bool = False,
     return path
 
 
-def check_dir(option: str, path: Path, *, make_parents: bool = False) -> Path:
+def check_dir(option: str, path: Path, marker: str, *, make_parents: bool = False) -> Path:
     """Check that `path` can be (re)written as a report directory; returns it.
 
-    An existing directory must be writable and either empty or an earlier archsim report
-    (it holds one of `REPORT_MARKERS`): a report never replaces a directory of other files.
+    An existing directory must be writable and either empty or an earlier report of the same
+    kind (it holds `marker`, RUN_REPORT or SWEEP_REPORT): a report never replaces a directory
+    of other files, and a run never replaces a sweep's results (nor the reverse).
 
     Raises:
         OutputError: `path` is a file, a directory of other files or not writable, or its
@@ -83,9 +86,10 @@ def check_dir(option: str, path: Path, *, make_parents: bool = False) -> Path:
             raise OutputError(f"{where}: is a file; expected a directory")
         if not os.access(path, os.W_OK | os.X_OK):
             raise OutputError(f"{where}: directory is not writable")
-        if any(path.iterdir()) and not any((path / m).is_file() for m in REPORT_MARKERS):
-            raise OutputError(f"{where}: directory holds other files (not an archsim report); "
-                              "choose a new or empty directory")  # fmt: skip
+        if any(path.iterdir()) and not (path / marker).is_file():
+            kind = "run" if marker == RUN_REPORT else "sweep"
+            raise OutputError(f"{where}: directory holds other files (not an archsim {kind} "
+                              f"report: no {marker}); choose a new or empty directory")  # fmt: skip
     _check_parent(where, path, make_parents)
     return path
 

@@ -21,6 +21,10 @@ def place(cli):
     (cli.workdir / "adir").mkdir()
     (cli.workdir / "photos").mkdir()
     (cli.workdir / "photos" / "cat.jpg").write_text("meow")
+    for name, files in (("a-sweep", ("sweep.json", "results.csv")), ("a-run", ("run.json",))):
+        (cli.workdir / name).mkdir()
+        for f in files:
+            (cli.workdir / name / f).write_text("{}")
     return cli.workdir
 
 
@@ -38,6 +42,9 @@ def place(cli):
         (["run", "--out", "file.txt"], "--out file.txt: is a file; expected a directory"),
         (["run", "--out", "photos"], "--out photos: directory holds other files"),
         (["run", "--out", "missing/deeper"], "directory missing does not exist"),
+        (["run", "--out", "a-sweep"], "--out a-sweep: directory holds other files (not an "
+                                      "archsim run report: no run.json)"),
+        (["sweep", "s.toml", "--out", "a-run"], "not an archsim sweep report: no sweep.json"),
         (["map", "--workload", "mlp", "--out", "adir"], "--out adir: expected a file name ending"),
         (["map", "--workload", "mlp", "--out", "m.txt"], "--out m.txt: expected a file name"),
         (["map", "--workload", "mlp", "--out", "adir.png"], None),
@@ -75,7 +82,8 @@ def test_check_file_refuses_special_and_system_files(tmp_path, monkeypatch):
     from archsim import outputs
 
     assert check_file("--csv", tmp_path / "a.csv") == tmp_path / "a.csv"
-    assert check_dir("--out", tmp_path / "r" / "s", make_parents=True) == tmp_path / "r" / "s"
+    new = tmp_path / "r" / "s"
+    assert check_dir("--out", new, outputs.RUN_REPORT, make_parents=True) == new
     fake_dev = tmp_path / "dev"
     fake_dev.mkdir()
     (fake_dev / "stdout").write_text("")
@@ -85,7 +93,7 @@ def test_check_file_refuses_special_and_system_files(tmp_path, monkeypatch):
         with pytest.raises(OutputError, match="is a device or system file"):
             check_file("--csv", path)
     with pytest.raises(OutputError, match="is a system directory"):
-        check_dir("--out", fake_dev / "r")
+        check_dir("--out", fake_dev / "r", outputs.RUN_REPORT)
     os.mkfifo(tmp_path / "fifo.csv")
     with pytest.raises(OutputError, match="exists and is not a regular file"):
         check_file("--csv", tmp_path / "fifo.csv")
