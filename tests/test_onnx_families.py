@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from archsim.errors import WorkloadError
-from archsim.workload.catalog import load_workload
+from archsim.workload.catalog import load_dataset, load_workload
 from archsim.workload.execute import run
 from archsim.workload.onnx_import import load_onnx
 
@@ -241,3 +241,20 @@ def test_new_ops_run_through_the_simulator(cli, tmp_path):
     code, out, err = cli("simulate", "--workload", path, "--samples", "4", "--stream", "2")
     assert code == 0, err
     assert "nan" not in out.lower() and "inf " not in out.lower()
+
+
+def test_random_inputs_of_an_embedding_are_ids(cli, tmp_path):
+    """A model reading token ids gets random ids in range, not N(0, 1) floats."""
+    table = RNG.standard_normal((50, 16)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["e"], name="emb"),
+        helper.make_node("MatMul", ["e", "w"], ["y"], name="mm"),
+    ]
+    inits = [numpy_helper.from_array(table, "table"), _init("w", (16, 8))]
+    model = _model(nodes, [], [("y", None)], inits)
+    model.graph.input.append(helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 6]))
+    path = _save(tmp_path, model)
+    ds = load_dataset(load_workload(path), samples=20)
+    assert ds.x.min() >= 0 and ds.x.max() <= 49 and np.all(ds.x == np.round(ds.x))
+    code, _, err = cli("simulate", "--workload", path, "--samples", "4", "--stream", "2")
+    assert code == 0, err

@@ -141,9 +141,25 @@ def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) 
     n = samples or 1000
     check_footprint(f"--samples {n} random inputs of shape {tuple(shape)}",
                     12 * n * math.prod(shape))  # float64 draw, then float32  # fmt: skip
+    ids = _index_range(workload)
+    if ids:  # token ids into embedding tables
+        x = rng.integers(0, ids, (n, *shape)).astype(np.float32)
+        cal = rng.integers(0, ids, (min(n, 256), *shape)).astype(np.float32)
+        return Dataset(f"random ids in 0..{ids - 1}", x, None, cal)
     x = rng.standard_normal((n, *shape)).astype(np.float32)
     cal = rng.standard_normal((min(n, 256), *shape)).astype(np.float32)
     return Dataset("random N(0,1) inputs", x, None, cal)
+
+
+def _index_range(workload: Workload) -> int:
+    """Rows of the smallest table the single input indexes, when it is read only as indices of
+    embedding lookups; else 0."""
+    from archsim.workload.ir import Embedding
+
+    readers = [workload.op(n) for n in workload.graph.successors(workload.inputs[0])]
+    if not readers or not all(isinstance(op, Embedding) for op in readers):
+        return 0
+    return min(int(op.table.shape[op.axis]) for op in readers)
 
 
 def _cut(ds: Dataset, samples: int | None) -> Dataset:

@@ -207,6 +207,13 @@ def _act(op: ir.Act, args, matmul) -> np.ndarray:
         return np.clip(np.float32(op.alpha) * x + np.float32(op.beta), 0, 1).astype(np.float32)
     if op.fn == "hard_swish":
         return (x * np.clip(x / np.float32(6) + np.float32(0.5), 0, 1)).astype(np.float32)
+    if op.fn in ("elu", "selu", "celu"):
+        a = np.float32(op.alpha)
+        neg = a * np.expm1(x / a if op.fn == "celu" else x)
+        y = np.where(x > 0, x, neg)
+        return (y * np.float32(op.beta) if op.fn == "selu" else y).astype(np.float32)
+    if op.fn == "thresholded_relu":
+        return np.where(x > np.float32(op.alpha), x, np.float32(0)).astype(np.float32)
     if op.fn in _UNARY:
         with np.errstate(divide="ignore", invalid="ignore"):
             return _UNARY[op.fn](x).astype(np.float32)
@@ -216,7 +223,8 @@ def _act(op: ir.Act, args, matmul) -> np.ndarray:
 
 
 _UNARY = {"sqrt": np.sqrt, "exp": np.exp, "abs": np.abs, "neg": np.negative,
-          "reciprocal": np.reciprocal}  # fmt: skip
+          "reciprocal": np.reciprocal, "log": np.log, "softsign": lambda x: x / (1 + np.abs(x)),
+          "softplus": lambda x: np.logaddexp(np.float32(0), x)}  # fmt: skip
 
 
 def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
@@ -287,7 +295,10 @@ def _global_pool(op: ir.GlobalPool, args, matmul) -> np.ndarray:
 
 def _softmax(op: ir.Softmax, args, matmul) -> np.ndarray:
     x = args[0]
-    e = np.exp(x - x.max(axis=op.axis + 1, keepdims=True))
+    shifted = x - x.max(axis=op.axis + 1, keepdims=True)
+    e = np.exp(shifted)
+    if op.log:
+        return (shifted - np.log(e.sum(axis=op.axis + 1, keepdims=True))).astype(np.float32)
     return (e / e.sum(axis=op.axis + 1, keepdims=True)).astype(np.float32)
 
 

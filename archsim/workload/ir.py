@@ -96,6 +96,7 @@ class Lstm(Op):
 Activation = Literal[
     "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu", "fp16",
     "clip", "hard_sigmoid", "hard_swish", "sqrt", "exp", "abs", "neg", "reciprocal",
+    "elu", "selu", "celu", "thresholded_relu", "softplus", "softsign", "log",
 ]  # fmt: skip
 
 
@@ -106,9 +107,10 @@ class Act(Op):
     fn: Activation = "relu"
     """fp16 rounds to the nearest float16 value (an ONNX Cast to FLOAT16)."""
     alpha: float = 0.01
-    """Slope of leaky_relu for negative inputs; lower bound of clip; slope of hard_sigmoid."""
+    """Slope of leaky_relu for negative inputs; lower bound of clip; slope of hard_sigmoid;
+    alpha of elu, selu and celu; threshold of thresholded_relu."""
     beta: float = 0.0
-    """Upper bound of clip; offset of hard_sigmoid."""
+    """Upper bound of clip; offset of hard_sigmoid; gamma of selu."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -170,9 +172,10 @@ class Concat(Op):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Softmax(Op):
-    """Softmax along a per-sample axis."""
+    """Softmax (or its logarithm, computed stably) along a per-sample axis."""
 
     axis: int = -1
+    log: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -196,11 +196,11 @@ def concat(g: GraphBuilder, name: str, xs: list[str], axis: int) -> str:
     return g.add(ir.Concat(name, tuple(xs), tuple(out), ax))
 
 
-def softmax(g: GraphBuilder, name: str, x: str, axis: int = -1) -> str:
+def softmax(g: GraphBuilder, name: str, x: str, axis: int = -1, log: bool = False) -> str:
     nd = len(g.shape(x))
     if not -nd <= axis < nd:
         raise _fail(g, name, f"axis {axis} out of range for {g.shape(x)}")
-    return g.add(ir.Softmax(name, (x,), g.shape(x), axis % nd))
+    return g.add(ir.Softmax(name, (x,), g.shape(x), axis % nd, bool(log)))
 
 
 def layernorm(g: GraphBuilder, name: str, x: str, gamma=None, beta=None, axis=-1, eps=1e-5) -> str:

@@ -8,9 +8,18 @@ axis is (axis 0, except around LSTMs, whose inputs are (seq, batch, features)), 
 attributes are translated to per-sample axes. An op we do not model raises a `WorkloadError`
 naming the op type, the node and the file; nothing is skipped silently.
 
-Simplifications: 2-D convolutions and pools only (no ceil_mode, no auto_pad other than NOTSET,
-VALID, SAME_UPPER/LOWER); single-direction LSTMs without sequence lengths, peepholes or initial
-states; Shape of a dynamic tensor folds with batch size 1.
+Exact float32 semantics or a refusal: an operand that sets an op's meaning (weight, bias, axes,
+shape, bounds) must be constant, and is refused when present but computed at run time; two
+run-time operands broadcast only when ONNX's right alignment puts their batch axes together;
+non-float tensors (archsim computes in float32), training modes and reads of optional outputs
+archsim does not compute are refused; Cast to FLOAT16 rounds. Integer graph inputs are accepted
+only as the indices of Gathers on constant tables (token ids). Symbolic input dimensions other
+than the batch are set by name with `dims` (`--dim NAME=SIZE`).
+The operator test cases of the onnx package check this: tests/test_onnx_conformance.py.
+
+Simplifications: 2-D convolutions and pools only (no dilated pools, no auto_pad other than
+NOTSET, VALID, SAME_UPPER/LOWER); single-direction LSTMs without sequence lengths, peepholes or
+initial states; Shape of a dynamic tensor folds with batch size 1.
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ import numpy as np
 from archsim.workload import layers as L
 
 UNARY = {"Sqrt": "sqrt", "Exp": "exp", "Abs": "abs", "Neg": "neg", "Reciprocal": "reciprocal",
-         "HardSwish": "hard_swish"}  # fmt: skip
+         "HardSwish": "hard_swish", "Softplus": "softplus", "Softsign": "softsign",
+         "Log": "log"}  # fmt: skip
+SELU = (1.67326319217681884765625, 1.05070102214813232421875)
+"""ONNX's default alpha and gamma of Selu."""
 VARIADIC = {"Sum": "add", "Max": "max", "Min": "min", "Mean": "add"}
 
 
@@ -43,6 +46,19 @@ class ElementOps:
         else:
             lo, hi = self.scalar(node, 1, -np.inf), self.scalar(node, 2, np.inf)
         self.unary(node, "clip", lo, hi)
+
+    def op_Elu(self, node) -> None:
+        self.unary(node, "elu", self.attrs(node).get("alpha", 1.0))
+
+    def op_Celu(self, node) -> None:
+        self.unary(node, "celu", self.attrs(node).get("alpha", 1.0))
+
+    def op_Selu(self, node) -> None:
+        a = self.attrs(node)
+        self.unary(node, "selu", a.get("alpha", SELU[0]), a.get("gamma", SELU[1]))
+
+    def op_ThresholdedRelu(self, node) -> None:
+        self.unary(node, "thresholded_relu", self.attrs(node).get("alpha", 1.0))
 
     def op_HardSigmoid(self, node) -> None:
         a = self.attrs(node)

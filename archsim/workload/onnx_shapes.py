@@ -1,5 +1,5 @@
 """ONNX shape, layout and normalisation ops for the importer: Flatten, Reshape, Squeeze,
-Unsqueeze, Transpose, Concat, Softmax, LayerNormalization.
+Unsqueeze, Transpose, Concat, Softmax, LogSoftmax, LayerNormalization.
 
 They move the batch axis around: each handler maps ONNX axes to per-sample axes and records
 where the batch axis of its output sits. Mixed into `onnx_import._Importer`, whose helpers
@@ -100,27 +100,27 @@ class ShapeOps:
         out = L.concat(self.g, self.uid(node.name or "concat"), [t.name for t in ts], axis)
         self.set_out(node, out, ts[0].batch_axis)
 
-    def op_Softmax(self, node) -> None:
+    def op_Softmax(self, node, log: bool = False) -> None:
         t = self.dyn(node)
         rank = len(self.g.shape(t.name)) + 1
         axis = self.attrs(node).get("axis", -1 if self.opset >= 13 else 1)
+        ps_axis = self.ps_axis(node, t, axis)  # checks the range
+        base = self.uid(node.name or node.op_type)
         if self.opset < 13 and (axis % rank) != rank - 1:
             # opset < 13: one softmax over all axes from `axis` (flattened), e.g. (N, C, 1, 1)
-            first = axis % rank
-            if t.batch_axis >= first:
+            if t.batch_axis > axis % rank:
                 raise self.fail(node, "softmax over axes that include the batch axis")
             ps = self.g.shape(t.name)
-            lead = list(ps[: first - 1])
-            base = self.uid(node.name or "softmax")
+            lead = list(ps[:ps_axis])
             flat = L.reshape(self.g, self.uid(f"{base}_flat"), t.name, [*lead, -1])
-            sm = L.softmax(self.g, base, flat, len(lead))
+            sm = L.softmax(self.g, base, flat, len(lead), log)
             out = L.reshape(self.g, self.uid(f"{base}_shape"), sm, ps)
             self.set_out(node, out, t.batch_axis)
             return
-        out = L.softmax(
-            self.g, self.uid(node.name or "softmax"), t.name, self.ps_axis(node, t, axis)
-        )
-        self.set_out(node, out, t.batch_axis)
+        self.set_out(node, L.softmax(self.g, base, t.name, ps_axis, log), t.batch_axis)
+
+    def op_LogSoftmax(self, node) -> None:
+        self.op_Softmax(node, log=True)
 
     def op_LayerNormalization(self, node) -> None:
         t = self.dyn(node)
