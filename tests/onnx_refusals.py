@@ -57,7 +57,7 @@ BATCH_AXIS = Reason(
 )
 SCALAR_INPUT = Reason(
     ("a scalar, sequence or optional graph input: archsim's inputs are batched tensors"),
-    "is a scalar|is a sequence|is a optional",
+    "is a scalar|is sequence|is optional",
 )
 UNPRODUCED = Reason(
     (

@@ -258,3 +258,12 @@ def test_random_inputs_of_an_embedding_are_ids(cli, tmp_path):
     assert ds.x.min() >= 0 and ds.x.max() <= 49 and np.all(ds.x == np.round(ds.x))
     code, _, err = cli("simulate", "--workload", path, "--samples", "4", "--stream", "2")
     assert code == 0, err
+
+
+def test_an_output_declared_without_type_is_accepted(tmp_path):
+    node = helper.make_node("Relu", ["x"], ["y"])
+    model = _model([node], [("x", [2, 3])], [])
+    model.graph.output.append(onnx.ValueInfoProto(name="y"))
+    w = load_onnx(_save(tmp_path, model))
+    x = RNG.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(run(w, x)[w.outputs[0]], np.maximum(x, 0))

@@ -182,14 +182,20 @@ class _Importer(ShapeOps, ElementOps):
 
     def check_float(self, vi, what: str) -> None:
         """Refuse graph inputs and outputs that are not float tensors: archsim computes in
-        float32 and would silently change integer arithmetic (division, overflow)."""
+        float32 and would silently change integer arithmetic (division, overflow). An output
+        declared without a type passes (its producer decides)."""
         from onnx import TensorProto
 
-        tt = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
-        if tt is None:
-            kind = vi.type.WhichOneof("value") or "untyped"
-            raise WorkloadError(f"{self.path}: {what} {vi.name!r} is a {kind.replace('_type', '')}"
-                                ", not a tensor; not supported")  # fmt: skip
+        kind = vi.type.WhichOneof("value")
+        if kind is None and what == "output":
+            return
+        if kind != "tensor_type":
+            kind = (kind or "untyped").replace("_type", "")
+            raise WorkloadError(f"{self.path}: {what} {vi.name!r} is {kind}, not a tensor; "
+                                "not supported")  # fmt: skip
+        tt = vi.type.tensor_type
+        if tt.elem_type == TensorProto.UNDEFINED and what == "output":
+            return
         if tt.elem_type not in FLOAT_TYPES:
             type_name = TensorProto.DataType.Name(tt.elem_type)
             raise WorkloadError(f"{self.path}: {what} {vi.name!r} has element type {type_name}; "
