@@ -82,6 +82,22 @@ def _onnx_dropout_training(tmp: Path) -> str:
     return str(path)
 
 
+def _onnx_log(tmp: Path) -> str:
+    """Log of N(0, 1) inputs: half the values are nan in float already."""
+    w = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
+    nodes = [helper.make_node("Log", ["x"], ["l"], name="log0"),
+             helper.make_node("MatMul", ["l", "w"], ["y"], name="mm0")]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [w],
+    )  # fmt: skip
+    path = tmp / "log.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return str(path)
+
+
 def _sweep(tmp: Path, body: str) -> str:
     head = 'name = "s"\nchip = "hermes"\nworkload = "digits-cnn"\nmode = "timing"\n'
     return _write(tmp, "s.toml", head + body)
@@ -97,6 +113,9 @@ CASES = {
         ["simulate", "--workload", _onnx_int8_div(t), "--mode", "timing"], "INT8"),
     "onnx-dropout-training": lambda t: (
         ["simulate", "--workload", _onnx_dropout_training(t), "--mode", "timing"], "drop0"),
+    "onnx-nan-in-float": lambda t: (
+        ["simulate", "--workload", _onnx_log(t), "--mode", "functional", "--samples", "8"],
+        "'log0' (Act) gives non-finite values"),
     "onnx-bad-dim": lambda t: (
         ["simulate", "--workload", "digits-cnn", "--dim", "batch", "--mode", "timing"], "--dim"),
     # 4: converter widths

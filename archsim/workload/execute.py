@@ -84,10 +84,19 @@ def run(
                 raise WorkloadError(
                     f"{workload.name}: input {op.name!r} expects (B, {want}), got {x.shape}"
                 )
+            if not np.isfinite(x).all():
+                raise WorkloadError(f"{workload.name}: input {op.name!r} holds non-finite "
+                                    "values (nan or inf); archsim computes on finite numbers "
+                                    "only")  # fmt: skip
             values[op.name] = x
             continue
         args = [values[s] for s in op.inputs]
         y = _forward(op, args, matmul)
+        if not np.isfinite(y).all():
+            raise WorkloadError(f"{workload.name}: op {op.name!r} ({type(op).__name__}) gives "
+                                "non-finite values (nan or inf) on these inputs (outside its "
+                                "domain, or overflow); archsim computes on finite numbers "
+                                "only")  # fmt: skip
         if digital is not None and (_creates_values(op) or _reads_input(workload, op)):
             fresh = not any(np.may_share_memory(y, a) for a in args)
             y = digital(y, in_place=fresh)
