@@ -2,23 +2,73 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from archsim.cli import main
 from archsim.config import load_chip, models_dir
-from archsim.validate import mvm_energy_pj, peak_figures, validate
+from archsim.spec import PublishedSpec
+from archsim.validate import bound_rows, failed, format_rows, mvm_energy_pj, peak_figures, validate
+
+PENDING_ENERGY = "resnet9 energy_per_sample_pj >= bound"
+"""Broken until issue 9 item 5 (energy that stays physical) lands: timing mode's assumed input
+activity 0.15 puts ResNet-9 at ~12.5 TOPS/W, above the 9.76 TOPS/W peak."""
 
 
-def test_hermes_published_figures_within_tolerance(hermes):
+def test_hermes_predicted_rows_and_bounds_pass(hermes):
     rows = validate(hermes, samples=4)
-    checked = [r for r in rows if r.ok is not None]
-    metrics = {(r.metric, r.read_mode) for r in checked}
-    assert {("peak_tops", "1-phase"), ("peak_tops", "4-phase"), ("tops_per_w", "1-phase"),
-            ("tops_per_w", "4-phase"), ("tops_per_mm2", "1-phase"),
-            ("mvm_latency_ns", "1-phase")} <= metrics  # fmt: skip
-    for r in checked:
-        assert abs(r.ratio - 1) <= 0.05, r
-    info = [r for r in rows if r.ok is None]
-    assert {r.metric for r in info} == {"resnet9 period_ns", "resnet9 energy_per_sample_pj"}
-    assert all("bound by" in r.source for r in info)
+    assert not [r for r in failed(rows) if r.metric != PENDING_ENERGY]
+    predicted = {(r.metric, r.read_mode) for r in rows if r.basis == "predicted" and r.ok}
+    assert {("peak_tops", "4-phase"), ("tops_per_w", "4-phase")} <= predicted
+    assert all(r.basis in ("fitted", "predicted", "bound") for r in rows)
+    disputed = [r for r in rows if r.ok is None]
+    assert {r.metric for r in disputed} == {"resnet9 period_ns", "resnet9 energy_per_sample_pj"}
+    assert all("impossible" in r.note and "436.6 MOP" in r.note for r in disputed)
+
+
+@pytest.fixture(scope="module")
+def resnet9_bounds(hermes):
+    return bound_rows(hermes, "resnet9", samples=4)
+
+
+def test_resnet9_period_never_beats_the_published_peak_in_any_mode(resnet9_bounds):
+    """The timed period >= ops / peak TOPS, in every read mode."""
+    rows = resnet9_bounds
+    assert {(r.metric, r.read_mode) for r in rows} == {
+        (f"resnet9 {m} >= bound", mode) for m in ("period_ns", "energy_per_sample_pj")
+        for mode in ("1-phase", "4-phase")}  # fmt: skip
+    period = {r.read_mode: r for r in rows if r.metric == "resnet9 period_ns >= bound"}
+    for r in period.values():
+        assert r.ok and r.simulated >= r.published, r
+    assert abs(period["1-phase"].published - 6919) < 30  # 436.6 MOP / 63.1 TOPS (issue 9)
+    assert abs(period["4-phase"].published - 27118) < 120  # / 16.1 TOPS
+
+
+@pytest.mark.xfail(reason=PENDING_ENERGY + ": issue 9 item 5 (another helper) fixes the energy; "
+                   "remove this mark when it passes", strict=False)  # fmt: skip
+def test_resnet9_energy_never_beats_the_published_peak_efficiency_in_any_mode(resnet9_bounds):
+    """The timed energy per image >= ops / peak TOPS/W, in every read mode."""
+    energy = [r for r in resnet9_bounds if r.metric == PENDING_ENERGY]
+    assert len(energy) == 2
+    for r in energy:
+        assert r.ok and r.simulated >= r.published, r
+
+
+def test_a_broken_bound_fails_and_a_fitted_miss_does_not(hermes, monkeypatch):
+    """Gating: a failing predicted or bound row fails the run; a failing fitted row is shown
+    as `fail` but does not; a disputed row never does."""
+    fast = dataclasses.replace(hermes, published=(
+        PublishedSpec("peak_tops", 0.01, "fitted", "1-phase"),
+        PublishedSpec("tops_per_w", 1000.0, "predicted", "1-phase"),
+    ))  # fmt: skip
+    rows = validate(fast, samples=4)
+    by = {r.metric: r for r in rows}
+    assert by["peak_tops"].ok is False and by["peak_tops"].status == "fail"
+    assert by["tops_per_w"].status == "FAIL"
+    assert {r.metric for r in failed(rows)} == {"tops_per_w", "resnet9 period_ns >= bound"}
+    text = format_rows(rows)
+    assert "disputed" in text and "basis" in text and "physically impossible" in text
 
 
 def test_single_core_figures():
@@ -43,15 +93,26 @@ def dataclasses_replace_mode(chip, mode):
     return dataclasses.replace(chip, input=dataclasses.replace(chip.input, read_mode=mode))
 
 
-def test_cli_validate_writes_csv_and_fails_on_a_wrong_figure(tmp_path, capsys):
+def test_cli_validate_writes_csv_and_fails_only_on_a_wrong_prediction(tmp_path, capsys):
     csv = tmp_path / "v.csv"
     assert main(["validate", "--chip", "hermes-core", "--csv", str(csv)]) == 0
     lines = csv.read_text().splitlines()
-    assert lines[0] == "preset,metric,published,simulated,ratio,ok"
-    assert all(line.endswith(",true") for line in lines[1:])
-    wrong = (models_dir() / "hermes-core.toml").read_text().replace("value = 1.008", "value = 2.0")
+    assert lines[0] == "preset,metric,published,simulated,ratio,ok,basis,note"
+    assert all(",true," in line for line in lines[1:])
+    text = (models_dir() / "hermes-core.toml").read_text()
     path = tmp_path / "wrong.toml"
-    path.write_text(wrong)
+    path.write_text(text.replace("value = 1.008", "value = 2.0"))
     capsys.readouterr()
-    assert main(["validate", "--chip", str(path)]) == 1
-    assert "FAIL" in capsys.readouterr().out
+    fitted = next(p for p in load_chip(path).published if p.metric == "peak_tops").basis
+    assert main(["validate", "--chip", str(path)]) == (1 if fitted == "predicted" else 0)
+    assert "FAIL" in capsys.readouterr().out or fitted == "fitted"
+
+
+def test_published_figures_need_a_basis(cli, tmp_path):
+    text = (models_dir() / "hermes-core.toml").read_text()
+    bad = tmp_path / "nobasis.toml"
+    bad.write_text(text.replace('basis = "fitted"\n', "").replace('basis = "predicted"\n', ""))
+    cli.refused("validate", "--chip", str(bad), match="published[0].basis")
+    bad.write_text(text.replace('basis = "fitted"', 'basis = "guessed"', 1).replace(
+        'basis = "predicted"', 'basis = "guessed"', 1))  # fmt: skip
+    cli.refused("validate", "--chip", str(bad), match="fitted")
