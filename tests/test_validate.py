@@ -71,11 +71,47 @@ def test_a_broken_bound_fails_and_a_fitted_miss_does_not(hermes, monkeypatch):
     assert "disputed" in text and "basis" in text and "physically impossible" in text
 
 
-def test_single_core_figures():
-    chip = load_chip("hermes-core")
-    assert all(r.ok for r in validate(chip))
-    peak = peak_figures(chip)
-    assert abs(peak.peak_tops - 1.008) < 0.01 and peak.mvm_latency_ns == 130.0
+def test_hermes_core_is_predicted_from_the_cores_fitted_on_hermes(hermes):
+    """One shared core model: HERMES-Core (KA22) takes every core constant from the 64-core
+    HERMES preset (fitted on LG23), so its peak, efficiency and latency are predictions."""
+    core = load_chip("hermes-core")
+    for table in ("crossbar", "input", "adc", "ldpu", "memory", "device", "mapping"):
+        assert getattr(core, table) == getattr(hermes, table), table
+    assert dataclasses.replace(core.cores, count=64, grid=(8, 8)) == hermes.cores
+    rows = validate(core)
+    assert {r.metric for r in rows if r.basis == "predicted"} == {
+        "peak_tops", "tops_per_w", "mvm_latency_ns"}  # fmt: skip
+    assert all(r.ok for r in rows), format_rows(rows)
+    peak = peak_figures(core)
+    assert peak.mvm_latency_ns == 133.0  # HERMES' fitted 128 + 5 ns, not KA22's 130
+    assert abs(peak.peak_tops - 2 * 256**2 / 133e3) < 1e-9
+
+
+def test_a_changed_shared_constant_moves_both_chips_and_can_fail_the_prediction(tmp_path):
+    """The prediction can fail: a HERMES fitted with a slower ADC predicts a slower single core."""
+    slow = tmp_path / "hermes.toml"
+    slow.write_text((models_dir() / "hermes.toml").read_text().replace(
+        "conversion_ns = 5.0", "conversion_ns = 40.0"))  # fmt: skip
+    child = tmp_path / "core.toml"
+    child.write_text((models_dir() / "hermes-core.toml").read_text().replace(
+        'base = "hermes"', 'base = "hermes.toml"'))  # fmt: skip
+    rows = {r.metric: r for r in validate(load_chip(child))}
+    assert rows["mvm_latency_ns"].simulated == 168.0
+    assert failed(list(rows.values())) and rows["tops_per_mm2"].basis == "fitted"
+
+
+def test_base_presets_merge_tables_and_refuse_bad_includes(cli, tmp_path):
+    core = load_chip("hermes-core")
+    assert core.name == "hermes-core" and core.gdpu.count == 0 and core.fabric.dims == (1, 1)
+    assert core.gdpu.ops_per_cycle == 16.0 and len(core.published) == 4  # merged, own figures
+    assert not load_chip("hermes-256").published  # figures are never inherited
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n')
+    cli.refused("validate", "--chip", str(tmp_path / "a.toml"), match="cycle")
+    (tmp_path / "c.toml").write_text('base = "nosuch"\n')
+    cli.refused("validate", "--chip", str(tmp_path / "c.toml"), match="base: unknown chip preset")
+    (tmp_path / "d.toml").write_text("base = 3\n")
+    cli.refused("validate", "--chip", str(tmp_path / "d.toml"), match="base: expected")
 
 
 def test_energy_scales_with_input_activity_and_phases(hermes):
