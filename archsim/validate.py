@@ -186,7 +186,8 @@ def bound_rows(chip: ChipSpec, workload: str, samples: int = 16, runs=None) -> l
             rows.append(ValidationRow(
                 chip.name, f"{workload} {metric} >= bound", mode, bound, sim, ratio,
                 bool(ratio >= 1 - 1e-9), _source(chip, f"published[{i}]"), "bound",
-                f"{m.ops_per_sample / 1e6:.1f} MOP / {pub.value:g} {unit}",
+                f"{m.ops_per_sample / 1e6:.1f} MOP / {pub.value:g} {unit}"
+                + (f"; the simulation is bound by {m.bottleneck}" if metric == "period_ns" else ""),
             ))  # fmt: skip
     return rows
 
@@ -224,6 +225,11 @@ def format_rows(rows: list[ValidationRow]) -> str:
         lines.append(f"{r.preset:<12} {r.metric:<38} {r.read_mode:<8} {r.basis:<9} "
                      f"{r.published:>10.4g} {sim:>10} {ratio:>7} {r.status:>8} {mark}")  # fmt: skip
     lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+    count = {b: sum(r.basis == b for r in rows) for b in ("fitted", "predicted", "bound")}
+    bad = failed(rows)
+    lines.append(f"{len(rows)} rows: {count['fitted']} fitted, {count['predicted']} predicted, "
+                 f"{count['bound']} bound; " + (f"{len(bad)} predicted/bound rows FAIL" if bad
+                 else "every predicted and bound row passes"))  # fmt: skip
     lines.append("basis: fitted = a preset constant was derived from the figure (consistency "
                  "check, never fails the run); predicted = not used to fit anything; bound = a "
                  "physical limit from the published peaks (these two fail the run)")  # fmt: skip
