@@ -149,12 +149,13 @@ def validate(chip: ChipSpec, samples: int = 16) -> list[ValidationRow]:
                                   pub.basis, pub.note))  # fmt: skip
     runs: dict[tuple[str, str], object] = {}
     for i, pub in enumerate(chip.published_workloads):
-        m = _run(chip, pub.workload, chip.input.read_mode, samples, runs)
+        mode = pub.read_mode or chip.input.read_mode
+        m = _run(chip, pub.workload, mode, samples, runs)
         sim = getattr(m, pub.metric)
         ratio = require_finite(pub.metric, sim / pub.value)
         ok = None if pub.disputed else bool(abs(ratio - 1) <= pub.tolerance)
         src = _source(chip, f"published_workloads[{i}]")
-        rows.append(ValidationRow(chip.name, f"{pub.workload} {pub.metric}", chip.input.read_mode,
+        rows.append(ValidationRow(chip.name, f"{pub.workload} {pub.metric}", mode,
                                   pub.value, sim, ratio, ok, f"{src}; bound by {m.bottleneck}",
                                   pub.basis, pub.note))  # fmt: skip
     for workload in dict.fromkeys(p.workload for p in chip.published_workloads):

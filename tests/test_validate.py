@@ -8,7 +8,7 @@ import pytest
 
 from archsim.cli import main
 from archsim.config import load_chip, models_dir
-from archsim.spec import PublishedSpec
+from archsim.spec import PublishedSpec, PublishedWorkloadSpec
 from archsim.validate import bound_rows, failed, format_rows, mvm_energy_pj, peak_figures, validate
 
 PENDING_ENERGY = "resnet9 energy_per_sample_pj >= bound"
@@ -152,3 +152,33 @@ def test_published_figures_need_a_basis(cli, tmp_path):
     bad.write_text(text.replace('basis = "fitted"', 'basis = "guessed"', 1).replace(
         'basis = "predicted"', 'basis = "guessed"', 1))  # fmt: skip
     cli.refused("validate", "--chip", str(bad), match="fitted")
+
+
+def test_a_predicted_workload_figure_is_gated_by_its_tolerance(hermes):
+    """A non-disputed whole-network figure passes within its tolerance and fails outside it;
+    `read_mode` picks the mode of the timed run."""
+    from archsim.api import simulate
+    from archsim.workload.catalog import load_workload
+
+    chip = dataclasses.replace(hermes, published=(), published_workloads=())
+    period = simulate(dataclasses_replace_mode(chip, "4-phase"), load_workload("mnist-cnn"),
+                      mode="timing", samples=4).metrics.period_ns  # fmt: skip
+    for factor, ok in ((1.2, True), (1.5, False)):
+        pub = PublishedWorkloadSpec("mnist-cnn", "period_ns", period * factor, "predicted",
+                                    read_mode="4-phase")  # fmt: skip
+        rows = validate(dataclasses.replace(chip, published_workloads=(pub,)), samples=4)
+        row = next(r for r in rows if r.metric == "mnist-cnn period_ns")
+        assert row.read_mode == "4-phase" and row.ok is ok and (row in failed(rows)) is not ok
+
+
+def test_workload_figures_are_checked_when_read(cli, tmp_path):
+    text = (models_dir() / "hermes.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("disputed = true\nnote = ", "disputed = true\nxnote = ", 1))
+    cli.refused("validate", "--chip", str(bad), match="xnote")
+    entry = ('\n[[published_workloads]]\nworkload = "mnist-cnn"\nmetric = "period_ns"\n'
+             'value = 1.0\nbasis = "predicted"\n')  # fmt: skip
+    bad.write_text(text + entry + "disputed = true\n")
+    cli.refused("validate", "--chip", str(bad), match="published_workloads[2].note")
+    bad.write_text(text + entry + 'read_mode = "2-phase"\n')
+    cli.refused("validate", "--chip", str(bad), match="published_workloads[2].read_mode")

@@ -369,6 +369,8 @@ class PublishedWorkloadSpec:
     """The published number; > 0."""
     basis: Literal["fitted", "predicted"]
     """As `PublishedSpec.basis`."""
+    read_mode: str = ""
+    """Read mode the figure was measured in ("" = the preset's)."""
     tolerance: float = 0.25
     """Accepted relative deviation of the simulation; > 0 (whole-network figures depend on
     schedules the sources rarely give, hence wider than the peak figures' 5 %)."""
@@ -442,6 +444,10 @@ class ChipSpec:
         for i, p in enumerate(self.published):
             if p.read_mode and p.read_mode not in modes:
                 raise SpecError(f"published[{i}].read_mode", f"expected one of {sorted(modes)}")
+        for i, p in enumerate(self.published_workloads):
+            if p.read_mode and p.read_mode not in modes:
+                raise SpecError(f"published_workloads[{i}].read_mode",
+                                f"expected one of {sorted(modes)}")  # fmt: skip
 
     @property
     def cols_per_adc(self) -> int:
