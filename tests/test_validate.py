@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from csv import DictReader
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_hermes_core_is_predicted_from_the_cores_fitted_on_hermes(hermes):
     rows = validate(core)
     assert {r.metric for r in rows if r.basis == "predicted"} == {
         "peak_tops", "tops_per_w", "mvm_latency_ns"}  # fmt: skip
-    assert all(r.ok for r in rows), format_rows(rows)
+    assert not failed(rows), format_rows(rows)  # tests gate predictions, not fitted rows
     peak = peak_figures(core)
     assert peak.mvm_latency_ns == 133.0  # HERMES' fitted 128 + 5 ns, not KA22's 130
     assert abs(peak.peak_tops - 2 * 256**2 / 133e3) < 1e-9
@@ -132,9 +133,12 @@ def dataclasses_replace_mode(chip, mode):
 def test_cli_validate_writes_csv_and_fails_only_on_a_wrong_prediction(tmp_path, capsys):
     csv = tmp_path / "v.csv"
     assert main(["validate", "--chip", "hermes-core", "--csv", str(csv)]) == 0
-    lines = csv.read_text().splitlines()
-    assert lines[0] == "preset,metric,published,simulated,ratio,ok,basis,note"
-    assert all(",true," in line for line in lines[1:])
+    header = csv.read_text().splitlines()[0]
+    assert header == "preset,metric,published,simulated,ratio,ok,basis,note"
+    with csv.open() as fh:
+        rows = list(DictReader(fh))
+    assert {r["basis"] for r in rows} == {"fitted", "predicted"} and all(r["note"] for r in rows)
+    assert all(r["ok"] == "true" for r in rows if r["basis"] == "predicted")
     text = (models_dir() / "hermes-core.toml").read_text()
     path = tmp_path / "wrong.toml"
     path.write_text(text.replace("value = 1.008", "value = 2.0"))
