@@ -440,6 +440,11 @@ class ChipSpec:
                 f"expected the core grid {list(self.cores.grid)} (one router per core place), "
                 f"got {list(self.fabric.dims)}",
             )
+        fitted = getattr(self.device.model, "devices_per_weight", None)
+        if fitted is not None and fitted != xb.devices_per_weight:
+            raise SpecError("crossbar.devices_per_weight",
+                            f"device {self.device.name!r} is fitted for {fitted}, got "
+                            f"{xb.devices_per_weight}")  # fmt: skip
         modes = {m.name for m in self.input.read_modes}
         for i, p in enumerate(self.published):
             if p.read_mode and p.read_mode not in modes:
