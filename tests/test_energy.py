@@ -8,7 +8,6 @@ import dataclasses
 import pytest
 
 from archsim.api import simulate
-from archsim.config import load_chip
 from archsim.errors import MappingError
 from archsim.mapping import map_workload
 from archsim.sim.metrics import ASSUMED_ACTIVITY
