@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from archsim.api import simulate
+from archsim.config import load_chip, models_dir
 from archsim.errors import MappingError
 from archsim.mapping import map_workload
 from archsim.sim.metrics import ASSUMED_ACTIVITY
@@ -64,3 +65,30 @@ def test_assumed_activity_is_the_peak_condition(hermes):
 def test_measured_activity_is_reported_as_measured(hermes):
     result = simulate(hermes, load_workload("digits-mlp"), mode="full", samples=4)
     assert result.metrics.activity_basis.startswith("measured on data for 2 layers")
+
+
+def test_every_preset_has_a_sourced_static_power():
+    for path in sorted(models_dir().glob("*.toml")):
+        chip = load_chip(path.stem)
+        assert chip.cores.static_power_mw > 0, path.name
+        assert "static power" in dict(chip.sources)["cores"], path.name
+
+
+def test_energy_is_dynamic_plus_static_power_times_time(hermes):
+    """Static power runs on every core for the whole run: doubling it adds exactly
+    cores x power x run time, and each sample carries cores x power x period."""
+    workload = load_workload("digits-mlp")
+    runs = {}
+    for mw in (hermes.cores.static_power_mw, 2 * hermes.cores.static_power_mw):
+        cores = dataclasses.replace(hermes.cores, static_power_mw=mw)
+        chip = dataclasses.replace(hermes, cores=cores)
+        runs[mw] = simulate(chip, workload, mode="timing", samples=8).metrics
+    (p1, m1), (p2, _) = runs.items()
+    assert p1 > 0
+    static = {p: m.energy_breakdown_pj["static"] for p, m in runs.items()}
+    assert static[p1] == pytest.approx(hermes.cores.count * p1 * m1.period_ns)  # mW x ns = pJ
+    assert static[p2] == pytest.approx(2 * static[p1])
+    dynamic = {p: m.energy_per_sample_pj - static[p] for p, m in runs.items()}
+    assert dynamic[p1] == pytest.approx(dynamic[p2])
+    total = {p: m.average_power_w * m.total_ns * 1e3 for p, m in runs.items()}  # W x ns -> pJ
+    assert total[p2] - total[p1] == pytest.approx(hermes.cores.count * p1 * m1.total_ns)
