@@ -189,6 +189,15 @@ def format_metrics(m: Metrics) -> str:
         f"bottleneck                {m.bottleneck}",
         f"input activity            {m.activity_basis}",
         *(
+            [
+                f"per time step             {m.step_latency_ns / 1e3:10.3f} us latency, "
+                f"{m.step_period_ns / 1e3:.3f} us period, {m.step_energy_pj / 1e6:.3f} uJ "
+                f"({m.steps_per_sample} recurrent steps per sample)"
+            ]
+            if m.steps_per_sample
+            else []
+        ),
+        *(
             []
             if m.steady_state
             else [

@@ -98,6 +98,23 @@ class Metrics:
     fabric_byte_hops: float = 0.0
     activity_basis: str = ""
     """What input activity the array and PWM energies assume, and why."""
+    steps_per_sample: int = 0
+    """Time steps of the recurrent (LSTM) layers per sample; 0 without recurrent layers."""
+
+    @property
+    def step_latency_ns(self) -> float | None:
+        """First sample's latency per time step (its pipeline fill shared over the steps)."""
+        return self.latency_ns / self.steps_per_sample if self.steps_per_sample else None
+
+    @property
+    def step_period_ns(self) -> float | None:
+        """Steady-state time per time step while samples stream."""
+        return self.period_ns / self.steps_per_sample if self.steps_per_sample else None
+
+    @property
+    def step_energy_pj(self) -> float | None:
+        """Energy per time step (all layers of a sample, static included, over its steps)."""
+        return self.energy_per_sample_pj / self.steps_per_sample if self.steps_per_sample else None
 
 
 def compute_metrics(run: SimRun, mapping: Mapping,
@@ -145,6 +162,8 @@ def compute_metrics(run: SimRun, mapping: Mapping,
         utilisation=util.rename("busy").reset_index(),
         steady_state=steady, mvm_events=int(mvm.qty.sum()), macs=macs, conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()), activity_basis=basis,
+        steps_per_sample=max((lm.matrix.mvms_per_sample for lm in mapping.layers
+                              if lm.matrix.kind == "lstm"), default=0),
     )  # fmt: skip
     for f in fields(Metrics):
         value = getattr(metrics, f.name)
