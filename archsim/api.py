@@ -5,7 +5,7 @@ half) and the chip's latency, throughput, energy, power and utilisation (the tim
 `full` mode both halves share one mapping, one set of programmed conductances and the same
 converters: the functional half programs the weights, runs the data and measures each layer's
 input activity, which sets the data-dependent array and PWM energy of the timed half. `timing`
-skips the data (activity from `SimSettings`-independent default), `functional` skips the clock.
+skips the data (activity: `metrics.ASSUMED_ACTIVITY`), `functional` skips the clock.
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ from archsim.workload.ir import Workload
 
 Mode = Literal["full", "functional", "timing"]
 
-DEFAULT_ACTIVITY = 0.15
-"""Mean |DAC code| / full scale assumed without data [E]: full runs of the zoo's trained ReLU
-networks measure 0.02-0.3 per layer (digits-cnn 0.15-0.28, mnist-cnn 0.02-0.23)."""
-
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
@@ -55,7 +51,8 @@ class RunResult:
     segments: tuple[Mapping, ...] = ()
     """With weight reloads: the mapping of each segment (run one after another)."""
     activity: dict[str, float] = field(default_factory=dict)
-    """Per layer mean |DAC code| / full scale used for the energy."""
+    """Per layer mean |DAC code| / full scale measured on data (empty in timing mode, where the
+    energy assumes `metrics.ASSUMED_ACTIVITY`; `metrics.activity_basis` says which)."""
 
     @property
     def outputs(self) -> np.ndarray | None:
@@ -115,7 +112,7 @@ def simulate(
         check_footprint(f"streaming {samples} samples of {workload.name} on {chip.name}",
                         engine_bytes(mapping, samples, chunk))  # fmt: skip
     accuracy = None
-    activity: dict[str, float] = {lm.name: DEFAULT_ACTIVITY for lm in mapping.layers}
+    activity: dict[str, float] = {}
     times = tuple(t_inference_s) if isinstance(t_inference_s, tuple | list) else (t_inference_s,)
     if mode in ("full", "functional"):
         data = dataset or load_dataset(workload, samples, seed=seed)
@@ -130,7 +127,8 @@ def simulate(
         if parts:
             run = run_segments(parts, settings)
             timed = segment_layers(workload, parts)  # parts of split layers by their own names
-            timed_activity = {**activity, **{p: activity[lay] for p, lay in timed.part_of.items()}}
+            parted = {p: activity[lay] for p, lay in timed.part_of.items() if lay in activity}
+            timed_activity = {**activity, **parted}
         else:
             run = Engine(chip, mapping, settings).run(progress)
         metrics = compute_metrics(run, timed, timed_activity)

@@ -187,6 +187,16 @@ def format_metrics(m: Metrics) -> str:
         f"efficiency                {_or_na(m.tops_per_w, '10.2f'):>10} TOPS/W, "
         f"{m.tops_per_mm2:.3f} TOPS/mm2",
         f"bottleneck                {m.bottleneck}",
+        f"input activity            {m.activity_basis}",
+        *(
+            [
+                f"per time step             {m.step_latency_ns / 1e3:10.3f} us latency, "
+                f"{m.step_period_ns / 1e3:.3f} us period, {m.step_energy_pj / 1e6:.3f} uJ "
+                f"({m.steps_per_sample} recurrent steps per sample)"
+            ]
+            if m.steps_per_sample
+            else []
+        ),
         *(
             []
             if m.steady_state
@@ -306,7 +316,8 @@ def _summary(chip: ChipSpec, result: RunResult) -> str:
 ## Timing and energy
 
 {m.samples} samples streamed through the pipeline (SimPy, one event per MVM); array and PWM
-energy from the measured input activity of each layer at t = {result.t_inference_s:g} s.
+energy from the input activity of each layer at t = {result.t_inference_s:g} s:
+{m.activity_basis}.
 
 ```
 {format_metrics(m)}

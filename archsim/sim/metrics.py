@@ -2,7 +2,7 @@
 
 Energy per event comes from the preset: the array and the input drivers cost energy per driven
 row per LSB of pulse (so they follow the input magnitude: `activity` is the mean |DAC code| as
-a fraction of full scale, measured on data in a full run, assumed otherwise), the ADCs per
+a fraction of full scale, measured on data in a full run, else ASSUMED_ACTIVITY), the ADCs per
 conversion (one per column per phase), the LDPUs and GDPUs per element operation, SRAM per
 byte, the fabric per bit and hop, the off-chip interface per byte; static power runs for the
 whole run on every core.
@@ -19,6 +19,15 @@ from archsim.checks import require_finite
 from archsim.mapping import Mapping
 from archsim.sim.engine import SimRun
 from archsim.spec import ChipSpec
+
+ASSUMED_ACTIVITY = 1.0
+"""Mean |DAC code| / full scale of a layer without measured data (timing mode) [E]. Full scale:
+the presets derive their array and PWM energies from the published peak efficiency by spreading
+the peak MVM energy over rows x full-scale pulses (e.g. HERMES: 20 % of 13.4 nJ over 256 rows x
+127 LSB), so full scale is the activity at which a preset reproduces its peak TOPS/W. Any lower
+guess would let a run without data report more TOPS/W than the chip's published peak; 1.0 is
+also the worst case, an upper bound on the data-dependent energy. Trained ReLU networks measure
+far less (digits-cnn 0.15-0.28, mnist-cnn 0.02-0.23 per layer): a full run uses those."""
 
 ENERGY_PARTS = (
     "array", "dac", "adc", "ldpu", "gdpu", "sram", "fabric", "offchip", "reload", "static"
@@ -87,10 +96,31 @@ class Metrics:
     macs: int = 0
     conversions: int = 0
     fabric_byte_hops: float = 0.0
+    activity_basis: str = ""
+    """What input activity the array and PWM energies assume, and why."""
+    steps_per_sample: int = 0
+    """Time steps of the recurrent (LSTM) layers per sample; 0 without recurrent layers."""
+
+    @property
+    def step_latency_ns(self) -> float | None:
+        """First sample's latency per time step (its pipeline fill shared over the steps)."""
+        return self.latency_ns / self.steps_per_sample if self.steps_per_sample else None
+
+    @property
+    def step_period_ns(self) -> float | None:
+        """Steady-state time per time step while samples stream."""
+        return self.period_ns / self.steps_per_sample if self.steps_per_sample else None
+
+    @property
+    def step_energy_pj(self) -> float | None:
+        """Energy per time step (all layers of a sample, static included, over its steps)."""
+        return self.energy_per_sample_pj / self.steps_per_sample if self.steps_per_sample else None
 
 
-def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | float) -> Metrics:
-    """Metrics of `run` (activity per layer, or one value for all)."""
+def compute_metrics(run: SimRun, mapping: Mapping,
+                    activity: dict[str, float] | float | None = None) -> Metrics:  # fmt: skip
+    """Metrics of `run`: `activity` is one value for all layers or the measured value per layer;
+    a layer without one is taken at ASSUMED_ACTIVITY."""
     chip = mapping.chip
     df = run.recorder.to_frame()
     s = len(run.sample_end_ns)
@@ -100,6 +130,7 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
     period = (ends[-1] - ends[half]) / (s - 1 - half) if steady else ends[-1] / s
     latency = run.sample_end_ns[0] - run.sample_start_ns[0]
     counts = layer_counts(mapping)
+    activity, basis = _activity(counts, activity)
     mvm = df[df.op == "mvm"]
     per_layer = mvm.groupby("layer").qty.sum()
     positions = {name: per_layer.get(name, 0) / counts[name].blocks for name in counts}
@@ -130,7 +161,9 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
         bottleneck=bottleneck,
         utilisation=util.rename("busy").reset_index(),
         steady_state=steady, mvm_events=int(mvm.qty.sum()), macs=macs, conversions=conversions,
-        fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
+        fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()), activity_basis=basis,
+        steps_per_sample=max((lm.matrix.mvms_per_sample for lm in mapping.layers
+                              if lm.matrix.kind == "lstm"), default=0),
     )  # fmt: skip
     for f in fields(Metrics):
         value = getattr(metrics, f.name)
@@ -141,13 +174,31 @@ def compute_metrics(run: SimRun, mapping: Mapping, activity: dict[str, float] | 
     return metrics
 
 
+def _activity(counts, given) -> tuple[dict[str, float], str]:
+    """Activity per layer and a sentence saying where it comes from."""
+    if isinstance(given, int | float):
+        return dict.fromkeys(counts, float(given)), f"{given:.2f} for every layer (given)"
+    measured = {n: a for n, a in (given or {}).items() if n in counts}
+    out = {n: measured.get(n, ASSUMED_ACTIVITY) for n in counts}
+    assumed = len(counts) - len(measured)
+    why = (f"assumed {ASSUMED_ACTIVITY:.2f} (full-scale inputs) for {assumed} of {len(counts)} "
+           "layers without data: the activity at which the preset's energies give its "
+           "published peak TOPS/W, so the run cannot beat that peak; an upper bound, trained "
+           "networks measure 0.02-0.3")  # fmt: skip
+    if not measured:
+        return out, why
+    mean = sum(measured.values()) / len(measured)
+    basis = f"measured on data for {len(measured)} layers (mean {mean:.2f})"
+    return out, basis + ("; " + why if assumed else "")
+
+
 def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) -> dict[str, float]:
     """Total energy of the run by part, in pJ."""
     qmax = chip.input.pulse_lsbs
     phases = chip.input.phases
     array = dac = adc = 0.0
     for name, c in counts.items():
-        act = activity.get(name, 0.5) if isinstance(activity, dict) else activity
+        act = activity[name]
         lsb = positions[name] * c.driven_rows * act * qmax * phases
         array += lsb * chip.crossbar.energy_pj_per_row_lsb
         dac += lsb * chip.input.energy_pj_per_row_lsb

@@ -119,9 +119,10 @@ def resnet18(rng: np.random.Generator, classes: int = 1000) -> Workload:
     return g.build()
 
 
-def lstm(rng: np.random.Generator, seq=32, features=128, hidden=256, layers=2, out=128) -> Workload:
+def lstm(rng: np.random.Generator, seq=32, features=128, hidden=256, layers=2, out=128,
+         name: str = "lstm") -> Workload:  # fmt: skip
     """Stacked LSTM over a sequence of feature vectors, then a linear read-out per step."""
-    g = GraphBuilder("lstm", "zoo")
+    g = GraphBuilder(name, "zoo")
     x = L.input_(g, "input", (seq, features))
     for i in range(layers):
         n_in = g.shape(x)[-1]
@@ -131,6 +132,19 @@ def lstm(rng: np.random.Generator, seq=32, features=128, hidden=256, layers=2, o
         x = L.lstm(g, f"lstm{i + 1}", x, w_ih, w_hh, np.zeros(4 * hidden), np.zeros(4 * hidden))
     _fc(g, rng, "decoder", x, out)
     return g.build()
+
+
+def caption_lstm(rng: np.random.Generator) -> Workload:
+    """HERMES' Flickr8k image-captioning LSTM (aimc-facts §1.8; seeds/000 "Image caption
+    generation"): the LSTM and the dense word read-out on chip, the word and image embeddings
+    off chip (the input is the embedded sequence). The talk gives 4,080,384 weights on all 64
+    cores but not the layer sizes [NF]; assumed [E]: embedding 512, hidden 512, vocabulary
+    3,873, which gives 4 x 512 x (512 + 512) + 512 x 3,873 = 4,080,128 weights (256 fewer,
+    0.006 %) in exactly 64 blocks of 256 x 256 (LSTM 4 x 8, read-out 2 x 16); 16 steps per
+    caption [E] (Flickr8k captions are ~12 words plus start and end tokens). The steps are
+    fed as one sequence (teacher forcing): the read-out of step t overlaps step t + 1 of the
+    LSTM, where greedy decoding would wait for the word to come back from off chip."""
+    return lstm(rng, seq=16, features=512, hidden=512, layers=1, out=3873, name="caption-lstm")
 
 
 def bert(rng: np.random.Generator, seq=128, d=256, heads=4, layers=4, ffn=1024) -> Workload:
@@ -206,6 +220,9 @@ ZOO: dict[str, ZooEntry] = {
     "resnet9": ZooEntry(resnet9, "CIFAR-10 ResNet-9, 1.87 M weights (random weights)", None),
     "resnet18": ZooEntry(resnet18, "ImageNet ResNet-18, 11.7 M weights (random weights)", None),
     "lstm": ZooEntry(lstm, "2-layer LSTM, hidden 256, 32 steps (random weights)", None),
+    "caption-lstm": ZooEntry(
+        caption_lstm, "HERMES captioning LSTM, 4.08 M weights, 16 steps (random weights)", None
+    ),
     "bert": ZooEntry(bert, "BERT-style encoder, 4 layers, d 256, seq 128 (random weights)", None),
     "digits-mlp": ZooEntry(
         digits_mlp, "MLP on 8x8 digits, trained (scikit-learn digits)", "digits"
