@@ -157,6 +157,14 @@ def rnnt_decoder(rng: np.random.Generator, vocab=28, hidden=320, layers=2) -> Wo
     return g.build()
 
 
+def kws_fc(rng: np.random.Generator) -> Workload:
+    """The fully connected keyword-spotting network of AM23 (Fig. 3): 1,024 pruned inputs, 12
+    classes, on four 512x512 tiles. The layer widths are not in the facts; 1024-512-512-12 is
+    inferred from them [E]: the 1,024 inputs fill two 512-row tiles, the other two tiles hold
+    one layer each."""
+    return mlp(rng, sizes=(1024, 512, 512, 12))
+
+
 def lstm(rng: np.random.Generator, seq=32, features=128, hidden=256, layers=2, out=128) -> Workload:
     """Stacked LSTM over a sequence of feature vectors, then a linear read-out per step."""
     g = GraphBuilder("lstm", "zoo")
@@ -244,6 +252,7 @@ ZOO: dict[str, ZooEntry] = {
     "resnet9": ZooEntry(resnet9, "CIFAR-10 ResNet-9, 1.87 M weights (random weights)", None),
     "resnet18": ZooEntry(resnet18, "ImageNet ResNet-18, 11.7 M weights (random weights)", None),
     "resnet32": ZooEntry(resnet32, "CIFAR-10 ResNet-32, 0.46 M weights (random weights)", None),
+    "kws-fc": ZooEntry(kws_fc, "AM23 keyword-spotting MLP 1024-512-512-12 (random weights)", None),
     "rnnt-decoder": ZooEntry(
         rnnt_decoder, "MLPerf RNNT decoder, one frame: 2 LSTMs, hidden 320 (random weights)", None
     ),
