@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
     va = sub.add_parser("validate", help="simulated vs published figures of the presets")
     va.add_argument("--chip", action="append", help="preset(s) to check (all with figures)")
-    va.add_argument("--csv", type=Path, help="write preset,metric,published,simulated,ratio,ok")
+    va.add_argument("--csv", type=Path, help="write the table as CSV to PATH")
     va.set_defaults(func=_cmd_validate)
 
     ev = sub.add_parser("evaluate", help="accuracy of a mapped network over time")
@@ -289,7 +289,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from archsim.config import chip_presets, load_chip
     from archsim.run_report import write_csv
-    from archsim.validate import format_rows, validate
+    from archsim.validate import failed, format_rows, validate
 
     if args.csv:
         check_file("--csv", args.csv)
@@ -298,16 +298,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for name in names:
         rows += validate(load_chip(name))
     print(format_rows(rows))
-    for r in rows:
-        if r.ok is None:
-            print(f"  {r.metric}: {r.source}")
     if args.csv:
         write_csv([{"preset": r.preset, "metric": r.metric if not r.read_mode else
                     f"{r.metric} ({r.read_mode})", "published": r.published,
                     "simulated": r.simulated, "ratio": r.ratio,
-                    "ok": "" if r.ok is None else str(r.ok).lower()} for r in rows],
+                    "ok": "" if r.ok is None else str(r.ok).lower(), "basis": r.basis,
+                    "note": r.note} for r in rows],
                   args.csv)  # fmt: skip
-    return 1 if any(r.ok is False for r in rows) else 0
+    return 1 if failed(rows) else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -56,7 +56,7 @@ def load_chip(
             range; the message names the file and the key path (and the overrides, if any).
     """
     path = _resolve(name_or_path, models_dir(), "chip", chip_presets())
-    raw = read_toml(path)
+    raw = _with_base(path, read_toml(path))
     if overrides:
         try:
             table = override_table(raw, overrides)
@@ -68,6 +68,40 @@ def load_chip(
             given = ", ".join(f"{k} = {v!r}" for k, v in overrides.items())
             raise ConfigError(f"{e} (with {given})") from None
     return _load_chip_table(path, raw)
+
+
+NOT_INHERITED = ("name", "description", "source", "published", "published_workloads")
+"""Top-level keys a chip preset never takes from its `base`: its identity and its figures."""
+
+
+def _with_base(path: Path, raw: dict, seen: tuple[Path, ...] = ()) -> dict:
+    """Chip table `raw` on top of the preset its `base` key names (a shipped preset's name, or
+    a .toml path relative to `path`'s folder): tables merge key by key, any other value
+    (arrays of tables too) replaces the base's; see NOT_INHERITED."""
+    if "base" not in raw:
+        return raw
+    raw = dict(raw)
+    name = raw.pop("base")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{path}: base: expected a chip preset name or .toml path, got {name!r}")
+    here = path.parent / name if name.endswith(".toml") or "/" in name else name
+    try:
+        base_path = _resolve(here, models_dir(), "chip", chip_presets())
+    except ConfigError as e:
+        raise ConfigError(f"{path}: base: {e}") from None
+    chain = (*seen, path.resolve())
+    if base_path.resolve() in chain:
+        raise ConfigError(f"{path}: base: {name!r} includes {path.name} again (a cycle)")
+    base = _with_base(base_path, read_toml(base_path), chain)
+    return _merged({k: v for k, v in base.items() if k not in NOT_INHERITED}, raw)
+
+
+def _merged(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
 
 
 def override_table(raw: dict, overrides: typing.Mapping[str, Any]) -> dict:

@@ -101,6 +101,12 @@ def program_matrix(
         raise ArchsimError(f"weights: expected a non-empty 2-D (K, N) array, got shape {w.shape}")
     if not np.all(np.isfinite(w)):
         raise ArchsimError("weights: contain NaN or Inf")
+    fitted = getattr(device.model, "devices_per_weight", None)
+    if fitted is not None and fitted != crossbar.devices_per_weight:
+        raise ArchsimError(
+            f"device {device.name!r} is fitted for {fitted} devices per weight; the crossbar "
+            f"stores {crossbar.devices_per_weight}"
+        )
     w_scale = weight_scales(w, weight_scaling)
     w_norm = (w / w_scale).astype(np.float32)
     g_min, g_max = device.g_min_us, device.g_max_us

@@ -25,7 +25,7 @@ def test_hermes_preset_values(hermes):
     assert hermes.adc.count == 256 and hermes.cols_per_adc == 1
     assert hermes.die_area_mm2 == 144.0 and hermes.cores.area_mm2 == pytest.approx(0.634)
     assert hermes.gdpu.count >= 1 and hermes.fabric.dims == (8, 8)
-    assert hermes.device.name == "pcm" and hermes.device.g_max_us == 25.0
+    assert hermes.device.name == "hermes-pcm" and hermes.device.g_max_us == 10.35
 
 
 @pytest.mark.parametrize("name", chip_presets())
@@ -68,13 +68,14 @@ def test_every_number_in_a_preset_has_a_source(path):
 
 def test_chip_device_overrides_are_applied(tmp_path):
     text = HERMES.replace(
-        'preset = "pcm"', 'preset = "pcm"\ng_max_us = 20.0\n[device.params]\nt0_s = 30.0'
+        'preset = "hermes-pcm"',
+        'preset = "hermes-pcm"\ng_max_us = 20.0\n[device.params]\nt0_s = 30.0',
     )
     path = tmp_path / "chip.toml"
     path.write_text(text)
     chip = load_chip(path)
     assert chip.device.g_max_us == 20.0 and chip.device.model.t0_s == 30.0
-    assert chip.device.model.prog_coeff == load_device("pcm").model.prog_coeff
+    assert chip.device.model.prog_coeff == load_device("hermes-pcm").model.prog_coeff
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -88,10 +89,10 @@ BAD_EDITS = [
     ("rows = 256", 'rows = "256"', r"crossbar\.rows: expected an integer, got '256'"),
     ("bits = 8\nconversion_ns", "bits = -1\nconversion_ns", r"adc\.bits: expected 0 .*got -1"),
     ("count = 64", "count = 0", r"cores\.count: expected >= 1, got 0"),
-    ('preset = "pcm"', 'preset = "nosuch"', r"device\.preset: no device preset 'nosuch'"),
-    ('preset = "pcm"', 'preset = "pcm"\nt0_s = 3', r"device\.t0_s: unknown key"),
+    ('preset = "hermes-pcm"', 'preset = "nosuch"', r"device\.preset: no device preset 'nosuch'"),
+    ('preset = "hermes-pcm"', 'preset = "pcm"\nt0_s = 3', r"device\.t0_s: unknown key"),
     (
-        'preset = "pcm"',
+        'preset = "hermes-pcm"',
         'preset = "pcm"\n[device.params]\nt0_s = -3.0',
         r"device\.params\.t0_s: expected > 0",
     ),

@@ -119,6 +119,52 @@ def resnet18(rng: np.random.Generator, classes: int = 1000) -> Workload:
     return g.build()
 
 
+def resnet32(rng: np.random.Generator, classes: int = 10) -> Workload:
+    """CIFAR-10 ResNet-32 (He et al. 2016, section 4.2: a 3x3 stem of 16 channels, three stages
+    of five basic blocks with 16, 32 and 64 channels, global average pool, linear), batch norms
+    folded. The two down-sampling shortcuts are 1x1 convolutions (option B; the paper's option A
+    zero-pads and has no weights). 464,432 weights; the network of the BEN23 latency figures."""
+    g = GraphBuilder("resnet32", "zoo")
+    x = L.input_(g, "input", (3, 32, 32))
+    x = L.act(g, "conv1_relu", _conv(g, rng, "conv1", x, 16), "relu")
+    for stage, (n, stride) in enumerate(((16, 1), (32, 2), (64, 2)), start=1):
+        for blk in range(5):
+            s = stride if blk == 0 else 1
+            name = f"layer{stage}.{blk}"
+            y = L.act(g, f"{name}.relu1", _conv(g, rng, f"{name}.conv1", x, n, stride=s), "relu")
+            y = _conv(g, rng, f"{name}.conv2", y, n)
+            if s != 1 or g.shape(x)[0] != n:
+                x = _conv(g, rng, f"{name}.downsample", x, n, k=1, stride=s, pad=0)
+            x = L.act(g, f"{name}.relu2", L.binary(g, f"{name}.add", "add", x, y), "relu")
+    x = L.flatten(g, "flatten", L.global_pool(g, "avgpool", x, "avg"))
+    _fc(g, rng, "fc", x, classes)
+    return g.build()
+
+
+def rnnt_decoder(rng: np.random.Generator, vocab=28, hidden=320, layers=2) -> Workload:
+    """One frame of the MLPerf RNNT decoder (prediction network) as AM23 maps it (Extended Data
+    Fig. 7): the embedding folded into the first LSTM's input weights (Emb x Wx, 28 x 1280),
+    then two LSTMs of hidden 320, one step per sample. The joint network is not included (AM23
+    runs it off chip)."""
+    g = GraphBuilder("rnnt-decoder", "zoo")
+    x = L.input_(g, "input", (1, vocab))
+    for i in range(layers):
+        n_in = g.shape(x)[-1]
+        scale = 1.0 / np.sqrt(hidden)
+        w_ih = rng.uniform(-scale, scale, (4 * hidden, n_in)).astype(np.float32)
+        w_hh = rng.uniform(-scale, scale, (4 * hidden, hidden)).astype(np.float32)
+        x = L.lstm(g, f"dec_lstm{i}", x, w_ih, w_hh, np.zeros(4 * hidden), np.zeros(4 * hidden))
+    return g.build()
+
+
+def kws_fc(rng: np.random.Generator) -> Workload:
+    """The fully connected keyword-spotting network of AM23 (Fig. 3): 1,024 pruned inputs, 12
+    classes, on four 512x512 tiles. The layer widths are not in the facts; 1024-512-512-12 is
+    inferred from them [E]: the 1,024 inputs fill two 512-row tiles, the other two tiles hold
+    one layer each."""
+    return mlp(rng, sizes=(1024, 512, 512, 12))
+
+
 def lstm(rng: np.random.Generator, seq=32, features=128, hidden=256, layers=2, out=128,
          name: str = "lstm") -> Workload:  # fmt: skip
     """Stacked LSTM over a sequence of feature vectors, then a linear read-out per step."""
@@ -219,6 +265,11 @@ ZOO: dict[str, ZooEntry] = {
     "lenet": ZooEntry(lenet, "LeNet-5-style CNN, 1x28x28 (random weights)", None),
     "resnet9": ZooEntry(resnet9, "CIFAR-10 ResNet-9, 1.87 M weights (random weights)", None),
     "resnet18": ZooEntry(resnet18, "ImageNet ResNet-18, 11.7 M weights (random weights)", None),
+    "resnet32": ZooEntry(resnet32, "CIFAR-10 ResNet-32, 0.46 M weights (random weights)", None),
+    "kws-fc": ZooEntry(kws_fc, "AM23 keyword-spotting MLP 1024-512-512-12 (random weights)", None),
+    "rnnt-decoder": ZooEntry(
+        rnnt_decoder, "MLPerf RNNT decoder, one frame: 2 LSTMs, hidden 320 (random weights)", None
+    ),
     "lstm": ZooEntry(lstm, "2-layer LSTM, hidden 256, 32 steps (random weights)", None),
     "caption-lstm": ZooEntry(
         caption_lstm, "HERMES captioning LSTM, 4.08 M weights, 16 steps (random weights)", None
