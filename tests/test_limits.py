@@ -115,7 +115,7 @@ def test_csv_with_a_nan_cell_is_refused_before_writing(tmp_path):
 
 
 def _energy_free(chip):
-    """`chip` with every energy coefficient 0."""
+    """`chip` with every energy coefficient and the static power 0."""
     from dataclasses import fields, replace
 
     def zero(spec):
@@ -124,7 +124,8 @@ def _energy_free(chip):
 
     return replace(chip, crossbar=zero(chip.crossbar), input=zero(chip.input), adc=zero(chip.adc),
                    ldpu=zero(chip.ldpu), gdpu=zero(chip.gdpu), fabric=zero(chip.fabric),
-                   memory=zero(chip.memory))  # fmt: skip
+                   memory=zero(chip.memory),
+                   cores=replace(chip.cores, static_power_mw=0.0))  # fmt: skip
 
 
 def test_tops_per_w_is_na_when_no_energy_is_spent(hermes):
