@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from archsim.cli import main
+from archsim.config import load_device
 from archsim.evaluate import evaluate
 from archsim.workload.catalog import load_dataset, load_workload
 from archsim.workload.mnist import mnist_available
@@ -48,7 +49,7 @@ def test_digits_cnn_with_pcm_stays_close_to_float(hermes):
     """Acceptance: within 1.5 points of float at 1 s; reported at 1 h, 1 day, 1 year too."""
     w = load_workload("digits-cnn")
     times = (1.0, 3600.0, 86400.0, 31536000.0)
-    r = evaluate(hermes, w, load_dataset(w), times)
+    r = evaluate(hermes, w, load_dataset(w), times, device=load_device("pcm"))
     assert r.float_accuracy >= 0.96
     assert [p.t_s for p in r.points] == list(times)
     assert r.points[0].accuracy >= r.float_accuracy - 0.015
