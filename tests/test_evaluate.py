@@ -86,8 +86,10 @@ def test_cli_evaluate_csv(tmp_path, capsys):
     lines = csv.read_text().splitlines()
     assert lines[0] == "workload,device,t_s,accuracy,float_accuracy,agreement"
     cells = [line.split(",") for line in lines[1:]]
-    assert [c[:3] for c in cells] == [["digits-mlp", "hermes-pcm", "1.0"],
-                                       ["digits-mlp", "hermes-pcm", "3600.0"]]
+    assert [c[:3] for c in cells] == [
+        ["digits-mlp", "hermes-pcm", "1.0"],
+        ["digits-mlp", "hermes-pcm", "3600.0"],
+    ]
     assert all(0.5 < float(c[3]) <= 1 and 0.5 < float(c[5]) <= 1 for c in cells)
     assert "fc1" in capsys.readouterr().out
 
