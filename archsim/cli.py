@@ -111,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument("--input-bits", type=int, default=8, help="DAC bits incl. sign, 0 = off (8)")
     de.add_argument("--adc-bits", type=int, default=8, help="ADC bits incl. sign, 0 = off (8)")
     de.add_argument(
-        "--devices-per-weight", type=int, default=2,
-        help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity (2)",
+        "--devices-per-weight", type=int, default=None,
+        help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity "
+             "(the device's fitted count, else 2)",
     )  # fmt: skip
     de.add_argument(
         "--times", type=opt.times, default="1,3600,86400,31536000,315360000",
@@ -388,11 +389,17 @@ def _cmd_device_error(args: argparse.Namespace) -> int:
     times = args.times
     _check_bits("--input-bits", args.input_bits)
     _check_bits("--adc-bits", args.adc_bits)
+    device = load_device(args.device)
+    fitted = getattr(device.model, "devices_per_weight", None)
+    if args.devices_per_weight is None:
+        args.devices_per_weight = fitted or 2
     dpw = args.devices_per_weight
     if dpw < 1 or (dpw > 1 and dpw % 2):
         raise ArchsimError(f"--devices-per-weight: expected 1 or an even number, got {dpw}")
+    if fitted and dpw != fitted:
+        raise ArchsimError(f"--devices-per-weight: device {device.name!r} is fitted for "
+                           f"{fitted} devices per weight, got {dpw}")  # fmt: skip
     _check_device_error_memory(args)
-    device = load_device(args.device)
     setup = DeviceErrorSetup(
         rows=rows_, cols=cols_, input_bits=args.input_bits, adc_bits=args.adc_bits,
         devices_per_weight=dpw, vectors=args.vectors, seeds=args.seeds, ir_drop=args.ir_drop,

@@ -39,12 +39,13 @@ def matrix_bytes(k: int, n: int, rows: int, cols: int, devices_per_weight: int) 
     """(kept, transient) bytes of one K x N matrix programmed on rows x cols crossbars.
 
     Kept: programmed conductances and per-device drift exponents (float32 per device), the
-    read-out weights and conductance load (float32 per weight). Transient, while programming or
+    read-out weights, the weights negative inputs see in a one-phase read, the conductance load
+    and the IR-drop current load (float32 per weight). Transient, while programming or
     reading: the float64 device arithmetic of a device model and the float64 block sums over the
     matrix padded to whole crossbars.
     """
     weights = k * n
-    kept = weights * _F32 * (2 * devices_per_weight + 2)
+    kept = weights * _F32 * (2 * devices_per_weight + 4)
     padded = math.ceil(k / rows) * rows * math.ceil(n / cols) * cols
     transient = weights * devices_per_weight * _F64 * 3 + padded * _F64 * 2
     return kept, transient

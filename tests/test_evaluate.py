@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from archsim.cli import main
+from archsim.config import load_device
 from archsim.evaluate import evaluate
 from archsim.workload.catalog import load_dataset, load_workload
 from archsim.workload.mnist import mnist_available
@@ -48,7 +49,7 @@ def test_digits_cnn_with_pcm_stays_close_to_float(hermes):
     """Acceptance: within 1.5 points of float at 1 s; reported at 1 h, 1 day, 1 year too."""
     w = load_workload("digits-cnn")
     times = (1.0, 3600.0, 86400.0, 31536000.0)
-    r = evaluate(hermes, w, load_dataset(w), times)
+    r = evaluate(hermes, w, load_dataset(w), times, device=load_device("pcm"))
     assert r.float_accuracy >= 0.96
     assert [p.t_s for p in r.points] == list(times)
     assert r.points[0].accuracy >= r.float_accuracy - 0.015
@@ -85,8 +86,10 @@ def test_cli_evaluate_csv(tmp_path, capsys):
     lines = csv.read_text().splitlines()
     assert lines[0] == "workload,device,t_s,accuracy,float_accuracy,agreement"
     cells = [line.split(",") for line in lines[1:]]
-    assert [c[:3] for c in cells] == [["digits-mlp", "hermes-pcm", "1.0"],
-                                       ["digits-mlp", "hermes-pcm", "3600.0"]]
+    assert [c[:3] for c in cells] == [
+        ["digits-mlp", "hermes-pcm", "1.0"],
+        ["digits-mlp", "hermes-pcm", "3600.0"],
+    ]
     assert all(0.5 < float(c[3]) <= 1 and 0.5 < float(c[5]) <= 1 for c in cells)
     assert "fc1" in capsys.readouterr().out
 

@@ -243,7 +243,7 @@ def test_check_footprint_refuses_above_half_the_ram():
 def test_matrix_estimate_counts_padding_to_whole_crossbars():
     """A 10x10 matrix on one 65536x65536 crossbar: the block sums pad it to 2^32 float64s."""
     kept, transient = footprint.matrix_bytes(10, 10, 65536, 65536, 2)
-    assert kept == 100 * 4 * 6
+    assert kept == 100 * 4 * 8  # 2 per device, 4 per weight
     assert transient >= 2**32 * 8
 
 
@@ -273,7 +273,7 @@ def test_oversized_evaluate_is_refused_before_allocating(cli, write, monkeypatch
         (r"^dims = \[8, 8\]", "dims = [2, 2]"), (r"^area_mm2 = .*", "area_mm2 = 100.0"),
         (r"^die_area_mm2 = .*", "die_area_mm2 = 400.0"), (r"^rows = 256", "rows = 65536"),
         (r"^cols = 256", "cols = 65536"), (r"^devices_per_weight = 4", "devices_per_weight = 2"),
-        (r"^count = 256", "count = 1"),
+        (r"^count = 256", "count = 1"), (r'^preset = "hermes-pcm"', 'preset = "pcm"'),
     ))  # fmt: skip
     cli.refused("evaluate", "--chip", chip, "--workload", "mlp",
                 match="evaluating mlp on hermes needs an estimated")  # fmt: skip

@@ -115,7 +115,13 @@ def test_conductance_dependent_noise_statistics(rng, ideal):
     assert resid[:, -8:].std() > 2 * resid[:, :8].std()
 
 
+def _noisy(pcm):
+    """PCM with fresh conductance-dependent noise on every MVM (the preset itself adds none)."""
+    return dataclasses.replace(pcm, mvm_noise=MvmNoiseSpec("conductance", 0.0175))
+
+
 def test_same_key_same_bits_other_key_other_bits(rng, pcm):
+    pcm = _noisy(pcm)
     xbar = CrossbarSpec(rows=64, cols=32, devices_per_weight=4)
     w = rng.normal(size=(150, 40))
     x = rng.uniform(-1, 1, size=(30, 150))
@@ -130,6 +136,7 @@ def test_same_key_same_bits_other_key_other_bits(rng, pcm):
 
 def test_batch_pieces_give_the_same_bits(rng, pcm):
     """A batch run in two pieces (with row_offset) equals the whole batch, bit for bit."""
+    pcm = _noisy(pcm)
     xbar = CrossbarSpec(rows=64, cols=32, devices_per_weight=2)
     w = rng.normal(size=(100, 30))
     x = rng.uniform(-1, 1, size=(40, 100))
