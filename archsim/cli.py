@@ -132,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
         help="wire resistance per cell segment for --ir-drop (0.35)",
     )  # fmt: skip
     de.add_argument("--csv", type=Path, help="write device,t_s,compensation,nrmse,... to PATH")
+    de.add_argument(
+        "--validate", action="store_true",
+        help="run the device paper's own experiments ([[published_error]] of the preset) and "
+             "compare; exit 1 if a predicted figure is missed",
+    )  # fmt: skip
     de.set_defaults(func=_cmd_device_error, option_keys={
         "rows": "--size", "cols": "--size", "input_bits": "--input-bits",
         "adc_bits": "--adc-bits", "devices_per_weight": "--devices-per-weight",
@@ -377,6 +382,8 @@ def _cmd_device_error(args: argparse.Namespace) -> int:
 
     if args.csv:
         check_file("--csv", args.csv)
+    if args.validate:
+        return _validate_device_errors(args)
     rows_, cols_ = args.size
     times = args.times
     _check_bits("--input-bits", args.input_bits)
@@ -423,6 +430,25 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 _PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 """File types `map --out` can draw (matplotlib picks the format from the suffix)."""
+
+
+def _validate_device_errors(args: argparse.Namespace) -> int:
+    """`device-error --validate`: the preset's published experiments, each with its own setup."""
+    from archsim.device_error import check_published, format_checks, load_published_errors
+
+    defaults = _parser().parse_args(["device-error", "--device", args.device])
+    for key in ("size", "input_bits", "adc_bits", "devices_per_weight", "times", "seeds",
+                "vectors", "compensation", "ir_drop", "wire_resistance_ohm", "csv"):  # fmt: skip
+        if getattr(args, key) != getattr(defaults, key):
+            flag = "--" + key.replace("_", "-")
+            raise ArchsimError(f"{flag}: not used with --validate (each published figure runs "
+                               "the paper's own setup)")  # fmt: skip
+    device, entries = load_published_errors(args.device)
+    if not entries:
+        raise ArchsimError(f"--device {args.device}: the preset has no [[published_error]]")
+    rows = check_published(device, entries, seed=args.seed)
+    print(format_checks(rows))
+    return 1 if any(r.basis == "predicted" and not r.passed for r in rows) else 0
 
 
 def _check_device_error_memory(args: argparse.Namespace) -> None:

@@ -208,7 +208,7 @@ def _chip_device(chip_path: Path, table: dict, sources: list) -> DeviceSpec:
 def _device_from_table(raw: dict, default_name: str, sources: list, prefix: str = "") -> DeviceSpec:
     """Build a DeviceSpec from a device preset table (already merged with overrides)."""
     raw = dict(raw)
-    allowed = set(_DEVICE_TOP_KEYS) | set(_DEVICE_TABLES) | {"source"}
+    allowed = set(_DEVICE_TOP_KEYS) | set(_DEVICE_TABLES) | {"source", "published_error"}
     for key in raw:
         if key not in allowed:
             raise _unknown(prefix, key, sorted(allowed))

@@ -42,6 +42,9 @@ class ProgrammedMatrix:
     reference_abs: np.ndarray
     """(row blocks, col blocks) sum of |normalised weight| per block right after programming,
     the reference of global drift compensation."""
+    polarity_seed: int | None = None
+    """Seed of the devices' read-polarity ratios (`bipolar_read`), or None when the device has
+    no polarity asymmetry or the weight is not differential."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -74,6 +77,13 @@ class MatrixState:
     """(K, N) float32 conductance load per weight (for conductance-dependent read noise)."""
     derived: dict = field(default_factory=dict, compare=False, repr=False)
     """Per-converter constants `archsim.mvm` derives once (not part of the state's value)."""
+    w_eff_neg: np.ndarray | None = None
+    """(K, N) float32 weights that negative inputs see when they differ from `w_eff` (a
+    bipolar, one-phase read of devices with a read-polarity asymmetry); None = `w_eff`."""
+    current_load: np.ndarray | None = None
+    """(K, N) float32 summed conductance of each weight's devices over the conductance of one
+    fully-on cell polarity (g_max x devices per polarity): the current a full-scale input
+    draws through the weight, for the IR-drop model (None when IR drop is off)."""
 
 
 def program_matrix(
@@ -114,7 +124,10 @@ def program_matrix(
     devices = device.model.program(targets, rng)
     w_prog = to_weights(devices.g_us, crossbar.devices_per_weight, g_min, g_max)
     reference = _block_abs_sums(w_prog, crossbar.rows, crossbar.cols)
-    return ProgrammedMatrix(crossbar, device, w_scale, devices, reference)
+    seed = None
+    if _polarity_asymmetry(device) is not None and crossbar.differential:
+        seed = int(rng.integers(0, 2**63 - 1))  # drawn in every read mode: same chip in each
+    return ProgrammedMatrix(crossbar, device, w_scale, devices, reference, seed)
 
 
 def read_state(
@@ -123,6 +136,7 @@ def read_state(
     rng: np.random.Generator,
     *,
     compensation: bool | None = None,
+    bipolar_read: bool = False,
 ) -> MatrixState:
     """The matrix as read t_s seconds after programming (drift and integrated read noise).
 
@@ -131,10 +145,27 @@ def read_state(
         t_s: time since programming in seconds (>= 0).
         rng: source of the read-out noise (drawn once for this state).
         compensation: global drift compensation per block; None = the device preset's choice.
+        bipolar_read: inputs of both signs are applied in one phase with read voltages of both
+            polarities (HERMES' one-phase mode, LG23 Extended Data Fig. 4): a positive input
+            reads the negative-polarity devices at V+, a negative input the positive-polarity
+            devices, and a device read at V+ conducts `1 + a` times its V- conductance (the
+            device's `polarity_asymmetry` a, drawn per device). False: one read polarity (V-)
+            for all devices (the four-phase mode), the conductances as programmed.
     """
     xb, dev = programmed.crossbar, programmed.device
     g = dev.model.at_time(programmed.devices, float(t_s), rng)
-    w_eff = np.ascontiguousarray(to_weights(g, xb.devices_per_weight, dev.g_min_us, dev.g_max_us))
+    d = xb.devices_per_weight
+    w_eff = np.ascontiguousarray(to_weights(g, d, dev.g_min_us, dev.g_max_us))
+    w_eff_neg = None
+    w_pos = w_eff
+    if bipolar_read and programmed.polarity_seed is not None:
+        ratio = _polarity_ratio(programmed, g.shape)
+        m = d // 2
+        g_pos, g_neg = g.copy(), g.copy()
+        g_pos[m:] *= ratio[m:]  # positive inputs: negative-polarity devices at V+
+        g_neg[:m] *= ratio[:m]  # negative inputs: positive-polarity devices at V+
+        w_pos = np.ascontiguousarray(to_weights(g_pos, d, dev.g_min_us, dev.g_max_us))
+        w_eff_neg = np.ascontiguousarray(to_weights(g_neg, d, dev.g_min_us, dev.g_max_us))
     use_comp = dev.drift_compensation if compensation is None else compensation
     if use_comp:
         now = _block_abs_sums(w_eff, xb.rows, xb.cols)
@@ -145,7 +176,27 @@ def read_state(
     load = None
     if dev.mvm_noise.kind == "conductance" and dev.mvm_noise.std > 0:
         load = conductance_load(g, xb.devices_per_weight, dev.g_min_us, dev.g_max_us)
-    return MatrixState(programmed, float(t_s), w_eff, alpha.astype(np.float32), load)
+    current = None
+    if xb.ir_drop:
+        cell_g_max = np.float32(dev.g_max_us * xb.devices_per_polarity)
+        current = np.ascontiguousarray(g.sum(axis=0, dtype=np.float32) / cell_g_max)
+    return MatrixState(programmed, float(t_s), w_pos, alpha.astype(np.float32), load,
+                       w_eff_neg=w_eff_neg, current_load=current)  # fmt: skip
+
+
+def _polarity_asymmetry(device: DeviceSpec) -> tuple[float, float] | None:
+    """(mean, spread) of the device's relative V+/V- read-conductance difference, or None."""
+    mean = getattr(device.model, "polarity_asymmetry", 0.0)
+    std = getattr(device.model, "polarity_asymmetry_std", 0.0)
+    return (mean, std) if mean or std else None
+
+
+def _polarity_ratio(programmed: ProgrammedMatrix, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-device V+/V- conductance ratio 1 + a, a ~ N(mean, spread), fixed per programmed chip."""
+    mean, std = _polarity_asymmetry(programmed.device)
+    rng = np.random.default_rng(programmed.polarity_seed)
+    a = mean + std * rng.standard_normal(shape, dtype=np.float32)
+    return np.maximum(1.0 + a, 0.0).astype(np.float32)
 
 
 def _block_abs_sums(w: np.ndarray, rows: int, cols: int) -> np.ndarray:

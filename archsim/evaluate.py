@@ -146,13 +146,15 @@ def evaluate(
     float_acc = _accuracy(ref_pred, dataset.labels)
 
     layers = _program(workload, mapping, chip, device, prog_ss)
+    bipolar = chip.input.phases == 1  # one phase: both read polarities at once (LG23 ED Fig. 4)
     points = []
     outputs = []
     for i, (t, rss) in enumerate(zip(times, read_ss.spawn(len(times)), strict=True)):
         start = time.perf_counter()
         rng = np.random.default_rng(rss)
         for layer in layers.values():
-            layer.states = [[read_state(p, t, rng) for p in rep] for rep in layer.programmed]
+            layer.states = [[read_state(p, t, rng, bipolar_read=bipolar) for p in rep]
+                            for rep in layer.programmed]  # fmt: skip
         if i == 0:
             _calibrate(workload, layers, dataset.x_calibration, settings, chip, digital)
         noise_key = int(noise_ss.spawn(1)[0].generate_state(2, np.uint64)[0] >> np.uint64(1))

@@ -11,9 +11,14 @@ the chip. Per batch:
 3. ADC: clip p to +-adc_bound[k] (per block or per column) and quantize to `adc_bits`;
 4. digital: y += code * step * alpha_k * w_scale * input_range (alpha_k: drift compensation).
 
-Simplifications: the DAC is ideal within its range (no INL/DNL, no input noise); read modes with
-several phases are timed by the timing model but computed here as one phase; IR drop is the
-steady-state fit of `archsim.kernels.irdrop`.
+Read modes: a one-phase (bipolar) read of devices with a read-polarity asymmetry gives negative
+inputs their own weights (`MatrixState.w_eff_neg`, see `archsim.crossbar.read_state`), so the
+partial sum is max(codes, 0) @ w_eff + min(codes, 0) @ w_eff_neg; a multi-phase read reads
+every device at one polarity (one weight matrix). The phases of one MVM accumulate in the ADC's
+counter before one conversion (KA22/LG23 CCO ADCs), so a mode's phases share one ADC rounding.
+
+Simplifications: the DAC is ideal within its range (no INL/DNL, no input noise); IR drop is the
+steady-state fit of `archsim.kernels.irdrop`, with the current the devices actually draw.
 """
 
 from __future__ import annotations
@@ -117,7 +122,7 @@ def calibrate(
     bound = np.empty((prog.n_row_blocks, n if adc_per_column else 1), dtype=np.float32)
     for k in range(prog.n_row_blocks):
         sl = slice(k * rows, (k + 1) * rows)
-        part = np.abs(codes[:, sl] @ state.w_eff[sl]) / qmax_in
+        part = np.abs(_block_product(codes[:, sl], state, sl)) / qmax_in
         if adc_per_column:
             b = np.percentile(part, adc_percentile, axis=0)
         else:
@@ -179,7 +184,8 @@ def analog_mvm(
     scratch = _scratch()
 
     same_alpha = bool(np.all(state.alpha == state.alpha[:1]))  # per column, down the K-split
-    if mode == NOISE_NONE and ir is None and conv.adc_bound is None and same_alpha:
+    linear = state.w_eff_neg is None
+    if mode == NOISE_NONE and ir is None and conv.adc_bound is None and same_alpha and linear:
         # nothing happens between the blocks' partial sums: one matrix product does it all
         return _linear_mvm(x, state, conv, out_scale[0], rows, n_blocks, scratch)
 
@@ -197,9 +203,9 @@ def analog_mvm(
         for k in range(n_blocks):
             sl = slice(k * rows, min(k_dim, (k + 1) * rows))
             ck = codes[:, sl]
-            np.matmul(ck, state.w_eff[sl], out=part)
+            _block_product(ck, state, sl, part, scratch)
             if ir is not None:
-                _apply_ir(part, ck, state.w_eff[sl], ir, scratch)
+                _apply_ir(part, ck, state.w_eff[sl], state.current_load[sl], ir, scratch)
             if mode == NOISE_ROW:
                 np.sqrt(sqnorm[:, k], out=row_sd)
                 row_sd *= np.float32(noise.std)
@@ -221,6 +227,21 @@ def _linear_mvm(x, state, conv, out_scale, rows, n_blocks, scratch) -> MvmResult
     y = codes @ state.w_eff
     y *= out_scale
     return MvmResult(y, int(clipped_in), 0, x.shape[0] * y.shape[1] * n_blocks)
+
+
+def _block_product(ck, state: MatrixState, sl: slice, out=None, scratch=None) -> np.ndarray:
+    """Analog partial sums of one row block: codes @ weights, with the weights negative inputs
+    see in a bipolar read (`MatrixState.w_eff_neg`) when they differ."""
+    out = np.empty((ck.shape[0], state.w_eff.shape[1]), np.float32) if out is None else out
+    if state.w_eff_neg is None:
+        return np.matmul(ck, state.w_eff[sl], out=out)
+    scratch = scratch or _Scratch()
+    pos = scratch.get("codes_pos", ck.shape)
+    np.maximum(ck, 0, out=pos)
+    np.matmul(pos, state.w_eff[sl], out=out)
+    np.minimum(ck, 0, out=pos)
+    out += pos @ state.w_eff_neg[sl]
+    return out
 
 
 def noise_key(rng: np.random.Generator) -> int:
@@ -344,9 +365,12 @@ def _ir_drop_setup(prog: ProgrammedMatrix, qmax_in: float) -> _IrDrop | None:
     return _IrDrop(position, xb.rows / g_ratio / qmax_in, 1.0)
 
 
-def _apply_ir(part, codes, w, ir: _IrDrop, scratch: _Scratch) -> None:
-    """Subtract the IR drop of one block from its partial sums (two extra matrix products)."""
+def _apply_ir(part, codes, w, current_load, ir: _IrDrop, scratch: _Scratch) -> None:
+    """Subtract the IR drop of one block from its partial sums (two extra matrix products).
+
+    The bit-line current is that of all the weight's devices (`MatrixState.current_load`), not
+    |w|: a zero weight stored in one device sits mid-range and draws half the full current."""
     n = codes.shape[1]
-    abs_current = np.abs(codes) @ np.abs(w)
+    abs_current = np.abs(codes) @ current_load
     weighted = (codes * ir.position[:n]) @ w
     apply_ir_drop(part, abs_current, weighted, np.float32(ir.a_scale), np.float32(ir.strength))

@@ -213,7 +213,10 @@ def _source(chip: ChipSpec, key: str) -> str:
 
 def format_rows(rows: list[ValidationRow]) -> str:
     """The validation table; notes follow as numbered footnotes so the table stays narrow."""
-    lines = [f"{'preset':<12} {'metric':<38} {'mode':<8} {'basis':<9} {'published':>10} "
+    pw = max([len("preset"), *(len(r.preset) for r in rows)])
+    mw = max([len("metric"), *(len(r.metric) for r in rows)])
+    dw = max([len("mode"), *(len(r.read_mode) for r in rows)])
+    lines = [f"{'preset':<{pw}} {'metric':<{mw}} {'mode':<{dw}} {'basis':<9} {'published':>10} "
              f"{'simulated':>10} {'ratio':>7} {'ok':>8} note"]  # fmt: skip
     notes: list[str] = []
     for r in rows:
@@ -223,7 +226,7 @@ def format_rows(rows: list[ValidationRow]) -> str:
         if r.note:
             notes.append(r.note)
             mark = f"[{len(notes)}]"
-        lines.append(f"{r.preset:<12} {r.metric:<38} {r.read_mode:<8} {r.basis:<9} "
+        lines.append(f"{r.preset:<{pw}} {r.metric:<{mw}} {r.read_mode:<{dw}} {r.basis:<9} "
                      f"{r.published:>10.4g} {sim:>10} {ratio:>7} {r.status:>8} {mark}")  # fmt: skip
     lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
     count = {b: sum(r.basis == b for r in rows) for b in ("fitted", "predicted", "bound")}

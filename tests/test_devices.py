@@ -148,3 +148,35 @@ def test_conductance_round_trip(rng, devices):
     assert g.shape == (devices, 7, 5)
     assert g.min() >= 9.0 - 1e-5 and g.max() <= 88.2 + 1e-4
     np.testing.assert_allclose(to_weights(g, devices, 9.0, 88.2), w, atol=1e-6)
+
+
+def test_ir_drop_current_is_that_of_the_devices_not_of_the_weight(rng):
+    """One device per weight: a zero weight sits mid-range and draws half the full current, so
+    the IR drop grows with it; the bit-line current of the model is sum_j G_ij |x_j|."""
+    from archsim.crossbar import program_matrix, read_state
+    from archsim.mvm import Converters, analog_mvm
+    from archsim.spec import CrossbarSpec
+
+    ideal = load_device("ideal")
+    rows, r_wire = 64, 2.0
+    w = rng.normal(size=(rows, 8))
+    w[:, 0] = 0.0
+    w[-1, 0] = 1.0  # column 0: all but one weight zero (the one nearest the ADC)
+    x = rng.uniform(0, 1, size=(20, rows))
+    y = {}
+    for d in (1, 2):
+        xbar = CrossbarSpec(rows=rows, cols=8, devices_per_weight=d, wire_resistance_ohm=r_wire,
+                            ir_drop=True)  # fmt: skip
+        prog = program_matrix(w, xbar, ideal, rng)
+        state = read_state(prog, 0.0, rng)
+        y[d] = analog_mvm(x, state, Converters(0, 1.0, 0, None)).y
+        wn = w / prog.w_scale
+        g = prog.devices.g_us.sum(axis=0) / ideal.g_max_us  # current per full-on polarity
+        a = rows * r_wire * ideal.g_max_us * 1e-6 * (np.abs(x) @ g)
+        pos = 1 - (1 - np.arange(rows) / rows) ** 2
+        want = (x @ wn - a * (0.05 * a**2 - 0.2 * a + 0.5) * ((x * pos) @ wn)) * prog.w_scale
+        np.testing.assert_allclose(y[d], want, rtol=1e-4, atol=1e-4)
+    exact = x @ w[:, 0]
+    drop_single = 1 - y[1][:, 0] / exact
+    drop_pair = 1 - y[2][:, 0] / exact
+    assert np.all(drop_single > 5 * drop_pair)  # mid-range zeros draw current; idle pairs do not

@@ -76,3 +76,38 @@ def test_device_fit_does_not_apply_to_other_unit_cells(hermes, rng):
     xb = dataclasses.replace(hermes.crossbar, devices_per_weight=2)
     with pytest.raises(Exception, match="fitted for 4 devices per weight"):
         program_matrix(np.ones((4, 4)), xb, hermes.device, rng)
+
+
+def _states(chip, rng, t_s=3600.0):
+    from archsim.crossbar import read_state
+
+    w = rng.normal(size=(256, 64))
+    prog = program_matrix(w, chip.crossbar, chip.device, rng)
+    one = read_state(prog, t_s, np.random.default_rng(1), bipolar_read=True)
+    four = read_state(prog, t_s, np.random.default_rng(1), bipolar_read=False)
+    return w, one, four
+
+
+def test_one_phase_read_sees_the_polarity_asymmetry_four_phase_does_not(hermes, rng):
+    """One phase (LG23 ED Fig. 4b): positive and negative inputs meet the weights through read
+    voltages of both polarities, and PCM's V+/V- asymmetry makes negative inputs see other
+    weights; four phases read every device at one polarity: one weight matrix, the same chip."""
+    from archsim.mvm import Converters, analog_mvm
+
+    w, one, four = _states(hermes, rng)
+    assert four.w_eff_neg is None and one.w_eff_neg is not None
+    np.testing.assert_array_equal(one.alpha, four.alpha)  # same chip, same read-out
+    x = rng.uniform(-1, 1, size=(500, 256))
+    conv = Converters(0, 1.0, 0, None)
+    exact = x @ w
+    err = {k: np.sqrt(np.mean((analog_mvm(x, s, conv).y - exact) ** 2)) / exact.std()
+           for k, s in (("one", one), ("four", four))}  # fmt: skip
+    assert err["one"] > 1.5 * err["four"]
+    # all-positive inputs on a matrix with a 10 % asymmetry: negative weights read 10 % strong
+    xp = np.abs(x)
+    gain = analog_mvm(xp, one, conv).y.sum() - analog_mvm(xp, four, conv).y.sum()
+    assert gain < 0
+
+
+def test_read_mode_is_taken_from_the_chip(rng):
+    assert load_chip("hermes", overrides={"input.read_mode": "4-phase"}).input.phases == 4

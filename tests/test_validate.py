@@ -12,14 +12,10 @@ from archsim.config import load_chip, models_dir
 from archsim.spec import PublishedSpec, PublishedWorkloadSpec
 from archsim.validate import bound_rows, failed, format_rows, mvm_energy_pj, peak_figures, validate
 
-PENDING_ENERGY = "resnet9 energy_per_sample_pj >= bound"
-"""Broken until issue 9 item 5 (energy that stays physical) lands: timing mode's assumed input
-activity 0.15 puts ResNet-9 at ~12.5 TOPS/W, above the 9.76 TOPS/W peak."""
-
 
 def test_hermes_predicted_rows_and_bounds_pass(hermes):
     rows = validate(hermes, samples=4)
-    assert not [r for r in failed(rows) if r.metric != PENDING_ENERGY]
+    assert not failed(rows), format_rows(rows)
     predicted = {(r.metric, r.read_mode) for r in rows if r.basis == "predicted" and r.ok}
     assert {("peak_tops", "4-phase"), ("tops_per_w", "4-phase")} <= predicted
     assert all(r.basis in ("fitted", "predicted", "bound") for r in rows)
@@ -46,11 +42,9 @@ def test_resnet9_period_never_beats_the_published_peak_in_any_mode(resnet9_bound
     assert abs(period["4-phase"].published - 27118) < 120  # / 16.1 TOPS
 
 
-@pytest.mark.xfail(reason=PENDING_ENERGY + ": issue 9 item 5 (another helper) fixes the energy; "
-                   "remove this mark when it passes", strict=False)  # fmt: skip
 def test_resnet9_energy_never_beats_the_published_peak_efficiency_in_any_mode(resnet9_bounds):
     """The timed energy per image >= ops / peak TOPS/W, in every read mode."""
-    energy = [r for r in resnet9_bounds if r.metric == PENDING_ENERGY]
+    energy = [r for r in resnet9_bounds if r.metric == "resnet9 energy_per_sample_pj >= bound"]
     assert len(energy) == 2
     for r in energy:
         assert r.ok and r.simulated >= r.published, r

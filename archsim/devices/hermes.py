@@ -74,6 +74,12 @@ class HermesPcmDevice:
     """Duration of one read, lower cut-off of the 1/f integral; > 0."""
     g_min_us: float = 0.0
     """Conductance of the zero weight; 0 for PCM."""
+    polarity_asymmetry: float = 0.0
+    """Mean relative excess of a device's conductance read at V+ over its V- (programmed)
+    conductance: PCM's bipolar current-voltage asymmetry (Le Gallo et al., npj Unconv. Comput.
+    2024), seen only in reads that apply both read-voltage polarities at once (one-phase mode)."""
+    polarity_asymmetry_std: float = 0.0
+    """Device-to-device spread of that relative excess."""
     prog_noise_scale: float = 1.0
     """Multiplier of the programming noise."""
     drift_scale: float = 1.0
@@ -95,6 +101,9 @@ class HermesPcmDevice:
         RELATIVE_NOISE.check("read_q_log_clip", self.read_q_log_clip[1])
         for name in ("prog_noise_scale", "drift_scale", "read_noise_scale"):
             non_negative(name, getattr(self, name))
+        RELATIVE_NOISE.check("polarity_asymmetry", abs(self.polarity_asymmetry))
+        non_negative("polarity_asymmetry_std", self.polarity_asymmetry_std)
+        RELATIVE_NOISE.check("polarity_asymmetry_std", self.polarity_asymmetry_std)
 
     earliest_s = 0.0
     """The drift law is referenced to t0_s after programming; t = 0 is its first read."""
@@ -130,9 +139,8 @@ class HermesPcmDevice:
         q = _piecewise(self._x(g_prog_us), self.read_q_break, self.read_q_log,
                        self.read_q_log_clip, self.read_q_poly)  # fmt: skip
         t = t_s + self.t0_s
-        return q * math.sqrt(self.fit_devices) * np.sqrt(
-            np.log((t + self.t_read_s) / (2 * self.t_read_s))
-        )
+        growth = np.sqrt(np.log((t + self.t_read_s) / (2 * self.t_read_s)))
+        return q * math.sqrt(self.fit_devices) * growth
 
     def program(self, g_target_us: np.ndarray, rng: np.random.Generator) -> ProgrammedDevices:
         g_t = np.asarray(g_target_us, dtype=np.float32)
