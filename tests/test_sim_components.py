@@ -28,7 +28,7 @@ def _core(env, chip, rec=None):
 
 def test_one_mvm_hermes(env, log, hermes):
     """8-bit PWM at 1 ns/LSB: window 128 ns, conversion 5 ns -> array 133 ns; LDPU 256 outputs
-    at 2 ops/ns -> 128 ns; the MVM ends at 133 + 128 = 261 ns."""
+    at 0.5 ops/ns (FERRO24, models/hermes.toml) -> 512 ns; the MVM ends at 133 + 512 = 645 ns."""
     core = _core(env, hermes)
 
     def job():
@@ -38,7 +38,8 @@ def test_one_mvm_hermes(env, log, hermes):
     env.process(job())
     env.run()
     assert CoreTiming.of(hermes).mvm_latency_ns == 133.0
-    assert log == [("a", 261.0)]
+    assert CoreTiming.of(hermes).ops_per_ns == 0.5
+    assert log == [("a", 645.0)]
 
 
 def test_four_phase_mode_is_four_windows(hermes):
