@@ -44,9 +44,9 @@ def _fc(g, rng, name, x, n_out, bias=True):
     return L.linear(g, name, x, _he(rng, (n_in, n_out), n_in), b)
 
 
-def mlp(rng: np.random.Generator, sizes=(784, 256, 128, 10)) -> Workload:
+def mlp(rng: np.random.Generator, sizes=(784, 256, 128, 10), name: str = "mlp") -> Workload:
     """Fully connected ReLU network on flat inputs."""
-    g = GraphBuilder("mlp", "zoo")
+    g = GraphBuilder(name, "zoo")
     x = L.input_(g, "input", (sizes[0],))
     for i, n in enumerate(sizes[1:]):
         x = _fc(g, rng, f"fc{i + 1}", x, n)
@@ -162,7 +162,7 @@ def kws_fc(rng: np.random.Generator) -> Workload:
     classes, on four 512x512 tiles. The layer widths are not in the facts; 1024-512-512-12 is
     inferred from them [E]: the 1,024 inputs fill two 512-row tiles, the other two tiles hold
     one layer each."""
-    return mlp(rng, sizes=(1024, 512, 512, 12))
+    return mlp(rng, sizes=(1024, 512, 512, 12), name="kws-fc")
 
 
 def lstm(rng: np.random.Generator, seq=32, features=128, hidden=256, layers=2, out=128,
