@@ -129,8 +129,9 @@ def test_mnist_cnn_four_phase_at_least_as_accurate_as_one_phase():
     limited by drift, not by the polarity asymmetry (here, 3 % asymmetry: 100 % in both modes;
     layer NRMSE at 1 year 0.29/0.22/0.11/0.30 in 4-phase, 0.31/0.27/0.13/0.34 in 1-phase; with
     a 10 % asymmetry, 1000 images: 98.5/98.7/98.5 % in 1-phase, 98.8/98.8/98.4 % in 4-phase at
-    1 s / 1 day / 1 year). So accuracy is checked to the resolution of the sample: 4-phase >=
-    1-phase - 1 image."""
+    1 s / 1 day / 1 year; pooled over three seeds, 4-phase once lost by one image in 450). The
+    acceptance is checked as stated, on this seed and sample: 4-phase >= 1-phase at every time;
+    the per-layer errors are the sharper check."""
     from archsim.evaluate import evaluate
     from archsim.workload.catalog import load_dataset, load_workload
 
@@ -146,7 +147,7 @@ def test_mnist_cnn_four_phase_at_least_as_accurate_as_one_phase():
     for one, four in zip(points["1-phase"], points["4-phase"], strict=True):
         for a, b in zip(one.layers, four.layers, strict=True):
             assert b.nrmse < a.nrmse, (one.t_s, a.layer, a.nrmse, b.nrmse)
-        assert four.accuracy >= one.accuracy - 1.5 / n, (one.t_s, one.accuracy, four.accuracy)
+        assert four.accuracy >= one.accuracy, (one.t_s, one.accuracy, four.accuracy)
 
 
 def test_device_error_uses_the_fitted_unit_cell_and_refuses_another(cli):
