@@ -28,12 +28,13 @@ import numpy as np
 
 from archsim.bounds import RELATIVE_NOISE
 from archsim.checks import non_negative, positive
-from archsim.devices.base import ProgrammedDevices, check_range, check_time, normal
+from archsim.devices.base import check_range
+from archsim.devices.pcm import PowerLawDrift
 from archsim.errors import SpecError
 
 
 @dataclass(frozen=True, slots=True)
-class HermesPcmDevice:
+class HermesPcmDevice(PowerLawDrift):
     """HERMES-fitted PCM: programming noise, drift, read noise (constants from the preset)."""
 
     g_max_us: float
@@ -141,25 +142,6 @@ class HermesPcmDevice:
         t = t_s + self.t0_s
         growth = np.sqrt(np.log((t + self.t_read_s) / (2 * self.t_read_s)))
         return q * math.sqrt(self.fit_devices) * growth
-
-    def program(self, g_target_us: np.ndarray, rng: np.random.Generator) -> ProgrammedDevices:
-        g_t = np.asarray(g_target_us, dtype=np.float32)
-        sigma = (self.prog_noise_scale * self.prog_sigma_us(g_t)).astype(np.float32)
-        g = np.maximum(g_t + sigma * normal(rng, g_t.shape), 0)
-        mu, sd = self.drift_moments(g_t)
-        nu = np.abs(mu + sd * normal(rng, g_t.shape)) * self.drift_scale
-        return ProgrammedDevices(g.astype(np.float32), nu.astype(np.float32))
-
-    def at_time(
-        self, programmed: ProgrammedDevices, t_s: float, rng: np.random.Generator
-    ) -> np.ndarray:
-        check_time(t_s)
-        g_prog = programmed.g_us
-        factor = ((t_s + self.t0_s) / self.t0_s) ** (-programmed.drift_exponent.astype(np.float64))
-        g_drift = g_prog * factor
-        sigma = self.read_noise_scale * self.read_sigma(g_prog, t_s)
-        g = g_drift + np.abs(g_drift) * sigma * normal(rng, g_prog.shape)
-        return np.maximum(g, 0).astype(np.float32)
 
 
 def _piecewise(x, brk, log_law, clip, poly) -> np.ndarray:

@@ -28,8 +28,36 @@ from archsim.devices.base import ProgrammedDevices, check_range, check_time, nor
 from archsim.errors import SpecError
 
 
+class PowerLawDrift:
+    """Programming and reading of PCM whose conductance drifts as a power law of time,
+    g(t) = g_prog ((t + t0) / t0)^-nu, with programming and read noise. A device model mixes it
+    in and supplies `prog_sigma_us`, `drift_moments`, `read_sigma` and the scales
+    (`prog_noise_scale`, `drift_scale`, `read_noise_scale`) and `t0_s`."""
+
+    __slots__ = ()
+
+    def program(self, g_target_us: np.ndarray, rng: np.random.Generator) -> ProgrammedDevices:
+        g_t = np.asarray(g_target_us, dtype=np.float32)
+        sigma = self.prog_sigma_us(g_t).astype(np.float32)
+        g = np.maximum(g_t + np.float32(self.prog_noise_scale) * sigma * normal(rng, g_t.shape), 0)
+        mu, sd = self.drift_moments(g_t)
+        nu = np.abs(mu + sd * normal(rng, g_t.shape)) * self.drift_scale
+        return ProgrammedDevices(g.astype(np.float32), nu.astype(np.float32))
+
+    def at_time(
+        self, programmed: ProgrammedDevices, t_s: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        check_time(t_s)
+        g_prog = programmed.g_us
+        factor = ((t_s + self.t0_s) / self.t0_s) ** (-programmed.drift_exponent.astype(np.float64))
+        g_drift = g_prog * factor
+        sigma = self.read_noise_scale * self.read_sigma(g_prog, t_s)
+        g = g_drift + np.abs(g_drift) * sigma * normal(rng, g_prog.shape)
+        return np.maximum(g, 0).astype(np.float32)
+
+
 @dataclass(frozen=True, slots=True)
-class PcmLikeDevice:
+class PcmLikeDevice(PowerLawDrift):
     """PCM with programming noise, drift and growing read noise (fitted constants from preset)."""
 
     g_max_us: float
@@ -110,22 +138,3 @@ class PcmLikeDevice:
         )
         t = t_s + self.t0_s
         return q * np.sqrt(np.log((t + self.t_read_s) / (2 * self.t_read_s)))
-
-    def program(self, g_target_us: np.ndarray, rng: np.random.Generator) -> ProgrammedDevices:
-        g_t = np.asarray(g_target_us, dtype=np.float32)
-        sigma = self.prog_sigma_us(g_t).astype(np.float32)
-        g = np.maximum(g_t + np.float32(self.prog_noise_scale) * sigma * normal(rng, g_t.shape), 0)
-        mu, sd = self.drift_moments(g_t)
-        nu = np.abs(mu + sd * normal(rng, g_t.shape)) * self.drift_scale
-        return ProgrammedDevices(g.astype(np.float32), nu.astype(np.float32))
-
-    def at_time(
-        self, programmed: ProgrammedDevices, t_s: float, rng: np.random.Generator
-    ) -> np.ndarray:
-        check_time(t_s)
-        g_prog = programmed.g_us
-        factor = ((t_s + self.t0_s) / self.t0_s) ** (-programmed.drift_exponent.astype(np.float64))
-        g_drift = g_prog * factor
-        sigma = self.read_noise_scale * self.read_sigma(g_prog, t_s)
-        g = g_drift + np.abs(g_drift) * sigma * normal(rng, g_prog.shape)
-        return np.maximum(g, 0).astype(np.float32)
