@@ -20,8 +20,11 @@ def test_hermes_predicted_rows_and_bounds_pass(hermes):
     assert {("peak_tops", "4-phase"), ("tops_per_w", "4-phase")} <= predicted
     assert all(r.basis in ("fitted", "predicted", "bound") for r in rows)
     disputed = [r for r in rows if r.ok is None]
-    assert {r.metric for r in disputed} == {"resnet9 period_ns", "resnet9 energy_per_sample_pj"}
-    assert all("impossible" in r.note and "436.6 MOP" in r.note for r in disputed)
+    assert {r.metric for r in disputed} == {
+        "resnet9 period_ns", "resnet9 energy_per_sample_pj",
+        "caption-lstm latency_ns", "caption-lstm energy_per_sample_pj"}  # fmt: skip
+    for r in disputed:  # ResNet-9: impossible on the chip; the LSTM: an FPGA in the path
+        assert ("impossible" in r.note and "436.6 MOP" in r.note) or "FPGA" in r.note, r
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,8 @@ def test_a_broken_bound_fails_and_a_fitted_miss_does_not(hermes, monkeypatch):
     by = {r.metric: r for r in rows}
     assert by["peak_tops"].ok is False and by["peak_tops"].status == "fail"
     assert by["tops_per_w"].status == "FAIL"
-    assert {r.metric for r in failed(rows)} == {"tops_per_w", "resnet9 period_ns >= bound"}
+    assert {r.metric for r in failed(rows)} == {
+        "tops_per_w", "resnet9 period_ns >= bound", "caption-lstm period_ns >= bound"}  # fmt: skip
     text = format_rows(rows)
     assert "disputed" in text and "basis" in text and "physically impossible" in text
 
@@ -177,6 +181,6 @@ def test_workload_figures_are_checked_when_read(cli, tmp_path):
     entry = ('\n[[published_workloads]]\nworkload = "mnist-cnn"\nmetric = "period_ns"\n'
              'value = 1.0\nbasis = "predicted"\n')  # fmt: skip
     bad.write_text(text + entry + "disputed = true\n")
-    cli.refused("validate", "--chip", str(bad), match="published_workloads[2].note")
+    cli.refused("validate", "--chip", str(bad), match="published_workloads[4].note")
     bad.write_text(text + entry + 'read_mode = "2-phase"\n')
-    cli.refused("validate", "--chip", str(bad), match="published_workloads[2].read_mode")
+    cli.refused("validate", "--chip", str(bad), match="published_workloads[4].read_mode")
