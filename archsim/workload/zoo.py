@@ -99,14 +99,12 @@ def resnet9(rng: np.random.Generator, widths=(56, 112, 224, 224), classes: int =
     return g.build()
 
 
-def resnet18(rng: np.random.Generator, classes: int = 1000) -> Workload:
-    """ImageNet ResNet-18 (He et al. 2016) on 3x224x224 inputs, batch norms folded."""
-    g = GraphBuilder("resnet18", "zoo")
-    x = L.input_(g, "input", (3, 224, 224))
-    x = L.act(g, "conv1_relu", _conv(g, rng, "conv1", x, 64, k=7, stride=2, pad=3), "relu")
-    x = L.pool(g, "maxpool", x, "max", (3, 3), (2, 2), (1, 1, 1, 1))
-    for stage, (n, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2)), start=1):
-        for blk in range(2):
+def _basic_stages(g: GraphBuilder, rng: np.random.Generator, x: str,
+                  stages: tuple[tuple[int, int], ...], blocks: int) -> str:  # fmt: skip
+    """ResNet stages of basic blocks (two 3x3 convolutions and a shortcut, 1x1 where the shape
+    changes), one (channels, first stride) per stage, then global average pool and flatten."""
+    for stage, (n, stride) in enumerate(stages, start=1):
+        for blk in range(blocks):
             s = stride if blk == 0 else 1
             name = f"layer{stage}.{blk}"
             y = L.act(g, f"{name}.relu1", _conv(g, rng, f"{name}.conv1", x, n, stride=s), "relu")
@@ -114,7 +112,16 @@ def resnet18(rng: np.random.Generator, classes: int = 1000) -> Workload:
             if s != 1 or g.shape(x)[0] != n:
                 x = _conv(g, rng, f"{name}.downsample", x, n, k=1, stride=s, pad=0)
             x = L.act(g, f"{name}.relu2", L.binary(g, f"{name}.add", "add", x, y), "relu")
-    x = L.flatten(g, "flatten", L.global_pool(g, "avgpool", x, "avg"))
+    return L.flatten(g, "flatten", L.global_pool(g, "avgpool", x, "avg"))
+
+
+def resnet18(rng: np.random.Generator, classes: int = 1000) -> Workload:
+    """ImageNet ResNet-18 (He et al. 2016) on 3x224x224 inputs, batch norms folded."""
+    g = GraphBuilder("resnet18", "zoo")
+    x = L.input_(g, "input", (3, 224, 224))
+    x = L.act(g, "conv1_relu", _conv(g, rng, "conv1", x, 64, k=7, stride=2, pad=3), "relu")
+    x = L.pool(g, "maxpool", x, "max", (3, 3), (2, 2), (1, 1, 1, 1))
+    x = _basic_stages(g, rng, x, ((64, 1), (128, 2), (256, 2), (512, 2)), blocks=2)
     _fc(g, rng, "fc", x, classes)
     return g.build()
 
@@ -127,16 +134,7 @@ def resnet32(rng: np.random.Generator, classes: int = 10) -> Workload:
     g = GraphBuilder("resnet32", "zoo")
     x = L.input_(g, "input", (3, 32, 32))
     x = L.act(g, "conv1_relu", _conv(g, rng, "conv1", x, 16), "relu")
-    for stage, (n, stride) in enumerate(((16, 1), (32, 2), (64, 2)), start=1):
-        for blk in range(5):
-            s = stride if blk == 0 else 1
-            name = f"layer{stage}.{blk}"
-            y = L.act(g, f"{name}.relu1", _conv(g, rng, f"{name}.conv1", x, n, stride=s), "relu")
-            y = _conv(g, rng, f"{name}.conv2", y, n)
-            if s != 1 or g.shape(x)[0] != n:
-                x = _conv(g, rng, f"{name}.downsample", x, n, k=1, stride=s, pad=0)
-            x = L.act(g, f"{name}.relu2", L.binary(g, f"{name}.add", "add", x, y), "relu")
-    x = L.flatten(g, "flatten", L.global_pool(g, "avgpool", x, "avg"))
+    x = _basic_stages(g, rng, x, ((16, 1), (32, 2), (64, 2)), blocks=5)
     _fc(g, rng, "fc", x, classes)
     return g.build()
 
