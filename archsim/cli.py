@@ -157,6 +157,7 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
     else:
         p.add_argument("--workload", required=True, help="zoo name, .onnx or .toml path")
     p.add_argument("--device", help="device preset replacing the chip's (name or TOML path)")
+    p.add_argument("--read-mode", help="read mode of the chip's preset, e.g. 4-phase (preset's)")
     p.add_argument("--times", type=opt.times, default="1,3600,86400,31536000",
                    help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
     p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
@@ -201,10 +202,10 @@ def _eval_settings(args: argparse.Namespace):
 
 
 def _setup(args: argparse.Namespace):
-    from archsim.config import load_chip, load_device
+    from archsim.config import load_device
     from archsim.workload.catalog import load_dataset, load_workload
 
-    chip = _with_reload(load_chip(args.chip), args.reload)
+    chip = _chip(args)
     device = load_device(args.device) if args.device else None
     times = args.times
     workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
@@ -336,7 +337,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from archsim.config import load_chip
     from archsim.errors import MappingError
     from archsim.mapping import map_workload
     from archsim.mapping.report import format_mapping, plot_mapping
@@ -345,7 +345,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
     if args.out:
         check_file("--out", args.out, suffixes=_PICTURE_SUFFIXES)
-    chip = _with_reload(load_chip(args.chip), args.reload)
+    chip = _chip(args)
     workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
     out = args.out or check_file("--out", Path("reports") / f"map-{chip.name}-{workload.name}.png",
                                  make_parents=True)  # fmt: skip
@@ -476,12 +476,23 @@ def _check_device_error_memory(args: argparse.Namespace) -> None:
 SHARE_HELP = "let layers share crossbars when the network needs more cores than the chip has"
 
 
-def _with_reload(chip, reload: bool):
-    """The chip with weight reloads allowed when asked for."""
-    if not reload:
-        return chip
+def _chip(args: argparse.Namespace):
+    """The chip of --chip, in the read mode of --read-mode and with weight reloads allowed by
+    --reload when given."""
     import dataclasses
 
+    from archsim.config import load_chip
+
+    chip = load_chip(args.chip)
+    mode = getattr(args, "read_mode", None)
+    if mode is not None:
+        modes = [m.name for m in chip.input.read_modes]
+        if mode not in modes:
+            raise ArchsimError(f"--read-mode: chip {chip.name} has read modes "
+                               f"{', '.join(modes)}; got {mode!r}")  # fmt: skip
+        chip = dataclasses.replace(chip, input=dataclasses.replace(chip.input, read_mode=mode))
+    if not args.reload:
+        return chip
     return dataclasses.replace(chip, mapping=dataclasses.replace(chip.mapping, weight_reload=True))
 
 

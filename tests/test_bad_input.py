@@ -180,6 +180,9 @@ CASES = {
                          'workload = "digits-cnn"\n[parameters]\n"adc.bits" = [8]\n'),
          "--serial"], "name"),
     # 8: smaller crashes
+    "read-mode-unknown": lambda t: (
+        ["simulate", "--workload", "digits-cnn", "--mode", "timing", "--read-mode", "2-phase"],
+        "--read-mode: chip hermes has read modes 1-phase, 4-phase"),
     "seed-negative": lambda t: (
         ["simulate", "--workload", "digits-cnn", "--seed", "-1", "--mode", "timing"], "--seed"),
     "corrupt-npz": lambda t: (

@@ -123,3 +123,16 @@ def test_corrupt_npz_weights_are_one_line(cli, inputs, damage):
                       '[[layer]]\nid = "fc"\nop = "linear"\nout_features = 2\n')  # fmt: skip
     line = cli.refused("simulate", "--workload", layers, "--mode", "timing", match="w.npz")
     assert "net.toml: weights:" in line
+
+
+def test_read_mode_option_selects_the_presets_mode(cli):
+    """--read-mode 4-phase runs the chip's four-phase mode: the one-MVM network's latency grows
+    by three more integration windows (3 x 128 ns on HERMES), and the summary says so."""
+    latency = {}
+    for mode in ("1-phase", "4-phase"):
+        code, out, err = cli("simulate", "--workload", "mlp", "--mode", "timing", "--stream", "1",
+                             "--read-mode", mode)  # fmt: skip
+        assert code == 0, err
+        line = next(x for x in out.splitlines() if x.startswith("latency"))
+        latency[mode] = float(line.split()[-2].replace(",", ""))
+    assert latency["4-phase"] - latency["1-phase"] >= 3 * 128 / 1000  # us
