@@ -103,7 +103,7 @@ def peak_figures(chip: ChipSpec) -> PeakFigures:
     energy = mvm_energy_pj(chip)
     return PeakFigures(
         chip.input.read_mode, tops, ops / energy if energy else None,
-        tops / (chip.cores.count * chip.cores.area_mm2), _single_mvm_latency(chip), energy,
+        tops / chip.compute_area_mm2, _single_mvm_latency(chip), energy,
     )  # fmt: skip
 
 

@@ -460,6 +460,12 @@ class ChipSpec:
         return math.ceil(self.crossbar.cols / self.adc.count)
 
     @property
+    def compute_area_mm2(self) -> float:
+        """Area of the compute units, the cores and the global digital units: the one basis of
+        TOPS/mm2 in metrics, sweeps and validation."""
+        return self.cores.count * self.cores.area_mm2 + self.gdpu.count * self.gdpu.area_mm2
+
+    @property
     def weights_per_core(self) -> int:
         """Signed weights one core holds (one per unit cell)."""
         return self.crossbar.rows * self.crossbar.cols

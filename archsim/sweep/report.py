@@ -25,7 +25,7 @@ LABELS = {
     "energy_per_sample_pj": "energy per sample (pJ)",
     "period_ns": "time per sample, steady state (ns)",
     "latency_ns": "latency (ns)",
-    "area_mm2": "core area (mm2)",
+    "area_mm2": "compute area, cores + GDPUs (mm2)",
     "tops_per_w": "TOPS/W",
     "effective_tops": "effective TOPS",
 }

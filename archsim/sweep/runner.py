@@ -253,7 +253,7 @@ class _Writer:
 
 def _result_cells(result) -> dict[str, Any]:
     chip, m = result.chip, result.metrics
-    area = chip.cores.count * chip.cores.area_mm2 + chip.gdpu.count * chip.gdpu.area_mm2
+    area = chip.compute_area_mm2
     cells: dict[str, Any] = {
         "cores_used": result.mapping.cores_used,
         "cores_available": chip.cores.count,
@@ -264,7 +264,7 @@ def _result_cells(result) -> dict[str, Any]:
             latency_ns=m.latency_ns, period_ns=m.period_ns, throughput_per_s=m.throughput_per_s,
             energy_per_sample_pj=m.energy_per_sample_pj, effective_tops=m.effective_tops,
             tops_per_w=m.tops_per_w, average_power_w=m.average_power_w,
-            tops_per_mm2=m.effective_tops / area, bottleneck=m.bottleneck,
+            tops_per_mm2=m.tops_per_mm2, bottleneck=m.bottleneck,
         )  # fmt: skip
     acc = result.accuracy
     if acc is not None:
