@@ -17,11 +17,11 @@ from typing import Literal
 import numpy as np
 
 from archsim.bounds import STREAM_SAMPLES
-from archsim.errors import ArchsimError, MappingError
+from archsim.errors import ArchsimError
 from archsim.evaluate import EvalResult, EvalSettings, evaluate
 from archsim.footprint import check_footprint, engine_bytes, hop_table_bytes
-from archsim.mapping import Mapping, map_workload
-from archsim.mapping.segments import map_segments, merged_mapping, segment_layers
+from archsim.mapping import Mapping
+from archsim.mapping.segments import map_or_segment, segment_layers
 from archsim.sim.engine import Engine, SimRun, SimSettings
 from archsim.sim.metrics import Metrics, compute_metrics
 from archsim.sim.segmented import run_segments
@@ -101,13 +101,7 @@ def simulate(
     if mapping is None:
         places = chip.cores.grid[0] * chip.cores.grid[1]
         check_footprint(f"placing on {chip.name}'s {places} core places", hop_table_bytes(places))
-        try:
-            mapping = map_workload(workload, chip, share=share)
-        except MappingError:
-            if not chip.mapping.weight_reload:
-                raise
-            parts = map_segments(workload, chip, replication="none")
-            mapping = merged_mapping(workload, parts)
+        mapping, parts = map_or_segment(workload, chip, share=share)
     if mode != "functional":
         check_footprint(f"streaming {samples} samples of {workload.name} on {chip.name}",
                         engine_bytes(mapping, samples, chunk))  # fmt: skip

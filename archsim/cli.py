@@ -337,10 +337,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from archsim.errors import MappingError
-    from archsim.mapping import map_workload
     from archsim.mapping.report import format_mapping, plot_mapping
-    from archsim.mapping.segments import map_segments, merged_mapping
+    from archsim.mapping.segments import map_or_segment
     from archsim.workload.catalog import load_workload
 
     if args.out:
@@ -349,17 +347,11 @@ def _cmd_map(args: argparse.Namespace) -> int:
     workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
     out = args.out or check_file("--out", Path("reports") / f"map-{chip.name}-{workload.name}.png",
                                  make_parents=True)  # fmt: skip
-    try:
-        mapping = map_workload(workload, chip, placement=args.placement,
-                               replication=args.replication, share=args.share)  # fmt: skip
-    except MappingError:
-        if not chip.mapping.weight_reload:
-            raise
-        parts = map_segments(workload, chip, placement=args.placement, replication="none")
-        for part in parts:
-            print(format_mapping(part))
-            print()
-        mapping = merged_mapping(workload, parts)
+    mapping, parts = map_or_segment(workload, chip, placement=args.placement,
+                                    replication=args.replication, share=args.share)  # fmt: skip
+    for part in parts or ():
+        print(format_mapping(part))
+        print()
     print(format_mapping(mapping))
     with atomic_file(out) as tmp:
         plot_mapping(mapping, tmp)

@@ -254,3 +254,24 @@ def segment_layers(workload: Workload, parts: list[Mapping]) -> Mapping:
                    tuple(e for p in parts for e in p.edges), first.placement, first.replication,
                    sum(p.bytes_hops_per_sample for p in parts), segments=len(parts),
                    part_of={k: v for p in parts for k, v in p.part_of.items()})  # fmt: skip
+
+
+def map_or_segment(workload: Workload, chip: ChipSpec, *, placement: str | None = None,
+                   replication: str | None = None,
+                   share: bool = False) -> tuple[Mapping, list[Mapping] | None]:  # fmt: skip
+    """The workload mapped whole; or, when it does not fit and the chip allows weight reloads,
+    the mapping merged from its segments (each mapped without replicas: copies would have to be
+    reprogrammed for every batch) and the segments themselves (None when it fits).
+
+    Raises:
+        MappingError: it does not fit and reloads are off, or one layer cannot be split.
+    """
+    try:
+        whole = map_workload(workload, chip, placement=placement, replication=replication,
+                             share=share)  # fmt: skip
+        return whole, None
+    except MappingError:
+        if not chip.mapping.weight_reload:
+            raise
+    parts = map_segments(workload, chip, placement=placement, replication="none")
+    return merged_mapping(workload, parts), parts
