@@ -350,7 +350,6 @@ def _scratch() -> _Scratch:
 class _IrDrop:
     position: np.ndarray  # (rows,) float32 1 - (1 - j/n)^2
     a_scale: float
-    strength: float
 
 
 def _ir_drop_setup(prog: ProgrammedMatrix, qmax_in: float) -> _IrDrop | None:
@@ -362,7 +361,7 @@ def _ir_drop_setup(prog: ProgrammedMatrix, qmax_in: float) -> _IrDrop | None:
     g_ratio = 1.0 / (xb.wire_resistance_ohm * cell_g_max_s)
     j = np.arange(xb.rows, dtype=np.float64)
     position = (1.0 - (1.0 - j / xb.rows) ** 2).astype(np.float32)
-    return _IrDrop(position, xb.rows / g_ratio / qmax_in, 1.0)
+    return _IrDrop(position, xb.rows / g_ratio / qmax_in)
 
 
 def _apply_ir(part, codes, w, current_load, ir: _IrDrop, scratch: _Scratch) -> None:
@@ -373,4 +372,5 @@ def _apply_ir(part, codes, w, current_load, ir: _IrDrop, scratch: _Scratch) -> N
     n = codes.shape[1]
     abs_current = np.abs(codes) @ current_load
     weighted = (codes * ir.position[:n]) @ w
-    apply_ir_drop(part, abs_current, weighted, np.float32(ir.a_scale), np.float32(ir.strength))
+    apply_ir_drop(part, abs_current, weighted, np.float32(ir.a_scale),
+                  np.float32(1.0))  # the fitted model's strength

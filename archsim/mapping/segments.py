@@ -40,8 +40,8 @@ class Reload:
 
     time_ns: float
     """Weights streamed in, then every core programs its block (cores in parallel)."""
-    energy_pj: float
     devices: int
+    """Devices programmed (their energy is counted from the timeline, `metrics`)."""
     weight_bytes: int
 
 
@@ -215,8 +215,7 @@ def reload_cost(mapping: Mapping) -> Reload:
     devices = weights * xb.devices_per_weight
     rows = max(b.rows for lm in mapping.layers for b in lm.blocks)
     time = weights / mem.offchip_bandwidth_bytes_per_ns + rows * xb.program_ns_per_row
-    energy = devices * xb.program_energy_pj_per_device + weights * mem.offchip_energy_pj_per_byte
-    return Reload(time, energy, devices, weights)
+    return Reload(time, devices, weights)
 
 
 def merged_mapping(workload: Workload, parts: list[Mapping]) -> Mapping:
