@@ -103,16 +103,27 @@ def simulate(
         check_footprint(f"placing on {chip.name}'s {places} core places", hop_table_bytes(places))
         mapping, parts = map_or_segment(workload, chip, share=share)
     if mode != "functional":
-        check_footprint(f"streaming {samples} samples of {workload.name} on {chip.name}",
-                        engine_bytes(mapping, samples, chunk))  # fmt: skip
+        check_footprint(
+            f"streaming {samples} samples of {workload.name} on {chip.name}",
+            engine_bytes(mapping, samples, chunk),
+        )
     accuracy = None
     activity: dict[str, float] = {}
     times = tuple(t_inference_s) if isinstance(t_inference_s, tuple | list) else (t_inference_s,)
     if mode in ("full", "functional"):
         data = dataset or load_dataset(workload, samples, seed=seed)
-        accuracy = evaluate(chip, workload, data, times, device=device, seed=seed,
-                            settings=eval_settings or EvalSettings(), mapping=mapping,
-                            keep_outputs=True, progress=progress)  # fmt: skip
+        accuracy = evaluate(
+            chip,
+            workload,
+            data,
+            times,
+            device=device,
+            seed=seed,
+            settings=eval_settings or EvalSettings(),
+            mapping=mapping,
+            keep_outputs=True,
+            progress=progress,
+        )
         activity.update({s.layer: s.activity for s in accuracy.points[0].layers})
     metrics = run = None
     if mode in ("full", "timing"):
@@ -126,6 +137,16 @@ def simulate(
         else:
             run = Engine(chip, mapping, settings).run(progress)
         metrics = compute_metrics(run, timed, timed_activity)
-    return RunResult(chip, workload, mapping, mode, seed, times[0], accuracy=accuracy,
-                     metrics=metrics, sim=run, activity=activity,
-                     segments=tuple(parts or ()))  # fmt: skip
+    return RunResult(
+        chip,
+        workload,
+        mapping,
+        mode,
+        seed,
+        times[0],
+        accuracy=accuracy,
+        metrics=metrics,
+        sim=run,
+        activity=activity,
+        segments=tuple(parts or ()),
+    )

@@ -84,7 +84,7 @@ TENSOR_ELEMENTS = Bound(
 SWEEP_POINTS = Bound(
     100_000,
     "each point is a full simulation (seconds to minutes), so 10^5 points is already days of "
-    "compute; use method = \"random\" with fewer points to sample a larger space",
+    'compute; use method = "random" with fewer points to sample a larger space',
 )
 """Largest number of points of one sweep."""
 

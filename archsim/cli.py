@@ -49,16 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="map, time and evaluate a workload; write a report")
     _chip_workload_args(run, default_workload="digits-cnn")
     run.add_argument("--out", type=Path, help="output directory (reports/<chip>-<workload>)")
-    run.add_argument("--stream", type=opt.count, default=16,
-                     help="samples streamed in the timed run")  # fmt: skip
+    run.add_argument(
+        "--stream", type=opt.count, default=16, help="samples streamed in the timed run"
+    )
     run.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     run.set_defaults(func=_cmd_run)
 
     sim = sub.add_parser("simulate", help="one run: timing, energy and (with data) accuracy")
     _chip_workload_args(sim)
     sim.add_argument("--mode", choices=("full", "timing", "functional"), default="full")
-    sim.add_argument("--stream", type=opt.count, default=16,
-                     help="samples streamed in the timed run")  # fmt: skip
+    sim.add_argument(
+        "--stream", type=opt.count, default=16, help="samples streamed in the timed run"
+    )
     sim.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     sim.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace to PATH")
     sim.add_argument("--share", action="store_true", help=SHARE_HELP)
@@ -69,8 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", type=Path, help="output directory (reports/sweep-<name>)")
     sw.add_argument("--serial", action="store_true", help="run the points in this process")
     sw.add_argument("--workers", type=opt.count, help="dask LocalCluster worker processes (cores)")
-    sw.add_argument("--scheduler", type=opt.scheduler_address,
-                    help="HOST:PORT of a running dask scheduler to use instead")  # fmt: skip
+    sw.add_argument(
+        "--scheduler",
+        type=opt.scheduler_address,
+        help="HOST:PORT of a running dask scheduler to use instead",
+    )
     sw.add_argument("--fresh", action="store_true", help="discard earlier results in --out")
     sw.add_argument("--retry-failed", action="store_true", help="run failed points again")
     sw.set_defaults(func=_cmd_sweep)
@@ -106,43 +111,61 @@ def _parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser("device-error", help="MVM error of a device preset against float")
     de.add_argument("--device", required=True, help="device preset name or TOML path")
-    de.add_argument("--size", type=opt.size, default="256x256",
-                    help="ROWSxCOLS of the weight matrix (256x256)")  # fmt: skip
+    de.add_argument(
+        "--size", type=opt.size, default="256x256", help="ROWSxCOLS of the weight matrix (256x256)"
+    )
     de.add_argument("--input-bits", type=int, default=8, help="DAC bits incl. sign, 0 = off (8)")
     de.add_argument("--adc-bits", type=int, default=8, help="ADC bits incl. sign, 0 = off (8)")
     de.add_argument(
-        "--devices-per-weight", type=int, default=None,
+        "--devices-per-weight",
+        type=int,
+        default=None,
         help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity "
-             "(the device's fitted count, else 2)",
-    )  # fmt: skip
+        "(the device's fitted count, else 2)",
+    )
     de.add_argument(
-        "--times", type=opt.times, default="1,3600,86400,31536000,315360000",
+        "--times",
+        type=opt.times,
+        default="1,3600,86400,31536000,315360000",
         help="comma list of times since programming in s (1 s .. 10 years)",
-    )  # fmt: skip
-    de.add_argument("--seeds", type=opt.count, default=3,
-                    help="weight matrices to average over (3)")  # fmt: skip
+    )
+    de.add_argument(
+        "--seeds", type=opt.count, default=3, help="weight matrices to average over (3)"
+    )
     de.add_argument("--vectors", type=opt.count, default=1000, help="input vectors per seed (1000)")
     de.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
     de.add_argument(
-        "--compensation", action=argparse.BooleanOptionalAction, default=None,
+        "--compensation",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="global drift compensation (default: the device preset's choice)",
-    )  # fmt: skip
+    )
     de.add_argument("--ir-drop", action="store_true", help="apply the IR-drop model")
     de.add_argument(
-        "--wire-resistance-ohm", type=float, default=0.35,
+        "--wire-resistance-ohm",
+        type=float,
+        default=0.35,
         help="wire resistance per cell segment for --ir-drop (0.35)",
-    )  # fmt: skip
+    )
     de.add_argument("--csv", type=Path, help="write device,t_s,compensation,nrmse,... to PATH")
     de.add_argument(
-        "--validate", action="store_true",
+        "--validate",
+        action="store_true",
         help="run the device paper's own experiments ([[published_error]] of the preset) and "
-             "compare; exit 1 if a predicted figure is missed",
-    )  # fmt: skip
-    de.set_defaults(func=_cmd_device_error, option_keys={
-        "rows": "--size", "cols": "--size", "input_bits": "--input-bits",
-        "adc_bits": "--adc-bits", "devices_per_weight": "--devices-per-weight",
-        "wire_resistance_ohm": "--wire-resistance-ohm", "times": "--times",
-    })  # fmt: skip
+        "compare; exit 1 if a predicted figure is missed",
+    )
+    de.set_defaults(
+        func=_cmd_device_error,
+        option_keys={
+            "rows": "--size",
+            "cols": "--size",
+            "input_bits": "--input-bits",
+            "adc_bits": "--adc-bits",
+            "devices_per_weight": "--devices-per-weight",
+            "wire_resistance_ohm": "--wire-resistance-ohm",
+            "times": "--times",
+        },
+    )
 
     presets = sub.add_parser("presets", help="list the shipped chip and device presets")
     presets.set_defaults(func=_cmd_presets)
@@ -152,14 +175,21 @@ def _parser() -> argparse.ArgumentParser:
 def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None = None) -> None:
     p.add_argument("--chip", default="hermes", help="chip preset name or TOML path (hermes)")
     if default_workload:
-        p.add_argument("--workload", default=default_workload,
-                       help=f"zoo name, .onnx or .toml path ({default_workload})")  # fmt: skip
+        p.add_argument(
+            "--workload",
+            default=default_workload,
+            help=f"zoo name, .onnx or .toml path ({default_workload})",
+        )
     else:
         p.add_argument("--workload", required=True, help="zoo name, .onnx or .toml path")
     p.add_argument("--device", help="device preset replacing the chip's (name or TOML path)")
     p.add_argument("--read-mode", help="read mode of the chip's preset, e.g. 4-phase (preset's)")
-    p.add_argument("--times", type=opt.times, default="1,3600,86400,31536000",
-                   help="comma list of times since programming in s (1 s .. 1 year)")  # fmt: skip
+    p.add_argument(
+        "--times",
+        type=opt.times,
+        default="1,3600,86400,31536000",
+        help="comma list of times since programming in s (1 s .. 1 year)",
+    )
     p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
     p.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
     _dim_arg(p)
@@ -175,8 +205,11 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
         default=99.995,
         help="ADC range: this percentile of |partial sum| per crossbar block",
     )
-    p.add_argument("--adc-per-column", action="store_true",
-                   help="one ADC range per column instead of per crossbar block")  # fmt: skip
+    p.add_argument(
+        "--adc-per-column",
+        action="store_true",
+        help="one ADC range per column instead of per crossbar block",
+    )
     p.add_argument(
         "--reload",
         action="store_true",
@@ -185,20 +218,28 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
 
 
 def _dim_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dim", action="append", metavar="NAME=SIZE",
-                   help="size of a symbolic ONNX input dimension (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--dim",
+        action="append",
+        metavar="NAME=SIZE",
+        help="size of a symbolic ONNX input dimension (repeatable)",
+    )
 
 
 def _eval_settings(args: argparse.Namespace):
     from archsim.evaluate import EvalSettings
 
-    for option, value in (("--input-percentile", args.input_percentile),
-                          ("--adc-percentile", args.adc_percentile)):  # fmt: skip
+    for option, value in (
+        ("--input-percentile", args.input_percentile),
+        ("--adc-percentile", args.adc_percentile),
+    ):
         if not 0 < value <= 100:
             raise ArchsimError(f"{option}: expected 0 < p <= 100, got {value:g}")
-    return EvalSettings(input_percentile=args.input_percentile,
-                        adc_percentile=args.adc_percentile,
-                        adc_per_column=args.adc_per_column)  # fmt: skip
+    return EvalSettings(
+        input_percentile=args.input_percentile,
+        adc_percentile=args.adc_percentile,
+        adc_per_column=args.adc_per_column,
+    )
 
 
 def _setup(args: argparse.Namespace):
@@ -221,12 +262,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.out:
         check_dir("--out", args.out, RUN_REPORT)
     chip, device, times, workload, dataset = _setup(args)
-    out = args.out or check_dir("--out", Path("reports") / f"{chip.name}-{workload.name}",
-                                RUN_REPORT, make_parents=True)  # fmt: skip
+    out = args.out or check_dir(
+        "--out", Path("reports") / f"{chip.name}-{workload.name}", RUN_REPORT, make_parents=True
+    )
     args.progress_shown = True
-    result = write_run_report(chip, workload, dataset, out, device=device, times_s=times,
-                              seed=args.seed, samples=args.stream, chunk=args.chunk,
-                              settings=_eval_settings(args), progress=stderr_progress)  # fmt: skip
+    result = write_run_report(
+        chip,
+        workload,
+        dataset,
+        out,
+        device=device,
+        times_s=times,
+        seed=args.seed,
+        samples=args.stream,
+        chunk=args.chunk,
+        settings=_eval_settings(args),
+        progress=stderr_progress,
+    )
     _end_progress()
     print(format_mapping(result.mapping))
     print()
@@ -247,16 +299,27 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.trace:
         check_file("--trace", args.trace)
         if args.mode == "functional":
-            raise ArchsimError("--trace: the trace comes from the timed run; use --mode full "
-                               "or timing")  # fmt: skip
+            raise ArchsimError(
+                "--trace: the trace comes from the timed run; use --mode full or timing"
+            )
     chip, device, times, workload, dataset = _setup(args)
     if args.mode == "timing":
         dataset = None
     args.progress_shown = True
-    result = simulate(chip, workload, mode=args.mode, samples=args.stream, dataset=dataset,
-                      device=device, t_inference_s=tuple(times), seed=args.seed,
-                      chunk=args.chunk, eval_settings=_eval_settings(args),
-                      progress=stderr_progress, share=args.share)  # fmt: skip
+    result = simulate(
+        chip,
+        workload,
+        mode=args.mode,
+        samples=args.stream,
+        dataset=dataset,
+        device=device,
+        t_inference_s=tuple(times),
+        seed=args.seed,
+        chunk=args.chunk,
+        eval_settings=_eval_settings(args),
+        progress=stderr_progress,
+        share=args.share,
+    )
     _end_progress()
     print(format_mapping(result.mapping))
     if result.metrics is not None:
@@ -282,11 +345,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.out:
         check_dir("--out", args.out, SWEEP_REPORT)
     spec = load_sweep(args.file)
-    out = args.out or check_dir("--out", Path("reports") / f"sweep-{spec.name}", SWEEP_REPORT,
-                                make_parents=True)  # fmt: skip
-    results = run_sweep(spec, out, executor="serial" if args.serial else "dask",
-                        workers=args.workers, scheduler=args.scheduler, fresh=args.fresh,
-                        retry_failed=args.retry_failed, progress=stderr_lines)  # fmt: skip
+    out = args.out or check_dir(
+        "--out", Path("reports") / f"sweep-{spec.name}", SWEEP_REPORT, make_parents=True
+    )
+    results = run_sweep(
+        spec,
+        out,
+        executor="serial" if args.serial else "dask",
+        workers=args.workers,
+        scheduler=args.scheduler,
+        fresh=args.fresh,
+        retry_failed=args.retry_failed,
+        progress=stderr_lines,
+    )
     front, objectives = write_sweep_report(spec, results, out)
     print(format_front(spec, front, objectives))
     print(f"{len(results)} points in {out}/results.csv; report in {out}/summary.md")
@@ -306,12 +377,22 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         rows += validate(load_chip(name))
     print(format_rows(rows))
     if args.csv:
-        write_csv([{"preset": r.preset, "metric": r.metric if not r.read_mode else
-                    f"{r.metric} ({r.read_mode})", "published": r.published,
-                    "simulated": r.simulated, "ratio": r.ratio,
-                    "ok": "" if r.ok is None else str(r.ok).lower(), "basis": r.basis,
-                    "note": r.note} for r in rows],
-                  args.csv)  # fmt: skip
+        write_csv(
+            [
+                {
+                    "preset": r.preset,
+                    "metric": r.metric if not r.read_mode else f"{r.metric} ({r.read_mode})",
+                    "published": r.published,
+                    "simulated": r.simulated,
+                    "ratio": r.ratio,
+                    "ok": "" if r.ok is None else str(r.ok).lower(),
+                    "basis": r.basis,
+                    "note": r.note,
+                }
+                for r in rows
+            ],
+            args.csv,
+        )
     return 1 if failed(rows) else 0
 
 
@@ -324,11 +405,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         check_file("--csv", args.csv)
     chip, device, times, workload, dataset = _setup(args)
     args.progress_shown = True
-    result = evaluate(chip, workload, dataset, times, device=device, seed=args.seed,
-                      settings=_eval_settings(args), progress=stderr_progress)  # fmt: skip
+    result = evaluate(
+        chip,
+        workload,
+        dataset,
+        times,
+        device=device,
+        seed=args.seed,
+        settings=_eval_settings(args),
+        progress=stderr_progress,
+    )
     _end_progress()
-    print(f"{workload.name} on {chip.name} with {result.device}: {dataset.name}, "
-          f"{result.samples} samples; float reference {result.float_wall_s:.2f} s")  # fmt: skip
+    print(
+        f"{workload.name} on {chip.name} with {result.device}: {dataset.name}, "
+        f"{result.samples} samples; float reference {result.float_wall_s:.2f} s"
+    )
     print(format_accuracy(result))
     print(format_layers(result))
     if args.csv:
@@ -345,10 +436,12 @@ def _cmd_map(args: argparse.Namespace) -> int:
         check_file("--out", args.out, suffixes=_PICTURE_SUFFIXES)
     chip = _chip(args)
     workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
-    out = args.out or check_file("--out", Path("reports") / f"map-{chip.name}-{workload.name}.png",
-                                 make_parents=True)  # fmt: skip
-    mapping, parts = map_or_segment(workload, chip, placement=args.placement,
-                                    replication=args.replication, share=args.share)  # fmt: skip
+    out = args.out or check_file(
+        "--out", Path("reports") / f"map-{chip.name}-{workload.name}.png", make_parents=True
+    )
+    mapping, parts = map_or_segment(
+        workload, chip, placement=args.placement, replication=args.replication, share=args.share
+    )
     for part in parts or ():
         print(format_mapping(part))
         print()
@@ -389,19 +482,31 @@ def _cmd_device_error(args: argparse.Namespace) -> int:
     if dpw < 1 or (dpw > 1 and dpw % 2):
         raise ArchsimError(f"--devices-per-weight: expected 1 or an even number, got {dpw}")
     if fitted and dpw != fitted:
-        raise ArchsimError(f"--devices-per-weight: device {device.name!r} is fitted for "
-                           f"{fitted} devices per weight, got {dpw}")  # fmt: skip
+        raise ArchsimError(
+            f"--devices-per-weight: device {device.name!r} is fitted for "
+            f"{fitted} devices per weight, got {dpw}"
+        )
     _check_device_error_memory(args)
     setup = DeviceErrorSetup(
-        rows=rows_, cols=cols_, input_bits=args.input_bits, adc_bits=args.adc_bits,
-        devices_per_weight=dpw, vectors=args.vectors, seeds=args.seeds, ir_drop=args.ir_drop,
+        rows=rows_,
+        cols=cols_,
+        input_bits=args.input_bits,
+        adc_bits=args.adc_bits,
+        devices_per_weight=dpw,
+        vectors=args.vectors,
+        seeds=args.seeds,
+        ir_drop=args.ir_drop,
         wire_resistance_ohm=args.wire_resistance_ohm,
-    )  # fmt: skip
+    )
     args.progress_shown = True
     rows = device_error(
-        device, setup, times, compensation=args.compensation, seed=args.seed,
+        device,
+        setup,
+        times,
+        compensation=args.compensation,
+        seed=args.seed,
         progress=stderr_progress,
-    )  # fmt: skip
+    )
     _end_progress()
     print(format_table(rows))
     if args.csv:
@@ -436,12 +541,25 @@ def _validate_device_errors(args: argparse.Namespace) -> int:
     from archsim.device_error import check_published, format_checks, load_published_errors
 
     defaults = _parser().parse_args(["device-error", "--device", args.device])
-    for key in ("size", "input_bits", "adc_bits", "devices_per_weight", "times", "seeds",
-                "vectors", "compensation", "ir_drop", "wire_resistance_ohm", "csv"):  # fmt: skip
+    for key in (
+        "size",
+        "input_bits",
+        "adc_bits",
+        "devices_per_weight",
+        "times",
+        "seeds",
+        "vectors",
+        "compensation",
+        "ir_drop",
+        "wire_resistance_ohm",
+        "csv",
+    ):
         if getattr(args, key) != getattr(defaults, key):
             flag = "--" + key.replace("_", "-")
-            raise ArchsimError(f"{flag}: not used with --validate (each published figure runs "
-                               "the paper's own setup)")  # fmt: skip
+            raise ArchsimError(
+                f"{flag}: not used with --validate (each published figure runs "
+                "the paper's own setup)"
+            )
     device, entries = load_published_errors(args.device)
     if not entries:
         raise ArchsimError(f"--device {args.device}: the preset has no [[published_error]]")
@@ -459,10 +577,14 @@ def _check_device_error_memory(args: argparse.Namespace) -> None:
     rows, cols = args.size
     with opt.named_options({"rows": "--size", "cols": "--size"}):
         CrossbarSpec(rows=rows, cols=cols, devices_per_weight=1)
-    estimate = device_error_bytes(rows, cols, args.devices_per_weight, args.vectors, args.seeds,
-                                  len(args.times))  # fmt: skip
-    check_footprint(f"device-error with --vectors {args.vectors}, --seeds {args.seeds} and "
-                    f"--size {rows}x{cols}", estimate)  # fmt: skip
+    estimate = device_error_bytes(
+        rows, cols, args.devices_per_weight, args.vectors, args.seeds, len(args.times)
+    )
+    check_footprint(
+        f"device-error with --vectors {args.vectors}, --seeds {args.seeds} and "
+        f"--size {rows}x{cols}",
+        estimate,
+    )
 
 
 SHARE_HELP = "let layers share crossbars when the network needs more cores than the chip has"
@@ -480,8 +602,9 @@ def _chip(args: argparse.Namespace):
     if mode is not None:
         modes = [m.name for m in chip.input.read_modes]
         if mode not in modes:
-            raise ArchsimError(f"--read-mode: chip {chip.name} has read modes "
-                               f"{', '.join(modes)}; got {mode!r}")  # fmt: skip
+            raise ArchsimError(
+                f"--read-mode: chip {chip.name} has read modes {', '.join(modes)}; got {mode!r}"
+            )
         chip = dataclasses.replace(chip, input=dataclasses.replace(chip.input, read_mode=mode))
     if not args.reload:
         return chip

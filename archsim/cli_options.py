@@ -80,8 +80,9 @@ def dims(values: list[str] | None) -> dict[str, int]:
         name, sep, size = text.partition("=")
         name, size = name.strip(), size.strip()
         if not sep or not name or not size.isdigit() or int(size) < 1:
-            raise OptionError(f"--dim: expected NAME=SIZE with SIZE a positive integer, "
-                              f"got {text!r}")  # fmt: skip
+            raise OptionError(
+                f"--dim: expected NAME=SIZE with SIZE a positive integer, got {text!r}"
+            )
         if name in sizes:
             raise OptionError(f"--dim: {name} given twice")
         sizes[name] = int(size)

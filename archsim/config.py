@@ -403,8 +403,10 @@ def read_toml(path: Path) -> dict:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}); "
-                          "TOML files must be UTF-8") from None  # fmt: skip
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}); "
+            "TOML files must be UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
     except OSError as e:

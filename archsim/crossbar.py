@@ -180,8 +180,15 @@ def read_state(
     if xb.ir_drop:
         cell_g_max = np.float32(dev.g_max_us * xb.devices_per_polarity)
         current = np.ascontiguousarray(g.sum(axis=0, dtype=np.float32) / cell_g_max)
-    return MatrixState(programmed, float(t_s), w_pos, alpha.astype(np.float32), load,
-                       w_eff_neg=w_eff_neg, current_load=current)  # fmt: skip
+    return MatrixState(
+        programmed,
+        float(t_s),
+        w_pos,
+        alpha.astype(np.float32),
+        load,
+        w_eff_neg=w_eff_neg,
+        current_load=current,
+    )
 
 
 def _polarity_asymmetry(device: DeviceSpec) -> tuple[float, float] | None:

@@ -121,8 +121,12 @@ def device_error(
         ir_drop=setup.ir_drop,
     )
     size = f"the device-error study of {setup.rows}x{setup.cols} weights, {setup.vectors} vectors"
-    check_footprint(size, device_error_bytes(setup.rows, setup.cols, setup.devices_per_weight,
-                                             setup.vectors, setup.seeds, len(times)))  # fmt: skip
+    check_footprint(
+        size,
+        device_error_bytes(
+            setup.rows, setup.cols, setup.devices_per_weight, setup.vectors, setup.seeds, len(times)
+        ),
+    )
     device = replace(device, drift_compensation=comp)
     nrmse = np.empty((setup.seeds, len(times)))
     rmse = np.empty_like(nrmse)
@@ -270,10 +274,19 @@ def published_errors(device: DeviceSpec, path: Path) -> tuple[PublishedError, ..
             replace(device.model, **dict(overrides))
         except (ArchsimError, TypeError) as e:
             raise ConfigError(f"{where}: {e}") from None
-        out.append(PublishedError(
-            float(raw["t_s"]), float(raw["rmse"]), raw["basis"], float(raw["tolerance"]), setup,
-            raw.get("compensation", False), overrides, raw["source"], str(raw.get("note", "")),
-        ))  # fmt: skip
+        out.append(
+            PublishedError(
+                float(raw["t_s"]),
+                float(raw["rmse"]),
+                raw["basis"],
+                float(raw["tolerance"]),
+                setup,
+                raw.get("compensation", False),
+                overrides,
+                raw["source"],
+                str(raw.get("note", "")),
+            )
+        )
     return tuple(out)
 
 
@@ -304,22 +317,27 @@ def check_published(
         dev = replace(device, model=replace(device.model, **dict(overrides)))
         res = device_error(dev, setup, [e.t_s for e in group], compensation=comp, seed=seed)
         for e, r in zip(group, res, strict=True):
-            rows.append(ErrorCheckRow(device.name, e.t_s, e.rmse, r.rmse, e.basis, e.tolerance,
-                                      e.note))  # fmt: skip
+            rows.append(
+                ErrorCheckRow(device.name, e.t_s, e.rmse, r.rmse, e.basis, e.tolerance, e.note)
+            )
     return rows
 
 
 def format_checks(rows: Sequence[ErrorCheckRow]) -> str:
     """The checks as an aligned table, notes below it."""
-    lines = [f"{'device':<14} {'t_s':>10} {'published':>9} {'archsim':>8} {'ratio':>6} "
-             f"{'basis':<9} status"]  # fmt: skip
+    lines = [
+        f"{'device':<14} {'t_s':>10} {'published':>9} {'archsim':>8} {'ratio':>6} "
+        f"{'basis':<9} status"
+    ]
     notes = []
     for r in rows:
         status = "ok" if r.passed else f"off by more than {r.tolerance:.0%}"
         if r.note:
             notes.append(r.note)
             status += f" (note {len(notes)})"
-        lines.append(f"{r.device:<14} {r.t_s:>10g} {r.published:>9.3g} {r.predicted:>8.3g} "
-                     f"{r.ratio:>6.2f} {r.basis:<9} {status}")  # fmt: skip
+        lines.append(
+            f"{r.device:<14} {r.t_s:>10g} {r.published:>9.3g} {r.predicted:>8.3g} "
+            f"{r.ratio:>6.2f} {r.basis:<9} {status}"
+        )
     lines += [f"note {i}: {n}" for i, n in enumerate(notes, 1)]
     return "\n".join(lines)

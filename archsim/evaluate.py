@@ -153,8 +153,10 @@ def evaluate(
         start = time.perf_counter()
         rng = np.random.default_rng(rss)
         for layer in layers.values():
-            layer.states = [[read_state(p, t, rng, bipolar_read=bipolar) for p in rep]
-                            for rep in layer.programmed]  # fmt: skip
+            layer.states = [
+                [read_state(p, t, rng, bipolar_read=bipolar) for p in rep]
+                for rep in layer.programmed
+            ]
         if i == 0:
             _calibrate(workload, layers, dataset.x_calibration, settings, chip, digital)
         noise_key = int(noise_ss.spawn(1)[0].generate_state(2, np.uint64)[0] >> np.uint64(1))
@@ -170,14 +172,24 @@ def evaluate(
             agreement = float(np.mean(pred == ref_pred))
         wall = time.perf_counter() - start
         acc = _accuracy(pred, dataset.labels) if dataset.task == "classify" else None
-        points.append(EvalPoint(t, acc, agreement, stats.rows(layers), wall,
-                                _mean_cosine(logits, ref_logits)))  # fmt: skip
+        points.append(
+            EvalPoint(t, acc, agreement, stats.rows(layers), wall, _mean_cosine(logits, ref_logits))
+        )
         if progress:
             progress(f"{workload.name}: t = {t:g} s done")
     return EvalResult(
-        workload.name, chip.name, device.name, dataset.name, len(dataset.x), float_acc,
-        float_wall, tuple(points), mapping, tuple(outputs), ref_logits if keep_outputs else None,
-    )  # fmt: skip
+        workload.name,
+        chip.name,
+        device.name,
+        dataset.name,
+        len(dataset.x),
+        float_acc,
+        float_wall,
+        tuple(points),
+        mapping,
+        tuple(outputs),
+        ref_logits if keep_outputs else None,
+    )
 
 
 def _unit_rows(y: np.ndarray) -> np.ndarray:
@@ -228,10 +240,14 @@ def _program(workload, mapping: Mapping, chip: ChipSpec, device, prog_ss) -> dic
         mats = ir.matrices(op)
         rngs = [np.random.default_rng(s) for s in ss.spawn(lm.replicas)]
         programmed = [
-            [program_matrix(m, chip.crossbar, device, rng,
-                            weight_scaling=chip.mapping.weight_scaling) for m in mats]
+            [
+                program_matrix(
+                    m, chip.crossbar, device, rng, weight_scaling=chip.mapping.weight_scaling
+                )
+                for m in mats
+            ]
             for rng in rngs
-        ]  # fmt: skip
+        ]
         layers[lm.name] = _Layer(op, programmed)
     return layers
 
@@ -253,10 +269,15 @@ def _calibrate(workload, layers, x_cal, settings: EvalSettings, chip: ChipSpec, 
         in_range = input_range_of(x[rows], settings.input_percentile)
         for r, rep in enumerate(layers[op.name].states):
             layers[op.name].conv[r][group] = calibrate(
-                rep[group], x, input_bits=chip.input.bits, adc_bits=chip.adc.bits,
-                adc_percentile=settings.adc_percentile, adc_per_column=settings.adc_per_column,
-                max_rows=settings.calibration_rows, input_range=in_range,
-            )  # fmt: skip
+                rep[group],
+                x,
+                input_bits=chip.input.bits,
+                adc_bits=chip.adc.bits,
+                adc_percentile=settings.adc_percentile,
+                adc_per_column=settings.adc_per_column,
+                max_rows=settings.calibration_rows,
+                input_range=in_range,
+            )
 
     analog = _AnalogMatmul(layers, 0, None)
     analog.begin_batch(0, len(x_cal))
@@ -279,8 +300,9 @@ class _Stats:
     def __init__(self) -> None:
         self.data: dict[str, list[float]] = {}
 
-    def add(self, op, group, x, y, clipped_in, clipped_out, conversions, quant_mse,
-            input_range) -> None:  # fmt: skip
+    def add(
+        self, op, group, x, y, clipped_in, clipped_out, conversions, quant_mse, input_range
+    ) -> None:
         exact = float_matmul(op, group, x)
         d = self.data.setdefault(op.name, [0.0] * 8)
         d[0] += float(np.sum((y - exact) ** 2))
@@ -298,11 +320,19 @@ class _Stats:
             d = self.data.get(name)
             if d is not None:
                 var = d[1] if d[1] > 0 else 1.0
-                nrmse = require_finite(f"layer {name}: output error (nrmse)",
-                                       float(np.sqrt(d[0] / var)))  # fmt: skip
-                out.append(LayerStats(name, nrmse, float(np.sqrt(d[6] / var)),
-                                      d[2] / max(d[3], 1), d[4] / max(d[5], 1),
-                                      d[7] / max(d[3], 1)))  # fmt: skip
+                nrmse = require_finite(
+                    f"layer {name}: output error (nrmse)", float(np.sqrt(d[0] / var))
+                )
+                out.append(
+                    LayerStats(
+                        name,
+                        nrmse,
+                        float(np.sqrt(d[6] / var)),
+                        d[2] / max(d[3], 1),
+                        d[4] / max(d[5], 1),
+                        d[7] / max(d[3], 1),
+                    )
+                )
         return tuple(out)
 
 
@@ -353,8 +383,9 @@ class _AnalogMatmul:
             if count == 0:
                 continue
             key = _row_key(self.key, op.name, group, r, call)
-            res = analog_mvm(xs_all[lo : lo + count], state, conv, key=key,
-                             row_offset=(first + st) // reps)  # fmt: skip
+            res = analog_mvm(
+                xs_all[lo : lo + count], state, conv, key=key, row_offset=(first + st) // reps
+            )
             ys_all[lo : lo + count] = res.y
             lo += count
             c_in += res.inputs_clipped

@@ -63,8 +63,9 @@ def evaluate_bytes(mapping) -> int:
     return kept + transient
 
 
-def device_error_bytes(rows: int, cols: int, devices_per_weight: int, vectors: int,
-                       seeds: int = 1, times: int = 1) -> int:  # fmt: skip
+def device_error_bytes(
+    rows: int, cols: int, devices_per_weight: int, vectors: int, seeds: int = 1, times: int = 1
+) -> int:
     """Estimated peak memory of the device-error study: per seed (one at a time) the float64
     weights and exact outputs, two float64 input batches and the analog outputs, and one
     programmed matrix on a single rows x cols crossbar; and the two float64 seeds x times
@@ -89,9 +90,10 @@ def engine_bytes(mapping, samples: int, chunk: int) -> int:
         outs = [e for e in mapping.edges if e.src == name]
         fan = sum(
             max(1.0, e.mean_hops) * math.sqrt(layers[e.dst].blocks_per_replica)
-            if e.dst in layers else max(1.0, e.mean_hops)
+            if e.dst in layers
+            else max(1.0, e.mean_hops)
             for e in outs
-        )  # fmt: skip
+        )
         if lm.matrix.kind == "lstm":
             fan += lm.blocks_per_replica * max([max(1.0, e.mean_hops) for e in outs] or [1.0])
         chunks = math.ceil(lm.matrix.mvms_per_sample / chunk)

@@ -21,8 +21,10 @@ img{max-width:100%;margin:.5rem 0}h1,h2{border-bottom:1px solid #ddd}"""
 
 def markdown_to_html(markdown: str, base_dir: Path, title: str) -> str:
     """The report as one HTML page; images are read from `base_dir` and embedded."""
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-           f"</title><style>{_STYLE}</style></head><body>"]  # fmt: skip
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{_STYLE}</style></head><body>"
+    ]
     lines = markdown.splitlines()
     i = 0
     while i < len(lines):
@@ -46,9 +48,16 @@ def markdown_to_html(markdown: str, base_dir: Path, title: str) -> str:
                 i += 1
             i -= 1
             head, *body = rows
-            out.append("<table><tr>" + "".join(f"<th>{_inline(c, base_dir)}</th>" for c in head)
-                       + "</tr>" + "".join("<tr>" + "".join(f"<td>{_inline(c, base_dir)}</td>"
-                       for c in r) + "</tr>" for r in body) + "</table>")  # fmt: skip
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{_inline(c, base_dir)}</th>" for c in head)
+                + "</tr>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{_inline(c, base_dir)}</td>" for c in r) + "</tr>"
+                    for r in body
+                )
+                + "</table>"
+            )
         elif line.startswith("- "):
             items = []
             while i < len(lines) and lines[i].startswith("- "):

@@ -214,10 +214,23 @@ def analog_mvm(
                 np.multiply(ck, ck, out=sq)
                 np.matmul(sq, state.read_load[sl], out=var)
             clipped_out += adc_accumulate(
-                part, y[r0 : r0 + b], k == 0, inv_step[k], out_scale[k], limit,
-                conv.adc_bits > 0, mode, row_sd, var, np.float32(noise.std), table, k0, k1,
-                ((row_offset + r0) * n_blocks + k) * half, n_blocks * half,
-            )  # fmt: skip
+                part,
+                y[r0 : r0 + b],
+                k == 0,
+                inv_step[k],
+                out_scale[k],
+                limit,
+                conv.adc_bits > 0,
+                mode,
+                row_sd,
+                var,
+                np.float32(noise.std),
+                table,
+                k0,
+                k1,
+                ((row_offset + r0) * n_blocks + k) * half,
+                n_blocks * half,
+            )
     return MvmResult(y, int(clipped_in), int(clipped_out), x.shape[0] * n_dim * n_blocks)
 
 
@@ -303,9 +316,14 @@ def _dac(x: np.ndarray, conv: Converters, rows: int, n_blocks: int, scratch: _Sc
     codes = scratch.get("codes", x.shape)
     sqnorm = scratch.get("sqnorm", (x.shape[0], n_blocks))
     clipped = quantize_inputs(
-        x, np.float32(qmax_in / conv.input_range), np.float32(limit), conv.input_bits > 0,
-        rows, codes, sqnorm,
-    )  # fmt: skip
+        x,
+        np.float32(qmax_in / conv.input_range),
+        np.float32(limit),
+        conv.input_bits > 0,
+        rows,
+        codes,
+        sqnorm,
+    )
     return codes, sqnorm, clipped
 
 
@@ -372,5 +390,6 @@ def _apply_ir(part, codes, w, current_load, ir: _IrDrop, scratch: _Scratch) -> N
     n = codes.shape[1]
     abs_current = np.abs(codes) @ current_load
     weighted = (codes * ir.position[:n]) @ w
-    apply_ir_drop(part, abs_current, weighted, np.float32(ir.a_scale),
-                  np.float32(1.0))  # the fitted model's strength
+    apply_ir_drop(
+        part, abs_current, weighted, np.float32(ir.a_scale), np.float32(1.0)
+    )  # the fitted model's strength

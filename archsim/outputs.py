@@ -33,8 +33,9 @@ class OutputError(ArchsimError):
     """An output path cannot be written: wrong kind, missing parent, no permission."""
 
 
-def check_file(option: str, path: Path, *, make_parents: bool = False,
-               suffixes: tuple[str, ...] = ()) -> Path:  # fmt: skip
+def check_file(
+    option: str, path: Path, *, make_parents: bool = False, suffixes: tuple[str, ...] = ()
+) -> Path:
     """Check that `path` can be written as a file; returns it.
 
     Args:
@@ -79,8 +80,9 @@ def check_dir(option: str, path: Path, marker: str, *, make_parents: bool = Fals
         raise OutputError(f"{where}: is a system directory; expected a report directory")
     here = Path.cwd().resolve()
     if path.resolve() == here or path.resolve() in here.parents:
-        raise OutputError(f"{where}: is (or holds) the working directory; expected a new or "
-                          "report directory")  # fmt: skip
+        raise OutputError(
+            f"{where}: is (or holds) the working directory; expected a new or report directory"
+        )
     if path.exists() or path.is_symlink():
         if not path.is_dir():
             raise OutputError(f"{where}: is a file; expected a directory")
@@ -88,8 +90,10 @@ def check_dir(option: str, path: Path, marker: str, *, make_parents: bool = Fals
             raise OutputError(f"{where}: directory is not writable")
         if any(path.iterdir()) and not (path / marker).is_file():
             kind = "run" if marker == RUN_REPORT else "sweep"
-            raise OutputError(f"{where}: directory holds other files (not an archsim {kind} "
-                              f"report: no {marker}); choose a new or empty directory")  # fmt: skip
+            raise OutputError(
+                f"{where}: directory holds other files (not an archsim {kind} "
+                f"report: no {marker}); choose a new or empty directory"
+            )
     _check_parent(where, path, make_parents)
     return path
 
@@ -114,8 +118,9 @@ def atomic_file(path: Path) -> Iterator[Path]:
     kept (its target is replaced)."""
     path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                suffix=f".tmp{path.suffix}")  # fmt: skip
+    fd, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
     os.close(fd)
     tmp = Path(name)
     try:

@@ -30,6 +30,7 @@ from archsim.evaluate import EvalResult, EvalSettings
 from archsim.html_report import markdown_to_html
 from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
 from archsim.outputs import atomic_dir, atomic_file
+from archsim.sim.core import CoreTiming
 from archsim.sim.metrics import Metrics
 from archsim.sim.timeline import plot_layer_timing
 from archsim.sim.trace import write_trace
@@ -44,7 +45,7 @@ DEFAULT_TIMES_S = (1.0, 3600.0, 86400.0, 31536000.0)
 def chip_figures(chip: ChipSpec) -> list[tuple[str, str]]:
     """(name, value) pairs read off the preset alone, no simulation."""
     xb, inp, adc = chip.crossbar, chip.input, chip.adc
-    mvm_ns = inp.phases * (inp.window_ns + inp.overhead_ns) + adc.conversion_ns * chip.cols_per_adc
+    mvm_ns = CoreTiming.of(chip).mvm_latency_ns
     ops = 2 * xb.rows * xb.cols
     return [
         ("cores", f"{chip.cores.count} on a {chip.cores.grid[0]}x{chip.cores.grid[1]} grid"),
@@ -76,23 +77,30 @@ def accuracy_rows(result: EvalResult) -> list[dict]:
 
 def format_accuracy(result: EvalResult) -> str:
     """Accuracy, agreement with float and output cosine similarity at each time."""
-    lines = [f"{'t_s':>12} {'accuracy':>9} {'float':>9} {'agreement':>10} {'cosine':>8} "
-             f"{'wall_s':>7}"]  # fmt: skip
+    lines = [
+        f"{'t_s':>12} {'accuracy':>9} {'float':>9} {'agreement':>10} {'cosine':>8} {'wall_s':>7}"
+    ]
     for p in result.points:
         acc = "-" if p.accuracy is None else f"{p.accuracy:.4f}"
         fl = "-" if result.float_accuracy is None else f"{result.float_accuracy:.4f}"
-        lines.append(f"{p.t_s:>12g} {acc:>9} {fl:>9} {p.agreement:>10.4f} "
-                     f"{p.similarity:>8.4f} {p.wall_s:>7.2f}")  # fmt: skip
+        lines.append(
+            f"{p.t_s:>12g} {acc:>9} {fl:>9} {p.agreement:>10.4f} "
+            f"{p.similarity:>8.4f} {p.wall_s:>7.2f}"
+        )
     return "\n".join(lines)
 
 
 def format_layers(result: EvalResult) -> str:
     p = result.points[0]
-    lines = [f"at t = {p.t_s:g} s:", f"{'layer':<16} {'nrmse':>8} {'quant-only':>10} "
-             f"{'DAC clip':>9} {'ADC clip':>9}"]  # fmt: skip
+    lines = [
+        f"at t = {p.t_s:g} s:",
+        f"{'layer':<16} {'nrmse':>8} {'quant-only':>10} {'DAC clip':>9} {'ADC clip':>9}",
+    ]
     for s in p.layers:
-        lines.append(f"{s.layer:<16} {s.nrmse:>8.4f} {s.quantization_nrmse:>10.4f} "
-                     f"{s.input_clip_rate:>9.2e} {s.output_clip_rate:>9.2e}")  # fmt: skip
+        lines.append(
+            f"{s.layer:<16} {s.nrmse:>8.4f} {s.quantization_nrmse:>10.4f} "
+            f"{s.input_clip_rate:>9.2e} {s.output_clip_rate:>9.2e}"
+        )
     return "\n".join(lines)
 
 
@@ -126,12 +134,31 @@ def write_run_report(
     """One full run (accuracy at every time, timing and energy for `samples` streamed samples),
     written into `out_dir` (atomically: into a temporary directory beside it, renamed into
     place at the end; an earlier report in `out_dir` is replaced)."""
-    result = simulate(chip, workload, mode="full", samples=samples, dataset=dataset,
-                      device=device, t_inference_s=tuple(times_s), seed=seed, chunk=chunk,
-                      eval_settings=settings, progress=progress)  # fmt: skip
+    result = simulate(
+        chip,
+        workload,
+        mode="full",
+        samples=samples,
+        dataset=dataset,
+        device=device,
+        t_inference_s=tuple(times_s),
+        seed=seed,
+        chunk=chunk,
+        eval_settings=settings,
+        progress=progress,
+    )
     with atomic_dir(out_dir) as tmp:
-        _write_files(chip, workload, result, tmp, times_s=times_s, seed=seed, samples=samples,
-                     chunk=chunk, settings=settings)  # fmt: skip
+        _write_files(
+            chip,
+            workload,
+            result,
+            tmp,
+            times_s=times_s,
+            seed=seed,
+            samples=samples,
+            chunk=chunk,
+            settings=settings,
+        )
     return result
 
 
@@ -141,12 +168,18 @@ def _write_files(chip, workload, result, out_dir, *, times_s, seed, samples, chu
     _plot_accuracy(acc, out_dir / "accuracy.png")
     _plot_energy(m, out_dir / "energy.png", f"{workload.name} on {chip.name}")
     _plot_utilisation(result, out_dir / "utilisation.png")
-    plot_layer_timing(result.sim.recorder.to_frame(), m.samples, m.period_ns,
-                      f"{workload.name} on {chip.name}", out_dir / "layers.png")  # fmt: skip
+    plot_layer_timing(
+        result.sim.recorder.to_frame(),
+        m.samples,
+        m.period_ns,
+        f"{workload.name} on {chip.name}",
+        out_dir / "layers.png",
+    )
     write_csv(accuracy_rows(acc), out_dir / "accuracy.csv")
     write_csv(mapping_rows(mapping), out_dir / "mapping.csv")
-    write_csv([{"t_s": p.t_s, **asdict(s)} for p in acc.points for s in p.layers],
-              out_dir / "layers.csv")  # fmt: skip
+    write_csv(
+        [{"t_s": p.t_s, **asdict(s)} for p in acc.points for s in p.layers], out_dir / "layers.csv"
+    )
     write_csv(m.utilisation.to_dict("records"), out_dir / "components.csv")
     write_trace(result.sim.recorder.to_frame(), out_dir / "trace.json")
     summary = _summary(chip, result)
@@ -251,8 +284,15 @@ def _plot_utilisation(result: RunResult, path: Path) -> None:
     im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
     for (r, c), v in np.ndenumerate(grid):
         if not np.isnan(v):
-            ax.text(c, r, f"{v:.0%}", ha="center", va="center", fontsize=6,
-                    color="white" if v < 0.6 else "black")  # fmt: skip
+            ax.text(
+                c,
+                r,
+                f"{v:.0%}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if v < 0.6 else "black",
+            )
     ax.set_xticks([])
     ax.set_yticks([])
     fig.colorbar(im, ax=ax, label="array busy (steady state)")
@@ -276,8 +316,12 @@ def _plot_accuracy(result: EvalResult, path: Path) -> None:
         ax.axhline(100 * result.float_accuracy, color="k", ls="--", label="float accuracy")
         ax.set_ylabel("top-1 accuracy (%)")
     ax.plot(t, [100 * p.agreement for p in result.points], "s:", label="agreement with float")
-    ax.plot(t, [100 * p.similarity for p in result.points], "^-.",
-            label="output cosine similarity to float")  # fmt: skip
+    ax.plot(
+        t,
+        [100 * p.similarity for p in result.points],
+        "^-.",
+        label="output cosine similarity to float",
+    )
     if result.float_accuracy is None:
         ax.set_ylabel("agreement / similarity with float (%)")
     ax.set_xscale("log")

@@ -83,8 +83,9 @@ def peak_figures(chip: ChipSpec) -> PeakFigures:
     env = simpy.Environment()
     rec = Recorder()
     timing = CoreTiming.of(chip)
-    cores = [Core(env, timing, i, chip.memory.sram_bytes_per_core, rec)
-             for i in range(chip.cores.count)]  # fmt: skip
+    cores = [
+        Core(env, timing, i, chip.memory.sram_bytes_per_core, rec) for i in range(chip.cores.count)
+    ]
     done: list[float] = []
 
     def stream(core: Core):
@@ -102,9 +103,13 @@ def peak_figures(chip: ChipSpec) -> PeakFigures:
     tops = chip.cores.count * ops / period / 1e3
     energy = mvm_energy_pj(chip)
     return PeakFigures(
-        chip.input.read_mode, tops, ops / energy if energy else None,
-        tops / chip.compute_area_mm2, _single_mvm_latency(chip), energy,
-    )  # fmt: skip
+        chip.input.read_mode,
+        tops,
+        ops / energy if energy else None,
+        tops / chip.compute_area_mm2,
+        _single_mvm_latency(chip),
+        energy,
+    )
 
 
 def mvm_energy_pj(chip: ChipSpec, activity: float = 1.0) -> float:
@@ -145,8 +150,11 @@ def validate(chip: ChipSpec, samples: int = 16) -> list[ValidationRow]:
         ratio = None if sim is None else require_finite(pub.metric, sim / pub.value)
         ok = ratio is not None and bool(abs(ratio - 1) <= pub.tolerance)
         src = _source(chip, f"published[{i}]")
-        rows.append(ValidationRow(chip.name, pub.metric, mode, pub.value, sim, ratio, ok, src,
-                                  pub.basis, pub.note))  # fmt: skip
+        rows.append(
+            ValidationRow(
+                chip.name, pub.metric, mode, pub.value, sim, ratio, ok, src, pub.basis, pub.note
+            )
+        )
     runs: dict[tuple[str, str], object] = {}
     for i, pub in enumerate(chip.published_workloads):
         mode = pub.read_mode or chip.input.read_mode
@@ -155,9 +163,20 @@ def validate(chip: ChipSpec, samples: int = 16) -> list[ValidationRow]:
         ratio = require_finite(pub.metric, sim / pub.value)
         ok = None if pub.disputed else bool(abs(ratio - 1) <= pub.tolerance)
         src = _source(chip, f"published_workloads[{i}]")
-        rows.append(ValidationRow(chip.name, f"{pub.workload} {pub.metric}", mode,
-                                  pub.value, sim, ratio, ok, f"{src}; bound by {m.bottleneck}",
-                                  pub.basis, pub.note))  # fmt: skip
+        rows.append(
+            ValidationRow(
+                chip.name,
+                f"{pub.workload} {pub.metric}",
+                mode,
+                pub.value,
+                sim,
+                ratio,
+                ok,
+                f"{src}; bound by {m.bottleneck}",
+                pub.basis,
+                pub.note,
+            )
+        )
     for workload in dict.fromkeys(p.workload for p in chip.published_workloads):
         rows += bound_rows(chip, workload, samples, runs)
     return rows
@@ -170,10 +189,15 @@ def bound_rows(chip: ChipSpec, workload: str, samples: int = 16, runs=None) -> l
     runs = {} if runs is None else runs
     rows = []
     for mode in (m.name for m in chip.input.read_modes):
-        peaks = {p.metric: (i, p) for i, p in enumerate(chip.published)
-                 if (p.read_mode or chip.input.read_mode) == mode}  # fmt: skip
-        limits = [("period_ns", "peak_tops", 1e-3, "TOPS"), ("energy_per_sample_pj", "tops_per_w",
-                   1.0, "TOPS/W")]  # fmt: skip
+        peaks = {
+            p.metric: (i, p)
+            for i, p in enumerate(chip.published)
+            if (p.read_mode or chip.input.read_mode) == mode
+        }
+        limits = [
+            ("period_ns", "peak_tops", 1e-3, "TOPS"),
+            ("energy_per_sample_pj", "tops_per_w", 1.0, "TOPS/W"),
+        ]
         if not any(peak in peaks for _, peak, _, _ in limits):
             continue
         m = _run(chip, workload, mode, samples, runs)
@@ -184,12 +208,25 @@ def bound_rows(chip: ChipSpec, workload: str, samples: int = 16, runs=None) -> l
             bound = m.ops_per_sample / pub.value * scale
             sim = getattr(m, metric)
             ratio = require_finite(metric, sim / bound)
-            rows.append(ValidationRow(
-                chip.name, f"{workload} {metric} >= bound", mode, bound, sim, ratio,
-                bool(ratio >= 1 - 1e-9), _source(chip, f"published[{i}]"), "bound",
-                f"{m.ops_per_sample / 1e6:.1f} MOP / {pub.value:g} {unit}"
-                + (f"; the simulation is bound by {m.bottleneck}" if metric == "period_ns" else ""),
-            ))  # fmt: skip
+            rows.append(
+                ValidationRow(
+                    chip.name,
+                    f"{workload} {metric} >= bound",
+                    mode,
+                    bound,
+                    sim,
+                    ratio,
+                    bool(ratio >= 1 - 1e-9),
+                    _source(chip, f"published[{i}]"),
+                    "bound",
+                    f"{m.ops_per_sample / 1e6:.1f} MOP / {pub.value:g} {unit}"
+                    + (
+                        f"; the simulation is bound by {m.bottleneck}"
+                        if metric == "period_ns"
+                        else ""
+                    ),
+                )
+            )
     return rows
 
 
@@ -198,8 +235,9 @@ def _run(chip: ChipSpec, workload: str, mode: str, samples: int, runs: dict):
         from archsim.api import simulate
         from archsim.workload.catalog import load_workload
 
-        runs[workload, mode] = simulate(_in_mode(chip, mode), load_workload(workload),
-                                        mode="timing", samples=samples).metrics  # fmt: skip
+        runs[workload, mode] = simulate(
+            _in_mode(chip, mode), load_workload(workload), mode="timing", samples=samples
+        ).metrics
     return runs[workload, mode]
 
 
@@ -216,8 +254,10 @@ def format_rows(rows: list[ValidationRow]) -> str:
     pw = max([len("preset"), *(len(r.preset) for r in rows)])
     mw = max([len("metric"), *(len(r.metric) for r in rows)])
     dw = max([len("mode"), *(len(r.read_mode) for r in rows)])
-    lines = [f"{'preset':<{pw}} {'metric':<{mw}} {'mode':<{dw}} {'basis':<9} {'published':>10} "
-             f"{'simulated':>10} {'ratio':>7} {'ok':>8} note"]  # fmt: skip
+    lines = [
+        f"{'preset':<{pw}} {'metric':<{mw}} {'mode':<{dw}} {'basis':<9} {'published':>10} "
+        f"{'simulated':>10} {'ratio':>7} {'ok':>8} note"
+    ]
     notes: list[str] = []
     for r in rows:
         sim = "n/a" if r.simulated is None else format(r.simulated, ".4g")
@@ -226,15 +266,25 @@ def format_rows(rows: list[ValidationRow]) -> str:
         if r.note:
             notes.append(r.note)
             mark = f"[{len(notes)}]"
-        lines.append(f"{r.preset:<{pw}} {r.metric:<{mw}} {r.read_mode:<{dw}} {r.basis:<9} "
-                     f"{r.published:>10.4g} {sim:>10} {ratio:>7} {r.status:>8} {mark}")  # fmt: skip
+        lines.append(
+            f"{r.preset:<{pw}} {r.metric:<{mw}} {r.read_mode:<{dw}} {r.basis:<9} "
+            f"{r.published:>10.4g} {sim:>10} {ratio:>7} {r.status:>8} {mark}"
+        )
     lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
     count = {b: sum(r.basis == b for r in rows) for b in ("fitted", "predicted", "bound")}
     bad = failed(rows)
-    lines.append(f"{len(rows)} rows: {count['fitted']} fitted, {count['predicted']} predicted, "
-                 f"{count['bound']} bound; " + (f"{len(bad)} predicted/bound rows FAIL" if bad
-                 else "every predicted and bound row passes"))  # fmt: skip
-    lines.append("basis: fitted = a preset constant was derived from the figure (consistency "
-                 "check, never fails the run); predicted = not used to fit anything; bound = a "
-                 "physical limit from the published peaks (these two fail the run)")  # fmt: skip
+    lines.append(
+        f"{len(rows)} rows: {count['fitted']} fitted, {count['predicted']} predicted, "
+        f"{count['bound']} bound; "
+        + (
+            f"{len(bad)} predicted/bound rows FAIL"
+            if bad
+            else "every predicted and bound row passes"
+        )
+    )
+    lines.append(
+        "basis: fitted = a preset constant was derived from the figure (consistency "
+        "check, never fails the run); predicted = not used to fit anything; bound = a "
+        "physical limit from the published peaks (these two fail the run)"
+    )
     return "\n".join(lines)

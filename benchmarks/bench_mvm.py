@@ -54,8 +54,10 @@ def main() -> None:
         "noisy": (dataclasses.replace(pcm, mvm_noise=MvmNoiseSpec("output", 0.02)), 8, 8),
         "noisy-cond": (pcm, 8, 8),  # the preset's conductance-dependent noise, std 0.0175
     }
-    print(f"batch {args.batch}, float32, {args.tile}x{args.tile} crossbars, median of "
-          f"{args.repeats} paired runs")  # fmt: skip
+    print(
+        f"batch {args.batch}, float32, {args.tile}x{args.tile} crossbars, median of "
+        f"{args.repeats} paired runs"
+    )
     print(f"{'weights':>10} {'variant':>11} {'time_ms':>9} {'numpy_ms':>9} {'x numpy':>8}")
     for size in (256, 1024):
         w = rng.normal(size=(size, size)).astype(np.float32)

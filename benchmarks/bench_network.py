@@ -32,12 +32,16 @@ def main() -> None:
     workload = load_workload(name)
     dataset = load_dataset(workload)
     mapping = map_workload(workload, chip)
-    print(f"{name} on {chip.name}: {len(dataset.x)} samples of {dataset.name}, "
-          f"{mapping.cores_used} cores")  # fmt: skip
+    print(
+        f"{name} on {chip.name}: {len(dataset.x)} samples of {dataset.name}, "
+        f"{mapping.cores_used} cores"
+    )
     print(f"{'variant':<22} {'wall_s':>8} {'x float':>8} {'accuracy':>9} {'agreement':>10}")
     rows = []
-    for label, device, t in (("ideal (8b DAC/ADC)", load_device("ideal"), 0.0),
-                             ("pcm at 1 h", load_device("pcm"), 3600.0)):  # fmt: skip
+    for label, device, t in (
+        ("ideal (8b DAC/ADC)", load_device("ideal"), 0.0),
+        ("pcm at 1 h", load_device("pcm"), 3600.0),
+    ):
         start = time.perf_counter()
         r = evaluate(chip, workload, dataset, (t,), device=device, mapping=mapping)
         wall = time.perf_counter() - start - r.float_wall_s

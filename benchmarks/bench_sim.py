@@ -35,9 +35,11 @@ def raw_simpy_rate(n: int = 300_000) -> float:
 def main() -> None:
     print(f"bare SimPy: {raw_simpy_rate():,.0f} timeouts/s")
     print(f"{'case':<34} {'wall_s':>7} {'events':>10} {'events/s':>10} {'sim period':>12}")
-    cases = [("resnet9, 16 images, hermes", "resnet9", "hermes", 16, 1),
-             ("resnet9, 16 images, hermes, chunk 8", "resnet9", "hermes", 16, 8),
-             ("resnet18, 1 image, hermes-256", "resnet18", "hermes-256", 1, 1)]  # fmt: skip
+    cases = [
+        ("resnet9, 16 images, hermes", "resnet9", "hermes", 16, 1),
+        ("resnet9, 16 images, hermes, chunk 8", "resnet9", "hermes", 16, 8),
+        ("resnet18, 1 image, hermes-256", "resnet18", "hermes-256", 1, 1),
+    ]
     for label, name, chip_name, samples, chunk in cases:
         chip = load_chip(chip_name)
         workload = load_workload(name)
@@ -45,8 +47,10 @@ def main() -> None:
         r = simulate(chip, workload, mode="timing", samples=samples, chunk=chunk)
         wall = time.perf_counter() - t0
         ev = r.sim.events
-        print(f"{label:<34} {wall:7.2f} {ev:>10,} {ev / wall:>10,.0f} "
-              f"{r.metrics.period_ns / 1e3:>9.2f} us")  # fmt: skip
+        print(
+            f"{label:<34} {wall:7.2f} {ev:>10,} {ev / wall:>10,.0f} "
+            f"{r.metrics.period_ns / 1e3:>9.2f} us"
+        )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def shufflenet(seed: int = 0, size: int = 224, groups: int = 4) -> Workload:
             mid = out - c_in if first else out
             y = _conv(g, rng, f"{name}_gc1", x, mid, 1, groups=groups)
             y = _shuffle(g, f"{name}_shuffle", y, groups)
-            y = _conv(g, rng, f"{name}_dw", y, mid, 3, stride=2 if first else 1, groups=mid,
-                      relu=False)  # fmt: skip
+            y = _conv(
+                g, rng, f"{name}_dw", y, mid, 3, stride=2 if first else 1, groups=mid, relu=False
+            )
             y = _conv(g, rng, f"{name}_gc2", y, mid, 1, groups=groups, relu=False)
             if first:
                 short = L.pool(g, f"{name}_avg", x, "avg", (3, 3), (2, 2), (1, 1, 1, 1))
@@ -69,15 +70,42 @@ def shufflenet(seed: int = 0, size: int = 224, groups: int = 4) -> Workload:
     return g.build()
 
 
-VGG19_CONVS = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-               512, 512, 512, 512, "M", 512, 512, 512, 512, "M")  # fmt: skip
+VGG19_CONVS = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 def vgg19_toml() -> str:
     """VGG-19 (224 x 224 input, fc6 = 25088 x 4096) as a TOML layer list with seeded weights,
     for the CLI (`archsim simulate --workload vgg19.toml`)."""
-    lines = ['name = "vgg19"', "", "[[layer]]", 'id = "input"', 'op = "input"',
-             "shape = [3, 224, 224]"]  # fmt: skip
+    lines = [
+        'name = "vgg19"',
+        "",
+        "[[layer]]",
+        'id = "input"',
+        'op = "input"',
+        "shape = [3, 224, 224]",
+    ]
     conv = pool = 0
     for c in VGG19_CONVS:
         if c == "M":
@@ -85,9 +113,19 @@ def vgg19_toml() -> str:
             lines += ["", "[[layer]]", f'id = "pool{pool}"', 'op = "maxpool"', "kernel = 2"]
         else:
             conv += 1
-            lines += ["", "[[layer]]", f'id = "conv{conv}"', 'op = "conv2d"',
-                      f"out_channels = {c}", "kernel = 3", "padding = 1",
-                      "", "[[layer]]", f'id = "relu{conv}"', 'op = "relu"']  # fmt: skip
+            lines += [
+                "",
+                "[[layer]]",
+                f'id = "conv{conv}"',
+                'op = "conv2d"',
+                f"out_channels = {c}",
+                "kernel = 3",
+                "padding = 1",
+                "",
+                "[[layer]]",
+                f'id = "relu{conv}"',
+                'op = "relu"',
+            ]
     lines += ["", "[[layer]]", 'id = "flatten"', 'op = "flatten"']
     for i, n in ((6, 4096), (7, 4096), (8, 1000)):
         lines += ["", "[[layer]]", f'id = "fc{i}"', 'op = "linear"', f"out_features = {n}"]

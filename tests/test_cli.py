@@ -35,25 +35,35 @@ def inputs(tmp_path):
         (["run", "--times", "1,nan"], "--times: expected times 0 <= t <="),
         (["run", "--times", "inf"], "--times: expected times 0 <= t <="),
         (["run", "--times", "1;2"], "--times: expected a comma list"),
-        (["device-error", "--device", "pcm", "--size", "100000x100000"],
-         "--size: expected 1..65536, got 100000"),
+        (
+            ["device-error", "--device", "pcm", "--size", "100000x100000"],
+            "--size: expected 1..65536, got 100000",
+        ),
         (["device-error", "--device", "pcm", "--size", "8by8"], "--size: expected ROWSxCOLS"),
         (["sweep", "s.toml", "--scheduler", "not-an-address"], "--scheduler: expected"),
         (["sweep", "s.toml", "--scheduler", "tcp://10.0.0.5:99999"], "--scheduler: expected"),
-        (["sweep", "s.toml", "--scheduler", "tcp://no-such-host.invalid:8786"],
-         "--scheduler: cannot resolve host"),
+        (
+            ["sweep", "s.toml", "--scheduler", "tcp://no-such-host.invalid:8786"],
+            "--scheduler: cannot resolve host",
+        ),
         (["sweep", "s.toml", "--workers", "0"], "--workers: expected >= 1"),
         (["run", "--device", ""], "--device: expected a preset name or a file path, got ''"),
-        (["evaluate", "--workload", "mlp", "--samples", "99999999999999999999"],
-         "--samples 99999999999999999999 random inputs of shape (784,) needs an estimated"),
-        (["device-error", "--device", "pcm", "--vectors", "99999999999", "--size", "4x4"],
-         "device-error with --vectors 99999999999"),
-        (["device-error", "--device", "pcm", "--seeds", "99999999999", "--size", "4x4"],
-         "--seeds 99999999999"),
+        (
+            ["evaluate", "--workload", "mlp", "--samples", "99999999999999999999"],
+            "--samples 99999999999999999999 random inputs of shape (784,) needs an estimated",
+        ),
+        (
+            ["device-error", "--device", "pcm", "--vectors", "99999999999", "--size", "4x4"],
+            "device-error with --vectors 99999999999",
+        ),
+        (
+            ["device-error", "--device", "pcm", "--seeds", "99999999999", "--size", "4x4"],
+            "--seeds 99999999999",
+        ),
         (["validate", "--chip", "hermes", "--chip", " "], "--chip: expected a preset name"),
         (["map", "--workload", ""], "--workload: expected a preset name or a file path"),
     ],
-)  # fmt: skip
+)
 def test_bad_option_values_are_refused_naming_the_option(cli, argv, match):
     cli.refused(*argv, match=match)
 
@@ -84,8 +94,9 @@ def test_non_utf8_toml_names_file_and_line(cli, inputs):
     bad = inputs / "latin1.toml"
     bad.write_bytes(text.replace(b"\n", b"\n# caf\xe9\n", 3).replace(b"# caf\xe9\n", b"", 2))
     line_no = bad.read_bytes().count(b"\n", 0, bad.read_bytes().index(b"\xe9")) + 1
-    cli.refused("run", "--chip", bad, match=f"latin1.toml: not UTF-8 text (byte 0xe9 at line "
-                                            f"{line_no})")  # fmt: skip
+    cli.refused(
+        "run", "--chip", bad, match=f"latin1.toml: not UTF-8 text (byte 0xe9 at line {line_no})"
+    )
     cli.refused("device-error", "--device", bad, match="not UTF-8 text")
 
 
@@ -119,8 +130,10 @@ def test_corrupt_npz_weights_are_one_line(cli, inputs, damage):
         with npz.open("wb") as fh:
             np.save(fh, np.zeros(4))
     layers = inputs / "net.toml"
-    layers.write_text('weights = "w.npz"\n[[layer]]\nid = "x"\nop = "input"\nshape = [4]\n'
-                      '[[layer]]\nid = "fc"\nop = "linear"\nout_features = 2\n')  # fmt: skip
+    layers.write_text(
+        'weights = "w.npz"\n[[layer]]\nid = "x"\nop = "input"\nshape = [4]\n'
+        '[[layer]]\nid = "fc"\nop = "linear"\nout_features = 2\n'
+    )
     line = cli.refused("simulate", "--workload", layers, "--mode", "timing", match="w.npz")
     assert "net.toml: weights:" in line
 
@@ -130,8 +143,17 @@ def test_read_mode_option_selects_the_presets_mode(cli):
     by three more integration windows (3 x 128 ns on HERMES), and the summary says so."""
     latency = {}
     for mode in ("1-phase", "4-phase"):
-        code, out, err = cli("simulate", "--workload", "mlp", "--mode", "timing", "--stream", "1",
-                             "--read-mode", mode)  # fmt: skip
+        code, out, err = cli(
+            "simulate",
+            "--workload",
+            "mlp",
+            "--mode",
+            "timing",
+            "--stream",
+            "1",
+            "--read-mode",
+            mode,
+        )
         assert code == 0, err
         line = next(x for x in out.splitlines() if x.startswith("latency"))
         latency[mode] = float(line.split()[-2].replace(",", ""))

@@ -34,23 +34,27 @@ def place(cli):
         (["evaluate", "--workload", "mlp", "--csv", "adir"], "--csv adir: is a directory"),
         (["validate", "--csv", "adir"], "--csv adir: is a directory"),
         (["device-error", "--device", "pcm", "--csv", "adir"], "--csv adir: is a directory"),
-        (["device-error", "--device", "pcm", "--csv", "new/x.csv"],
-         "--csv new/x.csv: directory new does not exist"),
+        (
+            ["device-error", "--device", "pcm", "--csv", "new/x.csv"],
+            "--csv new/x.csv: directory new does not exist",
+        ),
         (["validate", "--csv", "file.txt/x.csv"], "--csv file.txt/x.csv: file.txt is not a dir"),
         (["simulate", "--workload", "mlp", "--trace", "adir"], "--trace adir: is a directory"),
         (["simulate", "--workload", "mlp", "--trace", "no/such/t.json"], "does not exist"),
         (["run", "--out", "file.txt"], "--out file.txt: is a file; expected a directory"),
         (["run", "--out", "photos"], "--out photos: directory holds other files"),
         (["run", "--out", "missing/deeper"], "directory missing does not exist"),
-        (["run", "--out", "a-sweep"], "--out a-sweep: directory holds other files (not an "
-                                      "archsim run report: no run.json)"),
+        (
+            ["run", "--out", "a-sweep"],
+            "--out a-sweep: directory holds other files (not an archsim run report: no run.json)",
+        ),
         (["sweep", "s.toml", "--out", "a-run"], "not an archsim sweep report: no sweep.json"),
         (["map", "--workload", "mlp", "--out", "adir"], "--out adir: expected a file name ending"),
         (["map", "--workload", "mlp", "--out", "m.txt"], "--out m.txt: expected a file name"),
         (["map", "--workload", "mlp", "--out", "adir.png"], None),
         (["sweep", "s.toml", "--out", "file.txt"], "--out file.txt: is a file"),
     ],
-)  # fmt: skip
+)
 def test_bad_output_paths_are_refused_before_running(cli, place, argv, match):
     if match is None:  # a directory named like a picture
         (place / "adir.png").mkdir()
@@ -68,8 +72,9 @@ def test_unwritable_places_are_refused(cli, monkeypatch):
     locked.mkdir()
     (locked / "old.csv").write_text("a\n")
     real = os.access
-    monkeypatch.setattr(outputs.os, "access",
-                        lambda p, mode: False if "locked" in str(p) else real(p, mode))  # fmt: skip
+    monkeypatch.setattr(
+        outputs.os, "access", lambda p, mode: False if "locked" in str(p) else real(p, mode)
+    )
     cli.refused("validate", "--csv", "locked/x.csv", match="directory locked is not writable")
     cli.refused("validate", "--csv", "locked/old.csv", match="exists and is not writable")
     cli.refused("run", "--out", "locked/r", match="directory locked is not writable")
@@ -119,8 +124,9 @@ def test_the_working_directory_is_never_a_report_directory(cli, out):
 @pytest.mark.parametrize("name", ["../escape", "a/b", "..", ".hidden", "x\ty", ""])
 def test_sweep_name_must_be_a_plain_name(cli, tmp_path, name):
     sweep = tmp_path / "s.toml"
-    sweep.write_text(f'name = "{name}"\nchip = "hermes"\nworkload = "mlp"\n'
-                     '[parameters]\n"adc.bits" = [4]\n')  # fmt: skip
+    sweep.write_text(
+        f'name = "{name}"\nchip = "hermes"\nworkload = "mlp"\n[parameters]\n"adc.bits" = [4]\n'
+    )
     cli.refused("sweep", sweep, "--serial", match="name: expected a plain name")
     assert not (tmp_path / "escape").exists() and not (tmp_path / "reports").exists()
 
@@ -189,8 +195,10 @@ def test_torn_last_row_of_a_sweep_is_run_again(cli, tmp_path):
     import pandas as pd
 
     sweep = tmp_path / "tiny.toml"
-    sweep.write_text('chip = "hermes"\nworkload = "mlp"\nmode = "timing"\nsamples = 1\n'
-                     '[parameters]\n"adc.bits" = [6, 8]\n')  # fmt: skip
+    sweep.write_text(
+        'chip = "hermes"\nworkload = "mlp"\nmode = "timing"\nsamples = 1\n'
+        '[parameters]\n"adc.bits" = [6, 8]\n'
+    )
     assert cli("sweep", sweep, "--serial", "--out", "s")[0] == 0
     results = cli.workdir / "s" / "results.csv"
     whole = pd.read_csv(results)
@@ -210,14 +218,24 @@ def test_torn_last_row_of_a_sweep_is_run_again(cli, tmp_path):
 def test_unreachable_scheduler_is_refused_before_writing(cli, tmp_path):
     """The client connects before the sweep writes its directory (10 s connect timeout)."""
     sweep = tmp_path / "tiny.toml"
-    sweep.write_text('chip = "hermes"\nworkload = "mlp"\nmode = "timing"\nsamples = 1\n'
-                     '[parameters]\n"adc.bits" = [6, 8]\n')  # fmt: skip
+    sweep.write_text(
+        'chip = "hermes"\nworkload = "mlp"\nmode = "timing"\nsamples = 1\n'
+        '[parameters]\n"adc.bits" = [6, 8]\n'
+    )
     cli.refused("sweep", sweep, "--scheduler", "tcp://127.0.0.1:1", match="cannot connect")
 
 
 def test_trace_of_a_functional_run_is_refused(cli):
-    cli.refused("simulate", "--workload", "mlp", "--mode", "functional", "--trace", "t.json",
-                match="--trace: the trace comes from the timed run")  # fmt: skip
+    cli.refused(
+        "simulate",
+        "--workload",
+        "mlp",
+        "--mode",
+        "functional",
+        "--trace",
+        "t.json",
+        match="--trace: the trace comes from the timed run",
+    )
 
 
 def test_interrupted_run_keeps_the_previous_report_whole(cli, monkeypatch):
@@ -225,8 +243,19 @@ def test_interrupted_run_keeps_the_previous_report_whole(cli, monkeypatch):
     complete, and no temporary directory is left; a finished re-run replaces it whole."""
     from archsim import run_report
 
-    argv = ("run", "--workload", "digits-mlp", "--samples", "8", "--stream", "1", "--times", "1",
-            "--out", "rep")  # fmt: skip
+    argv = (
+        "run",
+        "--workload",
+        "digits-mlp",
+        "--samples",
+        "8",
+        "--stream",
+        "1",
+        "--times",
+        "1",
+        "--out",
+        "rep",
+    )
     assert cli(*argv)[0] == 0
     first = {p.name: p.read_bytes() for p in (cli.workdir / "rep").iterdir()}
     assert {"run.json", "summary.md", "report.html", "trace.json"} <= set(first)
@@ -255,8 +284,13 @@ def test_a_reader_that_leaves_early_is_no_error(tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before archsim writes
     try:
-        done = subprocess.run([sys.executable, "-m", "archsim.cli", "presets"], cwd=tmp_path,
-                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "archsim.cli", "presets"],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr.decode()) == (141, "")

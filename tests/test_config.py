@@ -56,9 +56,10 @@ def _tables_with_numbers(table: dict, path: str = ""):
 
 
 @pytest.mark.parametrize(
-    "path", sorted(models_dir().glob("*.toml")) + sorted(models_dir().glob("devices/*.toml")),
+    "path",
+    sorted(models_dir().glob("*.toml")) + sorted(models_dir().glob("devices/*.toml")),
     ids=lambda p: p.name,
-)  # fmt: skip
+)
 def test_every_number_in_a_preset_has_a_source(path):
     raw = tomllib.loads(path.read_text())
     for where, table in _tables_with_numbers(raw):
@@ -145,12 +146,16 @@ def test_bad_device_model_name(tmp_path):
             "--times: device 'reram-wan2022' is modelled for 1 s <= t <= 172800 s",
         ),
         (["simulate", "--workload", "mlp", "--stream", "0"], "--stream: expected >= 1, got 0"),
-        (["evaluate", "--workload", "digits-cnn", "--samples", "100000"],
-         "has 450 samples, got 100000"),
-        (["evaluate", "--workload", "digits-cnn", "--adc-percentile", "0"],
-         "--adc-percentile: expected 0 < p <= 100"),
+        (
+            ["evaluate", "--workload", "digits-cnn", "--samples", "100000"],
+            "has 450 samples, got 100000",
+        ),
+        (
+            ["evaluate", "--workload", "digits-cnn", "--adc-percentile", "0"],
+            "--adc-percentile: expected 0 < p <= 100",
+        ),
     ],
-)  # fmt: skip
+)
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, argv, message):
     files = {
         "{bad}": "name = [1,\n",

@@ -70,8 +70,20 @@ def test_reram_wan2022_runs_inside_its_fit_and_refuses_outside():
 
 def test_cli_writes_csv(tmp_path, capsys):
     csv = tmp_path / "err.csv"
-    argv = ["device-error", "--device", "cmo-hfox", "--size", "16x16", "--seeds", "1",
-            "--times", "1,3600", "--no-compensation", "--csv", str(csv)]  # fmt: skip
+    argv = [
+        "device-error",
+        "--device",
+        "cmo-hfox",
+        "--size",
+        "16x16",
+        "--seeds",
+        "1",
+        "--times",
+        "1,3600",
+        "--no-compensation",
+        "--csv",
+        str(csv),
+    ]
     assert main(argv) == 0
     lines = csv.read_text().splitlines()
     assert lines[0].startswith("device,t_s,compensation,nrmse")
@@ -91,7 +103,9 @@ def test_cmo_hfox_published_errors_are_predictions_with_the_papers_setup():
 
     _, entries = load_published_errors("cmo-hfox")
     assert [(e.t_s, e.rmse, e.basis) for e in entries] == [
-        (1.0, 0.06, "predicted"), (315360000.0, 0.2, "predicted")]  # fmt: skip
+        (1.0, 0.06, "predicted"),
+        (315360000.0, 0.2, "predicted"),
+    ]
     for e in entries:
         assert e.setup.devices_per_weight == 1 and e.setup.inputs == "normal"
         assert e.setup.ir_drop and e.setup.wire_resistance_ohm == 0.35
@@ -112,8 +126,12 @@ def test_cmo_hfox_predictions_gate():
         assert r.passed or len(r.note) > 100, r
         assert 0.5 < r.ratio < 2.0, r  # never off by 2x or more, noted or not
     assert rows[1].predicted > 2 * rows[0].predicted
-    quant_only = dataclasses.replace(device, model=dataclasses.replace(
-        device.model, read_noise_scale=0.0, prog_noise_scale=0.0, relax_scale=0.0))  # fmt: skip
+    quant_only = dataclasses.replace(
+        device,
+        model=dataclasses.replace(
+            device.model, read_noise_scale=0.0, prog_noise_scale=0.0, relax_scale=0.0
+        ),
+    )
     (q,) = device_error(quant_only, dataclasses.replace(entries[0].setup, ir_drop=False), (1.0,))
     assert abs(q.rmse / 0.06 - 1) <= 0.25
 
@@ -121,6 +139,13 @@ def test_cmo_hfox_predictions_gate():
 def test_cli_validate_exits_1_on_a_missed_prediction_and_refuses_setup_options(cli):
     code, out, _ = cli("device-error", "--device", "cmo-hfox", "--validate")
     assert code == 1 and "predicted" in out and "note 1:" in out
-    cli.refused("device-error", "--device", "cmo-hfox", "--validate", "--size", "8x8",
-                match="--size: not used with --validate")  # fmt: skip
+    cli.refused(
+        "device-error",
+        "--device",
+        "cmo-hfox",
+        "--validate",
+        "--size",
+        "8x8",
+        match="--size: not used with --validate",
+    )
     cli.refused("device-error", "--device", "pcm", "--validate", match="no [[published_error]]")

@@ -165,8 +165,9 @@ def test_ir_drop_current_is_that_of_the_devices_not_of_the_weight(rng):
     x = rng.uniform(0, 1, size=(20, rows))
     y = {}
     for d in (1, 2):
-        xbar = CrossbarSpec(rows=rows, cols=8, devices_per_weight=d, wire_resistance_ohm=r_wire,
-                            ir_drop=True)  # fmt: skip
+        xbar = CrossbarSpec(
+            rows=rows, cols=8, devices_per_weight=d, wire_resistance_ohm=r_wire, ir_drop=True
+        )
         prog = program_matrix(w, xbar, ideal, rng)
         state = read_state(prog, 0.0, rng)
         y[d] = analog_mvm(x, state, Converters(0, 1.0, 0, None)).y

@@ -82,22 +82,33 @@ def test_tiny_network_matches_golden_numbers(tiny_runs, update_golden):
     tests/data/golden/ (rewrite with `pytest --update-golden` after an intended change)."""
     r = tiny_runs["full"]
     layers = [
-        {"t_s": p.t_s, "layer": s.layer, "nrmse": s.nrmse,
-         "quantization_nrmse": s.quantization_nrmse, "input_clip_rate": s.input_clip_rate,
-         "output_clip_rate": s.output_clip_rate, "activity": s.activity}
-        for p in r.accuracy.points for s in p.layers
-    ]  # fmt: skip
+        {
+            "t_s": p.t_s,
+            "layer": s.layer,
+            "nrmse": s.nrmse,
+            "quantization_nrmse": s.quantization_nrmse,
+            "input_clip_rate": s.input_clip_rate,
+            "output_clip_rate": s.output_clip_rate,
+            "activity": s.activity,
+        }
+        for p in r.accuracy.points
+        for s in p.layers
+    ]
     m = r.metrics
     metrics = [
         {"metric": k, "value": float(v)}
         for k, v in (
-            ("latency_ns", m.latency_ns), ("period_ns", m.period_ns),
-            ("energy_per_sample_pj", m.energy_per_sample_pj), ("mvm_events", m.mvm_events),
-            ("macs", m.macs), ("conversions", m.conversions),
-            ("fabric_byte_hops", m.fabric_byte_hops), ("cores_used", r.mapping.cores_used),
+            ("latency_ns", m.latency_ns),
+            ("period_ns", m.period_ns),
+            ("energy_per_sample_pj", m.energy_per_sample_pj),
+            ("mvm_events", m.mvm_events),
+            ("macs", m.macs),
+            ("conversions", m.conversions),
+            ("fabric_byte_hops", m.fabric_byte_hops),
+            ("cores_used", r.mapping.cores_used),
             *((f"agreement_t{p.t_s:g}", p.agreement) for p in r.accuracy.points),
         )
-    ]  # fmt: skip
+    ]
     files = {"tiny-layers.csv": layers, "tiny-metrics.csv": metrics}
     if update_golden:
         GOLDEN.mkdir(exist_ok=True)

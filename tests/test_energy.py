@@ -21,8 +21,11 @@ def _in_mode(chip, mode):
 
 
 def _published(chip, metric, mode):
-    return next(p.value for p in chip.published if p.metric == metric and
-                (p.read_mode or chip.input.read_mode) == mode)  # fmt: skip
+    return next(
+        p.value
+        for p in chip.published
+        if p.metric == metric and (p.read_mode or chip.input.read_mode) == mode
+    )
 
 
 def _fitting(chip):

@@ -80,8 +80,17 @@ def test_lstm_and_transformer_run_through_crossbars(hermes):
 
 def test_cli_evaluate_csv(tmp_path, capsys):
     csv = tmp_path / "acc.csv"
-    argv = ["evaluate", "--workload", "digits-mlp", "--times", "1,3600", "--samples", "100",
-            "--csv", str(csv)]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--workload",
+        "digits-mlp",
+        "--times",
+        "1,3600",
+        "--samples",
+        "100",
+        "--csv",
+        str(csv),
+    ]
     assert main(argv) == 0
     lines = csv.read_text().splitlines()
     assert lines[0] == "workload,device,t_s,accuracy,float_accuracy,agreement"
@@ -97,9 +106,21 @@ def test_cli_evaluate_csv(tmp_path, capsys):
 def test_main_job_writes_report(tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["run", "--out", str(out), "--times", "1,86400"]) == 0
-    for name in ("summary.md", "report.html", "mapping.png", "accuracy.png", "energy.png",
-                 "utilisation.png", "layers.png", "accuracy.csv", "layers.csv", "mapping.csv",
-                 "components.csv", "trace.json", "run.json"):  # fmt: skip
+    for name in (
+        "summary.md",
+        "report.html",
+        "mapping.png",
+        "accuracy.png",
+        "energy.png",
+        "utilisation.png",
+        "layers.png",
+        "accuracy.csv",
+        "layers.csv",
+        "mapping.csv",
+        "components.csv",
+        "trace.json",
+        "run.json",
+    ):
         assert (out / name).stat().st_size > 0, name
     summary = (out / "summary.md").read_text()
     assert "digits-cnn on hermes" in summary and "63.1 TOPS" in summary and "conv2" in summary

@@ -100,8 +100,10 @@ def test_one_phase_read_sees_the_polarity_asymmetry_four_phase_does_not(hermes, 
     x = rng.uniform(-1, 1, size=(500, 256))
     conv = Converters(0, 1.0, 0, None)
     exact = x @ w
-    err = {k: np.sqrt(np.mean((analog_mvm(x, s, conv).y - exact) ** 2)) / exact.std()
-           for k, s in (("one", one), ("four", four))}  # fmt: skip
+    err = {
+        k: np.sqrt(np.mean((analog_mvm(x, s, conv).y - exact) ** 2)) / exact.std()
+        for k, s in (("one", one), ("four", four))
+    }
     assert err["one"] > 1.2 * err["four"]
     # all-positive inputs, V+ reads a few % stronger: negative weights read stronger
     xp = np.abs(x)
@@ -151,8 +153,25 @@ def test_mnist_cnn_four_phase_at_least_as_accurate_as_one_phase():
 
 
 def test_device_error_uses_the_fitted_unit_cell_and_refuses_another(cli):
-    code, out, _ = cli("device-error", "--device", "hermes-pcm", "--size", "16x16", "--seeds",
-                       "1", "--vectors", "20", "--times", "1")  # fmt: skip
+    code, out, _ = cli(
+        "device-error",
+        "--device",
+        "hermes-pcm",
+        "--size",
+        "16x16",
+        "--seeds",
+        "1",
+        "--vectors",
+        "20",
+        "--times",
+        "1",
+    )
     assert code == 0 and "hermes-pcm" in out
-    cli.refused("device-error", "--device", "hermes-pcm", "--devices-per-weight", "2",
-                match="--devices-per-weight: device 'hermes-pcm' is fitted for 4")  # fmt: skip
+    cli.refused(
+        "device-error",
+        "--device",
+        "hermes-pcm",
+        "--devices-per-weight",
+        "2",
+        match="--devices-per-weight: device 'hermes-pcm' is fitted for 4",
+    )

@@ -18,8 +18,10 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if done.returncode != 0:
         pytest.fail(f"pip wheel failed:\n{done.stderr[-2000:]}")
     (path,) = out.glob("archsim-*.whl")
@@ -28,8 +30,11 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_ships_every_preset_and_zoo_weight_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = [*ROOT.glob("models/*.toml"), *ROOT.glob("models/devices/*.toml"),
-               *ROOT.glob("workloads/*.npz")]  # fmt: skip
+    shipped = [
+        *ROOT.glob("models/*.toml"),
+        *ROOT.glob("models/devices/*.toml"),
+        *ROOT.glob("workloads/*.npz"),
+    ]
     assert len(shipped) >= 9
     data = {n for n in names if n.startswith("archsim/_data/")}
     assert data == {f"archsim/_data/{src.relative_to(ROOT).as_posix()}" for src in shipped}
@@ -49,8 +54,13 @@ def test_installed_wheel_finds_its_data_outside_the_source_tree(wheel, tmp_path)
         "print(','.join(c.chip_presets()), ','.join(c.device_presets()));"
         "print(sorted(z._npz('digits-cnn.npz'))[0])"
     )
-    done = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(site)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     chips, devices = done.stdout.splitlines()[0].split()
     assert "hermes" in chips.split(",") and "pcm" in devices.split(",")

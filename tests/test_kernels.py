@@ -65,9 +65,23 @@ def _adc(
     var = np.zeros((1, 1), np.float32) if var is None else var
     half = (n + 1) // 2
     return adc_accumulate(
-        part, acc, first, inv, scale, np.float32(qmax), quantize, mode, row_sd, var,
-        np.float32(1.0), normal_table(), k0, k1, 0, half,
-    )  # fmt: skip
+        part,
+        acc,
+        first,
+        inv,
+        scale,
+        np.float32(qmax),
+        quantize,
+        mode,
+        row_sd,
+        var,
+        np.float32(1.0),
+        normal_table(),
+        k0,
+        k1,
+        0,
+        half,
+    )
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (4, 9), (3, 16)])
@@ -195,8 +209,27 @@ def test_fp16_rounding_matches_numpy(rng):
     from archsim.kernels.fp16 import round_fp16
 
     wide = rng.standard_normal(20_022) * 10.0 ** rng.uniform(-9, 6, 20_022)
-    edges = [65504, 65519, 65520, 65536, 1e9, -1e9, 6.1e-5, 6.0e-5, 3e-8, 2.9e-8, 0.0, -0.0,
-             np.inf, -np.inf, np.nan, 1 + 2**-11, 1 + 3 * 2**-11, 2049, 2051]  # fmt: skip
+    edges = [
+        65504,
+        65519,
+        65520,
+        65536,
+        1e9,
+        -1e9,
+        6.1e-5,
+        6.0e-5,
+        3e-8,
+        2.9e-8,
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        1 + 2**-11,
+        1 + 3 * 2**-11,
+        2049,
+        2051,
+    ]
     x = np.concatenate([wide, edges]).astype(np.float32).reshape(-1, 7)
     with np.errstate(over="ignore"):
         want = x.astype(np.float16).astype(np.float32)

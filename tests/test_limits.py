@@ -76,20 +76,42 @@ def test_one_bit_converter_in_chip_file_is_refused(cli, write, table, key):
 
 @pytest.mark.parametrize("option", ["--input-bits", "--adc-bits"])
 def test_one_bit_converter_option_is_refused(cli, option):
-    cli.refused("device-error", "--device", "pcm", option, "1",
-                match=f"{option}: expected 0 (ideal, no quantization) or 2..16")  # fmt: skip
+    cli.refused(
+        "device-error",
+        "--device",
+        "pcm",
+        option,
+        "1",
+        match=f"{option}: expected 0 (ideal, no quantization) or 2..16",
+    )
 
 
 def test_sweep_of_one_bit_adc_is_refused(cli, write, tmp_path):
-    sweep = write("s.toml", 'chip = "hermes"\nworkload = "mlp"\nmode = "timing"\n'
-                            '[parameters]\n"adc.bits" = [1]\n')  # fmt: skip
+    sweep = write(
+        "s.toml",
+        'chip = "hermes"\nworkload = "mlp"\nmode = "timing"\n[parameters]\n"adc.bits" = [1]\n',
+    )
     cli.refused("sweep", sweep, "--serial", "--out", tmp_path / "out", match="adc.bits: expected 0")
 
 
 def test_two_bit_converters_give_finite_errors(cli):
-    code, out, err = cli("device-error", "--device", "pcm", "--size", "16x16", "--seeds", "1",
-                         "--vectors", "50", "--times", "1", "--input-bits", "2",
-                         "--adc-bits", "2")  # fmt: skip
+    code, out, err = cli(
+        "device-error",
+        "--device",
+        "pcm",
+        "--size",
+        "16x16",
+        "--seeds",
+        "1",
+        "--vectors",
+        "50",
+        "--times",
+        "1",
+        "--input-bits",
+        "2",
+        "--adc-bits",
+        "2",
+    )
     assert code == 0, err
     nrmse = float(out.splitlines()[1].split()[3])
     assert math.isfinite(nrmse) and nrmse > 0
@@ -122,10 +144,17 @@ def _energy_free(chip):
         names = [f.name for f in fields(spec) if "energy" in f.name]
         return replace(spec, **{n: 0.0 for n in names if isinstance(getattr(spec, n), float)})
 
-    return replace(chip, crossbar=zero(chip.crossbar), input=zero(chip.input), adc=zero(chip.adc),
-                   ldpu=zero(chip.ldpu), gdpu=zero(chip.gdpu), fabric=zero(chip.fabric),
-                   memory=zero(chip.memory),
-                   cores=replace(chip.cores, static_power_mw=0.0))  # fmt: skip
+    return replace(
+        chip,
+        crossbar=zero(chip.crossbar),
+        input=zero(chip.input),
+        adc=zero(chip.adc),
+        ldpu=zero(chip.ldpu),
+        gdpu=zero(chip.gdpu),
+        fabric=zero(chip.fabric),
+        memory=zero(chip.memory),
+        cores=replace(chip.cores, static_power_mw=0.0),
+    )
 
 
 def test_tops_per_w_is_na_when_no_energy_is_spent(hermes):
@@ -175,13 +204,19 @@ def test_core_area_bound():
     ("edits", "match"),
     [
         ([(r"^clock_ghz = .*", "clock_ghz = nan")], "cores.clock_ghz: expected a finite number"),
-        ([(r"^rows = 256", "rows = 65536"), (r"^cols = 256", "cols = 65536")],
-         "crossbar (65536x65536, 4 devices per weight): 17,179,869,184 devices need"),
-        ([(r"^grid = \[8, 8\]", "grid = [1000, 1000]"),
-          (r"^dims = \[8, 8\]", "dims = [1000, 1000]")],
-         "cores.grid: expected <= 4,096, got 1,000,000"),
+        (
+            [(r"^rows = 256", "rows = 65536"), (r"^cols = 256", "cols = 65536")],
+            "crossbar (65536x65536, 4 devices per weight): 17,179,869,184 devices need",
+        ),
+        (
+            [
+                (r"^grid = \[8, 8\]", "grid = [1000, 1000]"),
+                (r"^dims = \[8, 8\]", "dims = [1000, 1000]"),
+            ],
+            "cores.grid: expected <= 4,096, got 1,000,000",
+        ),
     ],
-)  # fmt: skip
+)
 def test_implausible_chip_is_refused(cli, write, edits, match):
     chip = write("chip.toml", _edit(HERMES, *edits))
     cli.refused("simulate", "--chip", chip, "--workload", "mlp", "--mode", "timing", match=match)
@@ -191,42 +226,76 @@ def test_implausible_chip_is_refused(cli, write, edits, match):
     ("edit", "match"),
     [
         ((r"^g_max_us = .*", "g_max_us = 1e308"), "g_max_us: expected <= 10,000, got 1e+308"),
-        ((r"^read_q_coeff = .*", "read_q_coeff = inf"),
-         "params.read_q_coeff: expected a finite number, got inf"),
+        (
+            (r"^read_q_coeff = .*", "read_q_coeff = inf"),
+            "params.read_q_coeff: expected a finite number, got inf",
+        ),
         ((r"^read_q_coeff = .*", "read_q_coeff = 1e6"), "params.read_q_coeff: expected <= 10"),
         ((r"^t0_s = .*", "t0_s = nan"), "params.t0_s: expected a finite number, got nan"),
         ((r"^std = .*", "std = 1e30"), "mvm_noise.std: expected <= 10"),
     ],
-)  # fmt: skip
+)
 def test_implausible_device_is_refused(cli, write, edit, match):
     device = write("dev.toml", _edit(PCM, edit))
     cli.refused("evaluate", "--workload", "mlp", "--device", device, match=match)
 
 
 def test_huge_toml_layer_is_refused(cli, write):
-    wl = write("big.toml", '[[layer]]\nid = "x"\nop = "input"\nshape = [100000]\n[[layer]]\n'
-                           'id = "fc"\nop = "linear"\nout_features = 100000\n')  # fmt: skip
-    cli.refused("simulate", "--workload", wl, "--mode", "timing",
-                match="weight fc.weight: size: expected <= 268,435,456")  # fmt: skip
+    wl = write(
+        "big.toml",
+        '[[layer]]\nid = "x"\nop = "input"\nshape = [100000]\n[[layer]]\n'
+        'id = "fc"\nop = "linear"\nout_features = 100000\n',
+    )
+    cli.refused(
+        "simulate",
+        "--workload",
+        wl,
+        "--mode",
+        "timing",
+        match="weight fc.weight: size: expected <= 268,435,456",
+    )
 
 
 def test_huge_toml_input_is_refused(cli, write):
     wl = write("big.toml", '[[layer]]\nid = "x"\nop = "input"\nshape = [100000, 100000]\n')
-    cli.refused("simulate", "--workload", wl, "--mode", "timing",
-                match="shape (elements): expected <= 67,108,864")  # fmt: skip
+    cli.refused(
+        "simulate",
+        "--workload",
+        wl,
+        "--mode",
+        "timing",
+        match="shape (elements): expected <= 67,108,864",
+    )
 
 
 def test_huge_sweep_grid_is_refused(cli, write, tmp_path):
     axis = "{min = 2, max = 16, steps = 1000000, integer = true}"
-    sweep = write("s.toml", f'chip = "hermes"\nworkload = "mlp"\nmode = "timing"\n[parameters]\n'
-                            f'"adc.bits" = {axis}\n"input.bits" = {axis}\n')  # fmt: skip
-    cli.refused("sweep", sweep, "--serial", "--out", tmp_path / "out",
-                match="points: expected <= 100,000, got 1,000,000,000,000")  # fmt: skip
+    sweep = write(
+        "s.toml",
+        f'chip = "hermes"\nworkload = "mlp"\nmode = "timing"\n[parameters]\n'
+        f'"adc.bits" = {axis}\n"input.bits" = {axis}\n',
+    )
+    cli.refused(
+        "sweep",
+        sweep,
+        "--serial",
+        "--out",
+        tmp_path / "out",
+        match="points: expected <= 100,000, got 1,000,000,000,000",
+    )
 
 
 def test_long_stream_is_refused(cli):
-    cli.refused("simulate", "--workload", "mlp", "--mode", "timing", "--stream", "1000000",
-                match="--stream): expected <= 10,000, got 1,000,000")  # fmt: skip
+    cli.refused(
+        "simulate",
+        "--workload",
+        "mlp",
+        "--mode",
+        "timing",
+        "--stream",
+        "1000000",
+        match="--stream): expected <= 10,000, got 1,000,000",
+    )
 
 
 # -- memory estimates -----------------------------------------------------------------------
@@ -235,8 +304,11 @@ def test_long_stream_is_refused(cli):
 def test_check_footprint_refuses_above_half_the_ram():
     gib = 2**30
     footprint.check_footprint("x", 7 * gib, ram=16 * gib)
-    with pytest.raises(ArchsimError, match=r"x needs an estimated 9 GiB .* 50% of this machine's "
-                                           r"16 GiB RAM \(8 GiB\)"):  # fmt: skip
+    with pytest.raises(
+        ArchsimError,
+        match=r"x needs an estimated 9 GiB .* 50% of this machine's "
+        r"16 GiB RAM \(8 GiB\)",
+    ):
         footprint.check_footprint("x", 9 * gib, ram=16 * gib)
 
 
@@ -268,22 +340,43 @@ def test_oversized_evaluate_is_refused_before_allocating(cli, write, monkeypatch
     """One 65536x65536 crossbar on a core big enough for its cells: evaluate would pad every
     layer to 2^32 cells of float64 (64 GiB); refused on a 16 GiB machine."""
     monkeypatch.setattr(footprint, "ram_bytes", lambda: 16 * 2**30)
-    chip = write("chip.toml", _edit(
-        HERMES, (r"^count = 64", "count = 4"), (r"^grid = \[8, 8\]", "grid = [2, 2]"),
-        (r"^dims = \[8, 8\]", "dims = [2, 2]"), (r"^area_mm2 = .*", "area_mm2 = 100.0"),
-        (r"^die_area_mm2 = .*", "die_area_mm2 = 400.0"), (r"^rows = 256", "rows = 65536"),
-        (r"^cols = 256", "cols = 65536"), (r"^devices_per_weight = 4", "devices_per_weight = 2"),
-        (r"^count = 256", "count = 1"), (r'^preset = "hermes-pcm"', 'preset = "pcm"'),
-    ))  # fmt: skip
-    cli.refused("evaluate", "--chip", chip, "--workload", "mlp",
-                match="evaluating mlp on hermes needs an estimated")  # fmt: skip
+    chip = write(
+        "chip.toml",
+        _edit(
+            HERMES,
+            (r"^count = 64", "count = 4"),
+            (r"^grid = \[8, 8\]", "grid = [2, 2]"),
+            (r"^dims = \[8, 8\]", "dims = [2, 2]"),
+            (r"^area_mm2 = .*", "area_mm2 = 100.0"),
+            (r"^die_area_mm2 = .*", "die_area_mm2 = 400.0"),
+            (r"^rows = 256", "rows = 65536"),
+            (r"^cols = 256", "cols = 65536"),
+            (r"^devices_per_weight = 4", "devices_per_weight = 2"),
+            (r"^count = 256", "count = 1"),
+            (r'^preset = "hermes-pcm"', 'preset = "pcm"'),
+        ),
+    )
+    cli.refused(
+        "evaluate",
+        "--chip",
+        chip,
+        "--workload",
+        "mlp",
+        match="evaluating mlp on hermes needs an estimated",
+    )
 
 
 def test_oversized_device_error_is_refused_before_allocating(cli, monkeypatch):
     """65536 x 65536 weights: 32 GiB of float64 weights alone; refused on a 16 GiB machine."""
     monkeypatch.setattr(footprint, "ram_bytes", lambda: 16 * 2**30)
-    cli.refused("device-error", "--device", "pcm", "--size", "65536x65536",
-                match="--size 65536x65536 needs an estimated")  # fmt: skip
+    cli.refused(
+        "device-error",
+        "--device",
+        "pcm",
+        "--size",
+        "65536x65536",
+        match="--size 65536x65536 needs an estimated",
+    )
 
 
 # -- device models and their fitted time range ----------------------------------------------
@@ -294,8 +387,19 @@ def test_device_error_runs_on_every_shipped_device(cli, name):
     """Calibrated at the model's earliest time, read at its earliest and a later fitted time."""
     model = load_device(name).model
     times = f"{model.earliest_s:g},{min(model.latest_s, 86400.0):g}"
-    code, out, err = cli("device-error", "--device", name, "--size", "16x16", "--seeds", "1",
-                         "--vectors", "40", "--times", times)  # fmt: skip
+    code, out, err = cli(
+        "device-error",
+        "--device",
+        name,
+        "--size",
+        "16x16",
+        "--seeds",
+        "1",
+        "--vectors",
+        "40",
+        "--times",
+        times,
+    )
     assert code == 0, err
     rows = [line.split() for line in out.splitlines()[1:]]
     assert len(rows) == 2
@@ -303,8 +407,10 @@ def test_device_error_runs_on_every_shipped_device(cli, name):
 
 
 def test_device_models_declare_their_time_range():
-    ranges = {n: (load_device(n).model.earliest_s, load_device(n).model.latest_s)
-              for n in device_presets()}  # fmt: skip
+    ranges = {
+        n: (load_device(n).model.earliest_s, load_device(n).model.latest_s)
+        for n in device_presets()
+    }
     assert ranges["reram-wan2022"] == (1.0, 172800.0)
     assert ranges["cmo-hfox"] == (1.0, np.inf)
     assert ranges["pcm"] == (0.0, np.inf) and ranges["ideal"] == (0.0, np.inf)
@@ -313,22 +419,37 @@ def test_device_models_declare_their_time_range():
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["device-error", "--device", "reram-wan2022", "--times", "1,1e6"],
-         "--times: device 'reram-wan2022' is modelled for 1 s <= t <= 172800 s after programming; "
-         "got t = 1e+06 s"),
-        (["device-error", "--device", "cmo-hfox", "--times", "0.5"],
-         "--times: device 'cmo-hfox' is modelled for t >= 1 s after programming; got t = 0.5 s"),
-        (["evaluate", "--workload", "mlp", "--device", "reram-wan2022"],
-         "is modelled for 1 s <= t <= 172800 s after programming; got t = 3.1536e+07 s"),
+        (
+            ["device-error", "--device", "reram-wan2022", "--times", "1,1e6"],
+            "--times: device 'reram-wan2022' is modelled for 1 s <= t <= 172800 s after "
+            "programming; got t = 1e+06 s",
+        ),
+        (
+            ["device-error", "--device", "cmo-hfox", "--times", "0.5"],
+            "--times: device 'cmo-hfox' is modelled for t >= 1 s after programming; got t = 0.5 s",
+        ),
+        (
+            ["evaluate", "--workload", "mlp", "--device", "reram-wan2022"],
+            "is modelled for 1 s <= t <= 172800 s after programming; got t = 3.1536e+07 s",
+        ),
     ],
-)  # fmt: skip
+)
 def test_times_outside_the_model_range_are_refused(cli, argv, match):
     cli.refused(*argv, match=match)
 
 
 def test_sweep_times_outside_a_swept_device_range_are_refused(cli, write, tmp_path):
-    sweep = write("s.toml", 'chip = "hermes"\nworkload = "mlp"\nmode = "functional"\n'
-                            't_inference_s = [1, 31536000]\n[parameters]\n'
-                            '"device.preset" = ["pcm", "reram-wan2022"]\n')  # fmt: skip
-    cli.refused("sweep", sweep, "--serial", "--out", tmp_path / "out",
-                match="t_inference_s: device 'reram-wan2022' is modelled for 1 s <= t <= ")
+    sweep = write(
+        "s.toml",
+        'chip = "hermes"\nworkload = "mlp"\nmode = "functional"\n'
+        "t_inference_s = [1, 31536000]\n[parameters]\n"
+        '"device.preset" = ["pcm", "reram-wan2022"]\n',
+    )
+    cli.refused(
+        "sweep",
+        sweep,
+        "--serial",
+        "--out",
+        tmp_path / "out",
+        match="t_inference_s: device 'reram-wan2022' is modelled for 1 s <= t <= ",
+    )

@@ -32,8 +32,9 @@ def test_step_metrics_share_the_sample_over_its_steps(hermes):
 
 
 def test_simulate_prints_per_step_latency_and_energy(cli):
-    code, out, _ = cli("simulate", "--workload", "caption-lstm", "--mode", "timing",
-                       "--stream", "2")  # fmt: skip
+    code, out, _ = cli(
+        "simulate", "--workload", "caption-lstm", "--mode", "timing", "--stream", "2"
+    )
     assert code == 0
     line = next(x for x in out.splitlines() if x.startswith("per time step"))
     latency_us, period_us, energy_uj = map(float, re.findall(r"([\d.]+) u[sJ]", line))

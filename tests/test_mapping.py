@@ -115,7 +115,8 @@ def test_mapping_does_not_depend_on_string_hashing():
     outs = set()
     for seed in ("0", "1", "7"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                              text=True, check=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
         outs.add(done.stdout)
     assert len(outs) == 1

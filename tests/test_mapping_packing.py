@@ -77,8 +77,9 @@ def test_packed_outputs_equal_unpacked_outputs_with_noise_off(exact_chip, ideal)
     outs = []
     for pack in (True, False):
         m = map_workload(w, exact_chip, replication="none", pack=pack)
-        r = simulate(exact_chip, w, mode="functional", samples=8, device=ideal,
-                     t_inference_s=0.0, mapping=m)  # fmt: skip
+        r = simulate(
+            exact_chip, w, mode="functional", samples=8, device=ideal, t_inference_s=0.0, mapping=m
+        )
         outs.append(r.outputs)
     assert np.array_equal(outs[0], outs[1])
     assert np.allclose(outs[0], r.accuracy.reference, rtol=1e-4, atol=1e-5)
@@ -119,9 +120,14 @@ def test_map_report_shows_packed_groups(small_chip):
 
 @pytest.mark.parametrize(
     "n, r, c, want",
-    [(4, 3, 3, (3, 3)), (112, 28, 256, (28, 28)), (1000, 28, 256, (28, 36)), (4, 10, 2, (2, 2)),
-     (2, 28, 256, (2, 2))],
-)  # fmt: skip
+    [
+        (4, 3, 3, (3, 3)),
+        (112, 28, 256, (28, 28)),
+        (1000, 28, 256, (28, 36)),
+        (4, 10, 2, (2, 2)),
+        (2, 28, 256, (2, 2)),
+    ],
+)
 def test_slots_used_hold_the_diagonals(n, r, c, want):
     """n groups on r x c slots: d = min(n, shorter side) groups per diagonal, ceil(n / d)
     diagonals as cyclic shifts in a d x max(d, ceil(n / d)) corner of the grid."""

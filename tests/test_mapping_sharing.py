@@ -37,15 +37,23 @@ def _overlaps(m) -> list:
     for blocks in by_core.values():
         for i, a in enumerate(blocks):
             for b in blocks[i + 1 :]:
-                if (a.row0 < b.row0 + b.rows and b.row0 < a.row0 + a.rows
-                        and a.col0 < b.col0 + b.cols and b.col0 < a.col0 + a.cols):  # fmt: skip
+                if (
+                    a.row0 < b.row0 + b.rows
+                    and b.row0 < a.row0 + a.rows
+                    and a.col0 < b.col0 + b.cols
+                    and b.col0 < a.col0 + a.cols
+                ):
                     bad.append((a, b))
     return bad
 
 
 def test_shelf_packing_keeps_blocks_apart_and_inside():
-    blocks = [(i, r, c) for i, (r, c) in enumerate([(200, 100), (100, 200), (56, 56), (256, 10),
-                                                     (30, 250), (200, 100), (20, 20)])]  # fmt: skip
+    blocks = [
+        (i, r, c)
+        for i, (r, c) in enumerate(
+            [(200, 100), (100, 200), (56, 56), (256, 10), (30, 250), (200, 100), (20, 20)]
+        )
+    ]
     spot = shelf_pack(blocks, 256, 256)
     cells = {}
     for key, r, c in blocks:
@@ -71,8 +79,11 @@ def test_shufflenet_fits_hermes_when_layers_share_crossbars(hermes):
 
 
 def test_sharing_is_refused_when_even_shared_crossbars_do_not_fit(tiny):
-    small = dataclasses.replace(tiny, cores=dataclasses.replace(tiny.cores, count=1, grid=(1, 1)),
-                                fabric=dataclasses.replace(tiny.fabric, dims=(1, 1)))  # fmt: skip
+    small = dataclasses.replace(
+        tiny,
+        cores=dataclasses.replace(tiny.cores, count=1, grid=(1, 1)),
+        fabric=dataclasses.replace(tiny.fabric, dims=(1, 1)),
+    )
     with pytest.raises(MappingError, match=r"needs 11 cores .*, \d+ with layers sharing"):
         map_workload(grouped_net(), small, share=True)
 
@@ -83,10 +94,12 @@ def test_shared_crossbars_give_the_same_numbers_and_take_turns(tiny, hermes):
     w = grouped_net()
     shared = map_workload(w, tiny, share=True)
     assert shared.cores_used <= 9 and not _overlaps(shared)
-    roomy = dataclasses.replace(tiny, cores=dataclasses.replace(tiny.cores, count=16,
-                                                                grid=(4, 4)),
-                                fabric=dataclasses.replace(tiny.fabric, dims=(4, 4)),
-                                die_area_mm2=16.0)  # fmt: skip
+    roomy = dataclasses.replace(
+        tiny,
+        cores=dataclasses.replace(tiny.cores, count=16, grid=(4, 4)),
+        fabric=dataclasses.replace(tiny.fabric, dims=(4, 4)),
+        die_area_mm2=16.0,
+    )
     alone = map_workload(w, roomy, replication="none")
     runs = {}
     for name, chip, m in (("shared", tiny, shared), ("alone", roomy, alone)):
@@ -109,7 +122,8 @@ def test_cli_share_puts_66_small_layers_on_2_cores(cli, tmp_path):
     assert code == 0, err
     assert "2 of 64 cores (66 blocks, layers sharing crossbars)" in out
     assert (tmp_path / "m.png").is_file()
-    code, out, err = cli("simulate", "--workload", path, "--share", "--mode", "timing",
-                         "--stream", "2")  # fmt: skip
+    code, out, err = cli(
+        "simulate", "--workload", path, "--share", "--mode", "timing", "--stream", "2"
+    )
     assert code == 0, err
     assert "2 of 64 cores" in out and "nan" not in out.lower()

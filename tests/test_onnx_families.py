@@ -113,8 +113,9 @@ def test_opset6_broadcast_axis_is_honoured(tmp_path):
     """Add-6 with broadcast=1, axis=1: B of shape (3,) runs along axis 1 of (N, 3, 4)."""
     node = helper.make_node("Add", ["x", "c"], ["y"], broadcast=1, axis=1, name="add")
     c = np.array([10.0, 20.0, 30.0], np.float32)
-    model = _model([node], [("x", [2, 3, 4])], [("y", [2, 3, 4])],
-                   [numpy_helper.from_array(c, "c")], opset=6)  # fmt: skip
+    model = _model(
+        [node], [("x", [2, 3, 4])], [("y", [2, 3, 4])], [numpy_helper.from_array(c, "c")], opset=6
+    )
     w = load_onnx(_save(tmp_path, model))
     x = RNG.standard_normal((2, 3, 4)).astype(np.float32)
     np.testing.assert_allclose(run(w, x)[w.outputs[0]], x + c[None, :, None], rtol=1e-6)
@@ -185,8 +186,16 @@ def test_cli_dim(cli, tmp_path):
     for bad in ("seq", "seq=", "=5", "seq=-1", "seq=0", "seq=x", "seq=1.5"):
         cli.refused("map", "--workload", path, "--dim", bad, match="--dim: expected NAME=SIZE")
     cli.refused("map", "--workload", path, "--dim", "seq=5", "--dim", "seq=6", match="twice")
-    cli.refused("map", "--workload", path, "--dim", "seq=5", "--dim", "tokens=3",
-                match="no input dimension is named 'tokens'")  # fmt: skip
+    cli.refused(
+        "map",
+        "--workload",
+        path,
+        "--dim",
+        "seq=5",
+        "--dim",
+        "tokens=3",
+        match="no input dimension is named 'tokens'",
+    )
     cli.refused("simulate", "--workload", "mlp", "--dim", "seq=5", match="only in ONNX")
 
 
@@ -227,10 +236,18 @@ def test_new_ops_run_through_the_simulator(cli, tmp_path):
         mk("Gemm", ["rm", "w2", "b2"], ["y"], transB=1),
     ]
     inits = [
-        c("pads", [0, 0, 1, 1, 0, 0, 1, 1]), _init("w1", (8, 3, 3, 3)), _init("b1", (8,)),
-        c("lo", -1.0, np.float32), c("hi", 2.0, np.float32), _init("slope", (4, 1, 1)),
-        c("st", [1, 1]), c("en", [6, 6]), c("ax", [2, 3]), _init("w2", (10, 4)), _init("b2", (10,)),
-    ]  # fmt: skip
+        c("pads", [0, 0, 1, 1, 0, 0, 1, 1]),
+        _init("w1", (8, 3, 3, 3)),
+        _init("b1", (8,)),
+        c("lo", -1.0, np.float32),
+        c("hi", 2.0, np.float32),
+        _init("slope", (4, 1, 1)),
+        c("st", [1, 1]),
+        c("en", [6, 6]),
+        c("ax", [2, 3]),
+        _init("w2", (10, 4)),
+        _init("b2", (10,)),
+    ]
     model = _model(nodes, [("x", ["N", 3, 12, 12])], [("y", ["N", 10])], inits, opset=18)
     onnx.checker.check_model(model)
     path = _save(tmp_path, model)

@@ -54,10 +54,15 @@ def test_conv_bn_relu_pool_gemm(tmp_path):
         helper.make_node("Gemm", ["f", "gw", "gb"], ["y"], transB=1),
     ]
     inits = [
-        _t("w", (4, 2, 3, 3)), _t("b", (4,)), _t("s", (4,)), _t("bb", (4,)), _t("m", (4,)),
+        _t("w", (4, 2, 3, 3)),
+        _t("b", (4,)),
+        _t("s", (4,)),
+        _t("bb", (4,)),
+        _t("m", (4,)),
         numpy_helper.from_array(RNG.uniform(0.5, 2, 4).astype(np.float32), "v"),
-        _t("gw", (5, 4 * 3 * 3)), _t("gb", (5,)),
-    ]  # fmt: skip
+        _t("gw", (5, 4 * 3 * 3)),
+        _t("gb", (5,)),
+    ]
     path, model = _save(tmp_path, nodes, [_vi("x", ["N", 2, 6, 6])], [_vi("y", ["N", 5])], inits)
     x = RNG.standard_normal((3, 2, 6, 6)).astype(np.float32)
     w = _compare(path, model, x)
@@ -88,11 +93,18 @@ def test_residual_block_matmul_bias_softmax(tmp_path):
 
 def test_gemm_alpha_beta_and_average_pool_padding(tmp_path):
     nodes = [
-        helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[3, 3], strides=[2, 2],
-                         pads=[1, 1, 1, 1], count_include_pad=0),
+        helper.make_node(
+            "AveragePool",
+            ["x"],
+            ["p"],
+            kernel_shape=[3, 3],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+            count_include_pad=0,
+        ),
         helper.make_node("Flatten", ["p"], ["f"]),
         helper.make_node("Gemm", ["f", "gw", "gb"], ["y"], alpha=0.5, beta=2.0),
-    ]  # fmt: skip
+    ]
     inits = [_t("gw", (2 * 3 * 3, 3)), _t("gb", (1, 3))]
     path, model = _save(tmp_path, nodes, [_vi("x", ["N", 2, 5, 5])], [_vi("y", ["N", 3])], inits)
     _compare(path, model, RNG.standard_normal((2, 2, 5, 5)).astype(np.float32))
@@ -107,9 +119,11 @@ def test_lstm_sequence_and_last_state(tmp_path):
         helper.make_node("Transpose", ["ys"], ["y"], perm=[1, 0, 2]),
     ]
     inits = [
-        _t("W", (1, 4 * hid, n_in)), _t("R", (1, 4 * hid, hid)), _t("B", (1, 8 * hid)),
+        _t("W", (1, 4 * hid, n_in)),
+        _t("R", (1, 4 * hid, hid)),
+        _t("B", (1, 8 * hid)),
         numpy_helper.from_array(np.array([1], np.int64), "ax"),
-    ]  # fmt: skip
+    ]
     outputs = [_vi("y", ["N", seq, hid]), _vi("Y_h", [1, "N", hid])]
     path, model = _save(tmp_path, nodes, [_vi("x", [seq, "N", n_in])], outputs, inits)
     x = RNG.standard_normal((seq, 2, n_in)).astype(np.float32)
@@ -134,10 +148,11 @@ def test_old_opset_weights_as_inputs_and_folded_shape_chain(tmp_path):
         helper.make_node("Gemm", ["f", "gw"], ["y"]),
     ]
     inits = [
-        _t("w", (2, 1, 3, 3)), _t("gw", (2 * 2 * 2, 3)),
+        _t("w", (2, 1, 3, 3)),
+        _t("gw", (2 * 2 * 2, 3)),
         numpy_helper.from_array(np.array(0, np.int64), "zero"),
         numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
-    ]  # fmt: skip
+    ]
     inputs = [_vi("x", [1, 1, 4, 4]), _vi("w", [2, 1, 3, 3]), _vi("gw", [8, 3])]
     path, model = _save(tmp_path, nodes, inputs, [_vi("y", [1, 3])], inits, opset=11)
     _compare(path, model, RNG.standard_normal((1, 1, 4, 4)).astype(np.float32))
@@ -158,10 +173,16 @@ def test_attention_block_with_layernorm_and_gelu(tmp_path):
         helper.make_node("LayerNormalization", ["res", "g", "b"], ["ln"], axis=-1),
         helper.make_node("Gelu", ["ln"], ["y"]),
     ]
-    inits = [_t("wq", (d, d)), _t("wk", (d, d)), _t("g", (d,)), _t("b", (d,)),
-             numpy_helper.from_array(np.array(0.4, np.float32), "scale")]  # fmt: skip
-    path, model = _save(tmp_path, nodes, [_vi("x", ["N", seq, d])], [_vi("y", ["N", seq, d])],
-                        inits, opset=20)  # fmt: skip
+    inits = [
+        _t("wq", (d, d)),
+        _t("wk", (d, d)),
+        _t("g", (d,)),
+        _t("b", (d,)),
+        numpy_helper.from_array(np.array(0.4, np.float32), "scale"),
+    ]
+    path, model = _save(
+        tmp_path, nodes, [_vi("x", ["N", seq, d])], [_vi("y", ["N", seq, d])], inits, opset=20
+    )
     w = _compare(path, model, RNG.standard_normal((2, seq, d)).astype(np.float32), atol=1e-4)
     assert sum(isinstance(op, ir.MatMul) for op in w.ops()) == 2
 
@@ -190,8 +211,13 @@ def test_batchnorm_after_a_3d_matmul_stays_an_affine(tmp_path):
         helper.make_node("MatMul", ["x", "w"], ["m"]),
         helper.make_node("BatchNormalization", ["m", "s", "b", "mu", "v"], ["y"]),
     ]
-    inits = [_t("w", (5, 5)), _t("s", (5,)), _t("b", (5,)), _t("mu", (5,)),
-             numpy_helper.from_array(RNG.uniform(0.5, 2, 5).astype(np.float32), "v")]  # fmt: skip
+    inits = [
+        _t("w", (5, 5)),
+        _t("s", (5,)),
+        _t("b", (5,)),
+        _t("mu", (5,)),
+        numpy_helper.from_array(RNG.uniform(0.5, 2, 5).astype(np.float32), "v"),
+    ]
     path, model = _save(tmp_path, nodes, [_vi("x", ["N", 5, 5])], [_vi("y", ["N", 5, 5])], inits)
     w = _compare(path, model, RNG.standard_normal((3, 5, 5)).astype(np.float32))
     assert any(isinstance(op, ir.Affine) for op in w.ops())
@@ -206,17 +232,30 @@ def test_gelu_tanh_approximation(tmp_path):
 @pytest.mark.parametrize(
     ("nodes", "inputs", "inits", "message"),
     [
-        ([helper.make_node("MatMul", ["x", "z"], ["y"])],
-         [_vi("x", ["N", 4, 9, 6]), _vi("z", ["N", 6, 7])], [], "different rank"),
-        ([helper.make_node("Gemm", ["x", "w", "c"], ["y"])],
-         [_vi("x", [2, 3])], [_t("w", (3, 4)), _t("c", (2, 4))], "varies along the batch"),
-        ([helper.make_node("Flatten", ["x"], ["y"], axis=2)],
-         [_vi("x", ["N", 2, 3, 3])], [], "only axis 1"),
+        (
+            [helper.make_node("MatMul", ["x", "z"], ["y"])],
+            [_vi("x", ["N", 4, 9, 6]), _vi("z", ["N", 6, 7])],
+            [],
+            "different rank",
+        ),
+        (
+            [helper.make_node("Gemm", ["x", "w", "c"], ["y"])],
+            [_vi("x", [2, 3])],
+            [_t("w", (3, 4)), _t("c", (2, 4))],
+            "varies along the batch",
+        ),
+        (
+            [helper.make_node("Flatten", ["x"], ["y"], axis=2)],
+            [_vi("x", ["N", 2, 3, 3])],
+            [],
+            "only axis 1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unsupported_forms_are_named(tmp_path, nodes, inputs, inits, message):
-    graph = helper.make_graph(nodes, "m", inputs, [helper.make_tensor_value_info("y", 1, None)],
-                              initializer=inits)  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "m", inputs, [helper.make_tensor_value_info("y", 1, None)], initializer=inits
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))

@@ -10,4 +10,4 @@ def test_ci_runs_the_readme_test_command():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     command = next(line for line in ci_lines if line.startswith("python3 -m venv"))
     assert f"\n{command}\n" in readme
-    assert "pytest" in command and "ruff check" in command
+    assert "pytest" in command and "ruff check" in command and "ruff format --check" in command

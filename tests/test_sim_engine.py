@@ -43,8 +43,9 @@ def test_every_mvm_is_counted_once(hermes, name):
     for lm in mapping.layers:
         assert per_layer[lm.name] == 3 * lm.matrix.mvms_per_sample * lm.blocks_per_replica
     assert m.macs == 3 * sum(lm.matrix.macs_per_sample for lm in mapping.layers)
-    assert m.conversions == 3 * sum(lm.matrix.mvms_per_sample * counts[lm.name].conversions
-                                    for lm in mapping.layers)  # fmt: skip
+    assert m.conversions == 3 * sum(
+        lm.matrix.mvms_per_sample * counts[lm.name].conversions for lm in mapping.layers
+    )
     x = w.op(w.inputs[0])
     assert frame.loc[frame.op == "offchip_in", "qty"].sum() == 3 * x.size
     out = sum(w.op(o).size for o in w.outputs)
@@ -148,8 +149,11 @@ def test_column_blocks_post_process_on_their_own_cores(hermes, tmp_path):
     per max(133 ns array, one lane's 256 outputs on its LDPU: 512 ns at 0.5 ops/ns), not per
     4 x 512 ns."""
     path = tmp_path / "wide.toml"
-    path.write_text(LINEAR_1024.replace("shape = [1024]", "shape = [256]")
-                    .replace("out_features = 256", "out_features = 1024"))  # fmt: skip
+    path.write_text(
+        LINEAR_1024.replace("shape = [1024]", "shape = [256]").replace(
+            "out_features = 256", "out_features = 1024"
+        )
+    )
     mapping, _, m = _run(hermes, load_workload(str(path)), samples=12)
     assert mapping.layers[0].col_blocks == 4
     lane_ns = 256 / (hermes.ldpu.ops_per_cycle * hermes.ldpu.clock_ghz)
@@ -221,8 +225,9 @@ def test_segmented_functional_run_is_exact_when_ideal(hermes, ideal):
         die_area_mm2=2.0,
         mapping=dataclasses.replace(hermes.mapping, weight_reload=True),
     )
-    r = simulate(chip, load_workload("digits-cnn"), mode="full", samples=64, device=ideal,
-                 t_inference_s=0.0)  # fmt: skip
+    r = simulate(
+        chip, load_workload("digits-cnn"), mode="full", samples=64, device=ideal, t_inference_s=0.0
+    )
     assert len(r.segments) == 2
     assert r.accuracy.points[0].agreement == 1.0
     assert all(t > 0 for t in r.sim.sample_end_ns)

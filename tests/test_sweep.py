@@ -109,21 +109,26 @@ HEAD = 'chip = "hermes"\nworkload = "mlp"\n'
         (HEAD + 'samplez = 3\n[parameters]\n"adc.bits" = [4]', "samplez"),
         (HEAD + 'mode = "fast"\n[parameters]\n"adc.bits" = [4]', "mode"),
         (HEAD + '[parameters]\n"adc.bits" = []', '"adc.bits"'),
-        (HEAD + '[parameters]\n"adc.bits" = {min = 4, max = 8}',
-         "steps"),
-        (HEAD + 'method = "random"\n[parameters]\n"adc.bits" = [4]',
-         "points"),
+        (HEAD + '[parameters]\n"adc.bits" = {min = 4, max = 8}', "steps"),
+        (HEAD + 'method = "random"\n[parameters]\n"adc.bits" = [4]', "points"),
         (HEAD + '[linked]\n"a.b" = [1, 2]\n"c.d" = [1]', "linked"),
         (HEAD, "parameters"),
-        (HEAD + '[parameters]\n"adc.bits" = [4]\n[objectives]\n'
-         'energy_per_sample_pj = "less"', "objectives.energy_per_sample_pj"),
-        (HEAD + '[parameters]\n"adc.bits" = [4]\n[objectives]\n'
-         'energy = "min"', "objectives.energy"),
-        (HEAD + 'mode = "timing"\n[parameters]\n"adc.bits" = [4]\n'
-         '[objectives]\naccuracy = "max"', "objectives.accuracy"),
-        (HEAD + '[parameters\n', "malformed TOML"),
+        (
+            HEAD + '[parameters]\n"adc.bits" = [4]\n[objectives]\nenergy_per_sample_pj = "less"',
+            "objectives.energy_per_sample_pj",
+        ),
+        (
+            HEAD + '[parameters]\n"adc.bits" = [4]\n[objectives]\nenergy = "min"',
+            "objectives.energy",
+        ),
+        (
+            HEAD + 'mode = "timing"\n[parameters]\n"adc.bits" = [4]\n'
+            '[objectives]\naccuracy = "max"',
+            "objectives.accuracy",
+        ),
+        (HEAD + "[parameters\n", "malformed TOML"),
     ],
-)  # fmt: skip
+)
 def test_bad_sweep_files_name_the_file_and_key(tmp_path, text, key):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
@@ -200,11 +205,13 @@ def test_pareto_mask_matches_brute_force():
 
 
 def test_pareto_front_handles_max_objectives_and_failed_rows():
-    df = pd.DataFrame({
-        "status": ["ok", "ok", "ok", "error"],
-        "accuracy": [0.9, 0.95, 0.85, np.nan],
-        "energy_per_sample_pj": [10.0, 20.0, 30.0, np.nan],
-    })  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "status": ["ok", "ok", "ok", "error"],
+            "accuracy": [0.9, 0.95, 0.85, np.nan],
+            "energy_per_sample_pj": [10.0, 20.0, 30.0, np.nan],
+        }
+    )
     front = pareto_front(df, {"accuracy": "max", "energy_per_sample_pj": "min"})
     assert len(front) == 3  # failed rows are not candidates
     assert list(front.pareto) == [True, True, False]  # 0.85 at 30 pJ is beaten by both

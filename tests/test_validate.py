@@ -21,8 +21,11 @@ def test_hermes_predicted_rows_and_bounds_pass(hermes):
     assert all(r.basis in ("fitted", "predicted", "bound") for r in rows)
     disputed = [r for r in rows if r.ok is None]
     assert {r.metric for r in disputed} == {
-        "resnet9 period_ns", "resnet9 energy_per_sample_pj",
-        "caption-lstm latency_ns", "caption-lstm energy_per_sample_pj"}  # fmt: skip
+        "resnet9 period_ns",
+        "resnet9 energy_per_sample_pj",
+        "caption-lstm latency_ns",
+        "caption-lstm energy_per_sample_pj",
+    }
     for r in disputed:  # ResNet-9: impossible on the chip; the LSTM: an FPGA in the path
         assert ("impossible" in r.note and "436.6 MOP" in r.note) or "FPGA" in r.note, r
 
@@ -36,8 +39,10 @@ def test_resnet9_period_never_beats_the_published_peak_in_any_mode(resnet9_bound
     """The timed period >= ops / peak TOPS, in every read mode."""
     rows = resnet9_bounds
     assert {(r.metric, r.read_mode) for r in rows} == {
-        (f"resnet9 {m} >= bound", mode) for m in ("period_ns", "energy_per_sample_pj")
-        for mode in ("1-phase", "4-phase")}  # fmt: skip
+        (f"resnet9 {m} >= bound", mode)
+        for m in ("period_ns", "energy_per_sample_pj")
+        for mode in ("1-phase", "4-phase")
+    }
     period = {r.read_mode: r for r in rows if r.metric == "resnet9 period_ns >= bound"}
     for r in period.values():
         assert r.ok and r.simulated >= r.published, r
@@ -56,16 +61,22 @@ def test_resnet9_energy_never_beats_the_published_peak_efficiency_in_any_mode(re
 def test_a_broken_bound_fails_and_a_fitted_miss_does_not(hermes, monkeypatch):
     """Gating: a failing predicted or bound row fails the run; a failing fitted row is shown
     as `fail` but does not; a disputed row never does."""
-    fast = dataclasses.replace(hermes, published=(
-        PublishedSpec("peak_tops", 0.01, "fitted", "1-phase"),
-        PublishedSpec("tops_per_w", 1000.0, "predicted", "1-phase"),
-    ))  # fmt: skip
+    fast = dataclasses.replace(
+        hermes,
+        published=(
+            PublishedSpec("peak_tops", 0.01, "fitted", "1-phase"),
+            PublishedSpec("tops_per_w", 1000.0, "predicted", "1-phase"),
+        ),
+    )
     rows = validate(fast, samples=4)
     by = {r.metric: r for r in rows}
     assert by["peak_tops"].ok is False and by["peak_tops"].status == "fail"
     assert by["tops_per_w"].status == "FAIL"
     assert {r.metric for r in failed(rows)} == {
-        "tops_per_w", "resnet9 period_ns >= bound", "caption-lstm period_ns >= bound"}  # fmt: skip
+        "tops_per_w",
+        "resnet9 period_ns >= bound",
+        "caption-lstm period_ns >= bound",
+    }
     text = format_rows(rows)
     assert "disputed" in text and "basis" in text and "physically impossible" in text
 
@@ -79,7 +90,10 @@ def test_hermes_core_is_predicted_from_the_cores_fitted_on_hermes(hermes):
     assert dataclasses.replace(core.cores, count=64, grid=(8, 8)) == hermes.cores
     rows = validate(core)
     assert {r.metric for r in rows if r.basis == "predicted"} == {
-        "peak_tops", "tops_per_w", "mvm_latency_ns"}  # fmt: skip
+        "peak_tops",
+        "tops_per_w",
+        "mvm_latency_ns",
+    }
     assert not failed(rows), format_rows(rows)  # tests gate predictions, not fitted rows
     peak = peak_figures(core)
     assert peak.mvm_latency_ns == 133.0  # HERMES' fitted 128 + 5 ns, not KA22's 130
@@ -89,11 +103,17 @@ def test_hermes_core_is_predicted_from_the_cores_fitted_on_hermes(hermes):
 def test_a_changed_shared_constant_moves_both_chips_and_can_fail_the_prediction(tmp_path):
     """The prediction can fail: a HERMES fitted with a slower ADC predicts a slower single core."""
     slow = tmp_path / "hermes.toml"
-    slow.write_text((models_dir() / "hermes.toml").read_text().replace(
-        "conversion_ns = 5.0", "conversion_ns = 40.0"))  # fmt: skip
+    slow.write_text(
+        (models_dir() / "hermes.toml")
+        .read_text()
+        .replace("conversion_ns = 5.0", "conversion_ns = 40.0")
+    )
     child = tmp_path / "core.toml"
-    child.write_text((models_dir() / "hermes-core.toml").read_text().replace(
-        'base = "hermes"', 'base = "hermes.toml"'))  # fmt: skip
+    child.write_text(
+        (models_dir() / "hermes-core.toml")
+        .read_text()
+        .replace('base = "hermes"', 'base = "hermes.toml"')
+    )
     rows = {r.metric: r for r in validate(load_chip(child))}
     assert rows["mvm_latency_ns"].simulated == 168.0
     assert failed(list(rows.values())) and rows["tops_per_mm2"].basis == "fitted"
@@ -151,8 +171,11 @@ def test_published_figures_need_a_basis(cli, tmp_path):
     bad = tmp_path / "nobasis.toml"
     bad.write_text(text.replace('basis = "fitted"\n', "").replace('basis = "predicted"\n', ""))
     cli.refused("validate", "--chip", str(bad), match="published[0].basis")
-    bad.write_text(text.replace('basis = "fitted"', 'basis = "guessed"', 1).replace(
-        'basis = "predicted"', 'basis = "guessed"', 1))  # fmt: skip
+    bad.write_text(
+        text.replace('basis = "fitted"', 'basis = "guessed"', 1).replace(
+            'basis = "predicted"', 'basis = "guessed"', 1
+        )
+    )
     cli.refused("validate", "--chip", str(bad), match="fitted")
 
 
@@ -163,11 +186,16 @@ def test_a_predicted_workload_figure_is_gated_by_its_tolerance(hermes):
     from archsim.workload.catalog import load_workload
 
     chip = dataclasses.replace(hermes, published=(), published_workloads=())
-    period = simulate(dataclasses_replace_mode(chip, "4-phase"), load_workload("mnist-cnn"),
-                      mode="timing", samples=4).metrics.period_ns  # fmt: skip
+    period = simulate(
+        dataclasses_replace_mode(chip, "4-phase"),
+        load_workload("mnist-cnn"),
+        mode="timing",
+        samples=4,
+    ).metrics.period_ns
     for factor, ok in ((1.2, True), (1.5, False)):
-        pub = PublishedWorkloadSpec("mnist-cnn", "period_ns", period * factor, "predicted",
-                                    read_mode="4-phase")  # fmt: skip
+        pub = PublishedWorkloadSpec(
+            "mnist-cnn", "period_ns", period * factor, "predicted", read_mode="4-phase"
+        )
         rows = validate(dataclasses.replace(chip, published_workloads=(pub,)), samples=4)
         row = next(r for r in rows if r.metric == "mnist-cnn period_ns")
         assert row.read_mode == "4-phase" and row.ok is ok and (row in failed(rows)) is not ok
@@ -178,8 +206,10 @@ def test_workload_figures_are_checked_when_read(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace("disputed = true\nnote = ", "disputed = true\nxnote = ", 1))
     cli.refused("validate", "--chip", str(bad), match="xnote")
-    entry = ('\n[[published_workloads]]\nworkload = "mnist-cnn"\nmetric = "period_ns"\n'
-             'value = 1.0\nbasis = "predicted"\n')  # fmt: skip
+    entry = (
+        '\n[[published_workloads]]\nworkload = "mnist-cnn"\nmetric = "period_ns"\n'
+        'value = 1.0\nbasis = "predicted"\n'
+    )
     bad.write_text(text + entry + "disputed = true\n")
     cli.refused("validate", "--chip", str(bad), match="published_workloads[4].note")
     bad.write_text(text + entry + 'read_mode = "2-phase"\n')

@@ -106,8 +106,13 @@ def test_toml_layer_list(tmp_path):
     path.write_text(LAYERS)
     w = load_workload(str(path))
     assert [type(op).__name__ for op in w.ops()] == [
-        "Input", "Conv2d", "Act", "Pool", "Reshape", "Linear"
-    ]  # fmt: skip
+        "Input",
+        "Conv2d",
+        "Act",
+        "Pool",
+        "Reshape",
+        "Linear",
+    ]
     assert w.op("fc").shape == (3,)
     assert run(w, np.ones((2, 1, 6, 6), np.float32))["fc"].shape == (2, 3)
 
@@ -127,18 +132,24 @@ def test_toml_kernels_strides_and_padding_take_height_width_pairs(tmp_path):
     [
         (('op = "relu"', 'op = "swish"'), r"layer 'relu': op: expected one of"),
         (("kernel = 3", "kernel = 3\nwidth = 2"), r"layer 'conv': width: unknown key"),
-        (("out_features = 3", 'out_features = 3\ninputs = ["nope"]'),
-         r"layer 'fc': inputs: no earlier layer 'nope'"),
+        (
+            ("out_features = 3", 'out_features = 3\ninputs = ["nope"]'),
+            r"layer 'fc': inputs: no earlier layer 'nope'",
+        ),
         (("shape = [1, 6, 6]", "shape = [1, 1, 1]"), r"layer 'pool': .*does not fit input 1x1"),
-        (("out_features = 3", "out_features = 3.5"),
-         r"layer 'fc': out_features: expected an integer >= 1, got 3\.5"),
+        (
+            ("out_features = 3", "out_features = 3.5"),
+            r"layer 'fc': out_features: expected an integer >= 1, got 3\.5",
+        ),
         (("out_features = 3", 'out_features = "3"'), r"layer 'fc': out_features: expected an"),
-        (("kernel = 3", "kernel = [3, 3, 3]"),
-         r"layer 'conv': kernel: expected an integer >= 1 or \[height, width\]"),
+        (
+            ("kernel = 3", "kernel = [3, 3, 3]"),
+            r"layer 'conv': kernel: expected an integer >= 1 or \[height, width\]",
+        ),
         (("kernel = 3", "kernel = 3\nbias = 1"), r"layer 'conv': bias: expected true or false"),
         (("kernel = 3", "kernel = 3\ngroups = 2"), r"layer 'conv': groups: 2 does not divide"),
     ],
-)  # fmt: skip
+)
 def test_toml_errors_name_file_layer_and_key(tmp_path, edit, message):
     path = tmp_path / "bad.toml"
     path.write_text(LAYERS.replace(*edit))

@@ -92,8 +92,14 @@ class HermesPcmDevice(PowerLawDrift):
         check_range(self.g_min_us, self.g_max_us)
         if self.fit_devices not in (1, 2):
             raise SpecError("fit_devices", f"expected 1 or 2, got {self.fit_devices}")
-        for name in ("g_ref_us", "t0_s", "t_read_s", "nu_mean_break", "nu_std_break",
-                     "read_q_break"):  # fmt: skip
+        for name in (
+            "g_ref_us",
+            "t0_s",
+            "t_read_s",
+            "nu_mean_break",
+            "nu_std_break",
+            "read_q_break",
+        ):
             positive(name, getattr(self, name))
         for name in ("nu_mean_log_clip", "nu_std_log_clip", "read_q_log_clip"):
             lo, hi = getattr(self, name)
@@ -129,16 +135,23 @@ class HermesPcmDevice(PowerLawDrift):
     def drift_moments(self, g_target_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and (per-device) spread of the drift exponent for each target conductance."""
         x = self._x(g_target_us)
-        mu = _piecewise(x, self.nu_mean_break, self.nu_mean_log, self.nu_mean_log_clip,
-                        self.nu_mean_poly)  # fmt: skip
-        sd = _piecewise(x, self.nu_std_break, self.nu_std_log, self.nu_std_log_clip,
-                        self.nu_std_poly)  # fmt: skip
+        mu = _piecewise(
+            x, self.nu_mean_break, self.nu_mean_log, self.nu_mean_log_clip, self.nu_mean_poly
+        )
+        sd = _piecewise(
+            x, self.nu_std_break, self.nu_std_log, self.nu_std_log_clip, self.nu_std_poly
+        )
         return mu, sd * math.sqrt(self.fit_devices)
 
     def read_sigma(self, g_prog_us: np.ndarray, t_s: float) -> np.ndarray:
         """Relative read-noise std of one device integrated up to t_s after programming."""
-        q = _piecewise(self._x(g_prog_us), self.read_q_break, self.read_q_log,
-                       self.read_q_log_clip, self.read_q_poly)  # fmt: skip
+        q = _piecewise(
+            self._x(g_prog_us),
+            self.read_q_break,
+            self.read_q_log,
+            self.read_q_log_clip,
+            self.read_q_poly,
+        )
         t = t_s + self.t0_s
         growth = np.sqrt(np.log((t + self.t_read_s) / (2 * self.t_read_s)))
         return q * math.sqrt(self.fit_devices) * growth

@@ -23,9 +23,23 @@ NOISE_ELEMENT = 2
 
 @numba.njit(**JIT_OPTIONS)
 def adc_accumulate(
-    part, acc, first, inv_step, out_scale, qmax, quantize,
-    noise_mode, row_sd, elem_var, elem_std, table, k0, k1, counter0, counter_row,
-):  # fmt: skip
+    part,
+    acc,
+    first,
+    inv_step,
+    out_scale,
+    qmax,
+    quantize,
+    noise_mode,
+    row_sd,
+    elem_var,
+    elem_std,
+    table,
+    k0,
+    k1,
+    counter0,
+    counter_row,
+):
     """Convert one block's partial sums and add them into the outputs.
 
     For element (b, c): v = (part[b, c] + sd * z) * inv_step[c]; clipped when |v| > qmax; v is

@@ -52,8 +52,9 @@ def lower_op(op: ir.Op) -> LayerMatrix:
         k = op.weight.shape[1] * kh * kw
         return LayerMatrix(op.name, "conv", k, op.shape[0] // op.groups, op.groups, op.positions)
     k, n = op.weight.shape
-    return LayerMatrix(op.name, "linear" if isinstance(op, ir.Linear) else "lstm", k, n, 1,
-                       op.positions)  # fmt: skip
+    return LayerMatrix(
+        op.name, "linear" if isinstance(op, ir.Linear) else "lstm", k, n, 1, op.positions
+    )
 
 
 def analog_traffic(workload: ir.Workload, bytes_per_value: int = 1) -> dict[tuple[str, str], int]:

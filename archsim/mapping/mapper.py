@@ -214,8 +214,10 @@ def map_workload(
         )
     else:
         # a stage's time counts the MVMs its packed crossbars do one after another
-        paced = [dataclasses.replace(m, mvms_per_sample=m.mvms_per_sample
-                                     * _passes(m, packs[m.layer])) for m in matrices]  # fmt: skip
+        paced = [
+            dataclasses.replace(m, mvms_per_sample=m.mvms_per_sample * _passes(m, packs[m.layer]))
+            for m in matrices
+        ]
         reps = REPLICATION[replication](paced, blocks, cores)
         units = _units(matrices, shape, reps, rows, cols, packs)
     links = _links(workload, matrices, units, shape, reps)
@@ -237,10 +239,20 @@ def map_workload(
     layer_maps = []
     for m in matrices:
         per_mvm = packs[m.layer][1]
-        bl = tuple(Block(*key, rows=r, cols=c, core=where[key], groups=n,
-                         mvms=math.ceil(n / per_mvm),
-                         row0=spot[key][1] if spot else 0, col0=spot[key][2] if spot else 0)
-                   for key, r, c, n in units if key[0] == m.layer)  # fmt: skip
+        bl = tuple(
+            Block(
+                *key,
+                rows=r,
+                cols=c,
+                core=where[key],
+                groups=n,
+                mvms=math.ceil(n / per_mvm),
+                row0=spot[key][1] if spot else 0,
+                col0=spot[key][2] if spot else 0,
+            )
+            for key, r, c, n in units
+            if key[0] == m.layer
+        )
         rb, cb = shape[m.layer]
         layer_maps.append(LayerMapping(m, rb, cb, reps[m.layer], bl, *packs[m.layer]))
     edges = _edges(workload, layer_maps, chip.cores.grid)

@@ -15,27 +15,34 @@ def mapping_rows(m: Mapping) -> list[dict]:
         mx = lm.matrix
         groups = f"x{mx.groups}" if mx.groups > 1 else ""
         shape = f"{mx.k}x{mx.n}{groups}"
-        out.append({
-            "layer": lm.name,
-            "kind": mx.kind,
-            "KxN": shape,
-            "blocks": f"{lm.row_blocks}x{lm.col_blocks}{groups}",
-            "packed": (f"{lm.groups_per_crossbar}/xbar {lm.groups_per_mvm}/MVM"
-                       if lm.groups_per_crossbar > 1 else "-"),
-            "parts": lm.parts,
-            "replicas": lm.replicas,
-            "cores": len(lm.blocks),
-            "mvms_per_sample": mx.mvms_per_sample,
-            "cell_utilisation": lm.utilisation(rows, cols),
-        })  # fmt: skip
+        out.append(
+            {
+                "layer": lm.name,
+                "kind": mx.kind,
+                "KxN": shape,
+                "blocks": f"{lm.row_blocks}x{lm.col_blocks}{groups}",
+                "packed": (
+                    f"{lm.groups_per_crossbar}/xbar {lm.groups_per_mvm}/MVM"
+                    if lm.groups_per_crossbar > 1
+                    else "-"
+                ),
+                "parts": lm.parts,
+                "replicas": lm.replicas,
+                "cores": len(lm.blocks),
+                "mvms_per_sample": mx.mvms_per_sample,
+                "cell_utilisation": lm.utilisation(rows, cols),
+            }
+        )
     return out
 
 
 def format_mapping(m: Mapping) -> str:
     """The mapping table and its totals as aligned text."""
-    head = (f"{'layer':<16} {'kind':<6} {'K x N':>12} {'blocks':>7} {'groups packed':>16} "
-            f"{'parts':>5} {'repl':>5} {'cores':>6} {'MVM/sample':>10} "
-            f"{'cells used':>10}")  # fmt: skip
+    head = (
+        f"{'layer':<16} {'kind':<6} {'K x N':>12} {'blocks':>7} {'groups packed':>16} "
+        f"{'parts':>5} {'repl':>5} {'cores':>6} {'MVM/sample':>10} "
+        f"{'cells used':>10}"
+    )
     lines = [head]
     for r in mapping_rows(m):
         lines.append(
@@ -46,12 +53,17 @@ def format_mapping(m: Mapping) -> str:
     xb = m.chip.crossbar
     weights = sum(lm.matrix.weights for lm in m.layers)
     if m.segments > 1:
-        use = (f"{m.segments} segments with weight reloads, {m.cores_used} block placements "
-               f"on {m.chip.cores.count} cores")  # fmt: skip
+        use = (
+            f"{m.segments} segments with weight reloads, {m.cores_used} block placements "
+            f"on {m.chip.cores.count} cores"
+        )
         split = [lm for lm in m.layers if lm.parts > 1]
         if split:
-            use += " (split over segments: " + ", ".join(
-                f"{lm.name} in {lm.parts} parts" for lm in split) + ")"  # fmt: skip
+            use += (
+                " (split over segments: "
+                + ", ".join(f"{lm.name} in {lm.parts} parts" for lm in split)
+                + ")"
+            )
     else:
         use = f"{m.cores_used} of {m.chip.cores.count} cores"
         placed = sum(len(lm.blocks) for lm in m.layers)
@@ -110,8 +122,11 @@ def plot_mapping(m: Mapping, path: Path) -> None:
     ax.set_ylim(0, grid_r)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"{m.workload.name} on {m.chip.name}: {m.cores_used}/{m.chip.cores.count} cores "
-                 f"({m.placement} placement)", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{m.workload.name} on {m.chip.name}: {m.cores_used}/{m.chip.cores.count} cores "
+        f"({m.placement} placement)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

@@ -68,8 +68,7 @@ def plan_segments(workload: Workload, chip: ChipSpec, max_cores: int | None = No
     """The segments of `workload` on `chip`, with the parts of layers larger than the chip."""
     cores = max_cores or chip.cores.count
     rows, cols = chip.crossbar.rows, chip.crossbar.cols
-    need = {m.layer: crossbars(m, rows, cols, packing(m, rows, cols)[0])
-            for m in lower(workload)}  # fmt: skip
+    need = {m.layer: crossbars(m, rows, cols, packing(m, rows, cols)[0]) for m in lower(workload)}
     ops: list[ir.Op] = []
     part_of: dict[str, str] = {}
     slices: dict[str, tuple[str, int, int]] = {}
@@ -92,8 +91,13 @@ def plan_segments(workload: Workload, chip: ChipSpec, max_cores: int | None = No
     for op in ops:
         if isinstance(op, ir.Input):
             continue
-        here = max((segment.get(slices[s][0], -1) + 1 if s in slices else segment.get(s, 0)
-                    for s in op.inputs), default=0)  # fmt: skip
+        here = max(
+            (
+                segment.get(slices[s][0], -1) + 1 if s in slices else segment.get(s, 0)
+                for s in op.inputs
+            ),
+            default=0,
+        )
         if op.name in need:
             if used + need[op.name] > cores or here > current:
                 current, used = max(current + (used > 0), here), 0
@@ -115,9 +119,11 @@ def _split(workload: Workload, op: ir.Op, rows: int, cols: int, cores: int):
     inputs the parts read: (parts, assembly ops, {slice input: (tensor, first, end)})."""
     if not isinstance(op, ir.Linear | ir.Conv2d) or getattr(op, "groups", 1) > 1:
         kind = type(op).__name__ + (" with groups" if getattr(op, "groups", 1) > 1 else "")
-        raise MappingError(f"{workload.name}: layer {op.name} alone needs more than the "
-                           f"{cores} cores of the chip, and a {kind} cannot be cut into "
-                           f"parts over segments")  # fmt: skip
+        raise MappingError(
+            f"{workload.name}: layer {op.name} alone needs more than the "
+            f"{cores} cores of the chip, and a {kind} cannot be cut into "
+            f"parts over segments"
+        )
     conv = isinstance(op, ir.Conv2d)
     unit = op.kernel[0] * op.kernel[1] if conv else 1  # K rows per input channel
     k_total = op.weight.shape[1] * unit if conv else op.weight.shape[0]
@@ -129,8 +135,10 @@ def _split(workload: Workload, op: ir.Op, rows: int, cols: int, cores: int):
             n_cut = cores // math.ceil(k_cut / rows) * cols
             break
     else:
-        raise MappingError(f"{workload.name}: layer {op.name}: one input channel's "
-                           f"{unit} rows do not fit {cores} crossbars of {rows} rows")  # fmt: skip
+        raise MappingError(
+            f"{workload.name}: layer {op.name}: one input channel's "
+            f"{unit} rows do not fit {cores} crossbars of {rows} rows"
+        )
     k_ranges = [(k, min(k + k_cut, k_total)) for k in range(0, k_total, k_cut)]
     n_ranges = [(n, min(n + n_cut, n_total)) for n in range(0, n_total, n_cut)]
     src = op.inputs[0]
@@ -146,12 +154,27 @@ def _split(workload: Workload, op: ir.Op, rows: int, cols: int, cores: int):
             bias = None if op.bias is None or i > 0 else op.bias[n0:n1]
             if conv:
                 w = op.weight[n0:n1, k0 // unit : k1 // unit]
-                parts.append(dataclasses.replace(op, name=name, inputs=(x,), weight=w, bias=bias,
-                                                 shape=(n1 - n0, *op.shape[1:])))  # fmt: skip
+                parts.append(
+                    dataclasses.replace(
+                        op,
+                        name=name,
+                        inputs=(x,),
+                        weight=w,
+                        bias=bias,
+                        shape=(n1 - n0, *op.shape[1:]),
+                    )
+                )
             else:
-                parts.append(dataclasses.replace(op, name=name, inputs=(x,), bias=bias,
-                                                 weight=op.weight[k0:k1, n0:n1],
-                                                 shape=(*op.shape[:-1], n1 - n0)))  # fmt: skip
+                parts.append(
+                    dataclasses.replace(
+                        op,
+                        name=name,
+                        inputs=(x,),
+                        bias=bias,
+                        weight=op.weight[k0:k1, n0:n1],
+                        shape=(*op.shape[:-1], n1 - n0),
+                    )
+                )
             col.append(parts[-1])
         columns.append(col)
     assembly = []
@@ -160,8 +183,12 @@ def _split(workload: Workload, op: ir.Op, rows: int, cols: int, cores: int):
         total = col[0]
         for i, part in enumerate(col[1:], start=1):
             last = i == len(col) - 1 and len(columns) == 1
-            total = ir.Binary(op.name if last else f"{op.name}.sum{j}.{i}",
-                              (total.name, part.name), part.shape, "add")  # fmt: skip
+            total = ir.Binary(
+                op.name if last else f"{op.name}.sum{j}.{i}",
+                (total.name, part.name),
+                part.shape,
+                "add",
+            )
             assembly.append(total)
         sums.append(total.name)
     if len(columns) > 1:
@@ -233,31 +260,53 @@ def merged_mapping(workload: Workload, parts: list[Mapping]) -> Mapping:
         if len(lms) == 1 and lms[0].name == m.layer:
             layers.append(lms[0])
             continue
-        blocks = tuple(dataclasses.replace(b, layer=m.layer, replica=0)
-                       for lm in lms for b in lm.blocks)  # fmt: skip
-        layers.append(LayerMapping(m, math.ceil(m.k / rows), math.ceil(m.n / cols), 1, blocks,
-                                   parts=len(lms)))  # fmt: skip
+        blocks = tuple(
+            dataclasses.replace(b, layer=m.layer, replica=0) for lm in lms for b in lm.blocks
+        )
+        layers.append(
+            LayerMapping(m, math.ceil(m.k / rows), math.ceil(m.n / cols), 1, blocks, parts=len(lms))
+        )
     edges = tuple(e for p in parts for e in p.edges)
     first = parts[0]
     part_of = {k: v for p in parts for k, v in p.part_of.items()}
-    return Mapping(first.chip, workload, tuple(layers), edges, first.placement, first.replication,
-                   sum(p.bytes_hops_per_sample for p in parts), segments=len(parts),
-                   part_of=part_of)  # fmt: skip
+    return Mapping(
+        first.chip,
+        workload,
+        tuple(layers),
+        edges,
+        first.placement,
+        first.replication,
+        sum(p.bytes_hops_per_sample for p in parts),
+        segments=len(parts),
+        part_of=part_of,
+    )
 
 
 def segment_layers(workload: Workload, parts: list[Mapping]) -> Mapping:
     """Every segment's layers as they ran (parts of split layers by their own names), for the
     timed run's metrics."""
     first = parts[0]
-    return Mapping(first.chip, workload, tuple(lm for p in parts for lm in p.layers),
-                   tuple(e for p in parts for e in p.edges), first.placement, first.replication,
-                   sum(p.bytes_hops_per_sample for p in parts), segments=len(parts),
-                   part_of={k: v for p in parts for k, v in p.part_of.items()})  # fmt: skip
+    return Mapping(
+        first.chip,
+        workload,
+        tuple(lm for p in parts for lm in p.layers),
+        tuple(e for p in parts for e in p.edges),
+        first.placement,
+        first.replication,
+        sum(p.bytes_hops_per_sample for p in parts),
+        segments=len(parts),
+        part_of={k: v for p in parts for k, v in p.part_of.items()},
+    )
 
 
-def map_or_segment(workload: Workload, chip: ChipSpec, *, placement: str | None = None,
-                   replication: str | None = None,
-                   share: bool = False) -> tuple[Mapping, list[Mapping] | None]:  # fmt: skip
+def map_or_segment(
+    workload: Workload,
+    chip: ChipSpec,
+    *,
+    placement: str | None = None,
+    replication: str | None = None,
+    share: bool = False,
+) -> tuple[Mapping, list[Mapping] | None]:
     """The workload mapped whole; or, when it does not fit and the chip allows weight reloads,
     the mapping merged from its segments (each mapped without replicas: copies would have to be
     reprogrammed for every batch) and the segments themselves (None when it fits).
@@ -266,8 +315,9 @@ def map_or_segment(workload: Workload, chip: ChipSpec, *, placement: str | None 
         MappingError: it does not fit and reloads are off, or one layer cannot be split.
     """
     try:
-        whole = map_workload(workload, chip, placement=placement, replication=replication,
-                             share=share)  # fmt: skip
+        whole = map_workload(
+            workload, chip, placement=placement, replication=replication, share=share
+        )
         return whole, None
     except MappingError:
         if not chip.mapping.weight_reload:

@@ -53,8 +53,9 @@ class CoreTiming:
 class Core:
     """A core owns its env, timing and resources; behaviour is generator methods."""
 
-    def __init__(self, env: simpy.Environment, timing: CoreTiming, index: int,
-                 sram_bytes: int, rec: Recorder) -> None:  # fmt: skip
+    def __init__(
+        self, env: simpy.Environment, timing: CoreTiming, index: int, sram_bytes: int, rec: Recorder
+    ) -> None:
         self.env = env
         self.timing = timing
         self.index = index
@@ -68,8 +69,16 @@ class Core:
         self.outbuf = simpy.Container(env, capacity=max(1, sram_bytes))
         """Output SRAM (bytes of results not yet sent)."""
 
-    def integrate(self, layer: str, sample: int, chunk: int, blocks: int, after_first=None,
-                  mvms: int | None = None, hold: Sequence[Core] = ()):  # fmt: skip
+    def integrate(
+        self,
+        layer: str,
+        sample: int,
+        chunk: int,
+        blocks: int,
+        after_first=None,
+        mvms: int | None = None,
+        hold: Sequence[Core] = (),
+    ):
         """Hold the array for `chunk` MVMs; records one "mvm" row with qty = chunk x blocks
         (or `mvms` when given: packed crossbars do several MVMs per array pass of the copy).
         The arrays of `hold` (crossbars shared with other layers) are held too, all arrays

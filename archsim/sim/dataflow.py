@@ -79,9 +79,14 @@ class RowSender:
                 yield from self._to_replicas(sources, n, row)
             elif self.consumer.kind == "gdpu":
                 dst = self.e._location(self.consumer)
-                moves = [env.process(self.e.fabric.transfer(src, dst, self.producer.row_bytes * f,
-                                                            self.consumer.name, n))
-                         for src, f in sources]  # fmt: skip
+                moves = [
+                    env.process(
+                        self.e.fabric.transfer(
+                            src, dst, self.producer.row_bytes * f, self.consumer.name, n
+                        )
+                    )
+                    for src, f in sources
+                ]
                 yield simpy.AllOf(env, moves)
             self.gate.arrive(n)
             ev.succeed()
@@ -91,8 +96,11 @@ class RowSender:
         """Put the row into the input SRAM of every block of every replica that reads it."""
         env, c, k = self.e.env, self.consumer, node_k(self.consumer)
         reps = [r for r in self.e.replicas[c.name] if self.e.needs(c, r, n, self.producer, row)]
-        moves = [env.process(self._to_block(core, self.producer.row_bytes * rows / k, sources, n))
-                 for rep in reps for core, rows, _ in rep.blocks]  # fmt: skip
+        moves = [
+            env.process(self._to_block(core, self.producer.row_bytes * rows / k, sources, n))
+            for rep in reps
+            for core, rows, _ in rep.blocks
+        ]
         yield simpy.AllOf(env, moves)
         for rep in reps:
             if (c.name, rep.index, n) in self.e.finished:  # arrived after its last use
@@ -102,9 +110,13 @@ class RowSender:
 
     def _to_block(self, core: Core, nbytes: float, sources: list, n: int):
         yield core.inbuf.put(nbytes)
-        moves = [self.e.env.process(self.e.fabric.transfer(src, core.index, nbytes * f,
-                                                          self.consumer.name, n))
-                 for src, f in sources]  # fmt: skip
+        moves = [
+            self.e.env.process(
+                self.e.fabric.transfer(src, core.index, nbytes * f, self.consumer.name, n)
+            )
+            for src, f in sources
+        ]
         yield simpy.AllOf(self.e.env, moves)
-        self.e.rec.record(self.e.env.now, self.e.env.now, core.name, "sram_write",
-                          self.consumer.name, n, nbytes)  # fmt: skip
+        self.e.rec.record(
+            self.e.env.now, self.e.env.now, core.name, "sram_write", self.consumer.name, n, nbytes
+        )

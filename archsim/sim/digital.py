@@ -16,8 +16,9 @@ from archsim.spec import GdpuSpec
 class GlobalUnit:
     """One GDPU, attached to a router of the fabric."""
 
-    def __init__(self, env: simpy.Environment, spec: GdpuSpec, index: int, router: int,
-                 rec: Recorder) -> None:  # fmt: skip
+    def __init__(
+        self, env: simpy.Environment, spec: GdpuSpec, index: int, router: int, rec: Recorder
+    ) -> None:
         self.env = env
         self.spec = spec
         self.index = index

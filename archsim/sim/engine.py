@@ -165,8 +165,10 @@ class Engine:
             spec = GdpuSpec(1, ldpu.clock_ghz, ldpu.ops_per_cycle, ldpu.energy_pj_per_op)
         self.gdpu_spec = spec
         n_routers = self.chip.fabric.dims[0] * self.chip.fabric.dims[1]
-        return [GlobalUnit(self.env, spec, g, int((g + 0.5) * n_routers / spec.count), self.rec)
-                for g in range(spec.count)]  # fmt: skip
+        return [
+            GlobalUnit(self.env, spec, g, int((g + 0.5) * n_routers / spec.count), self.rec)
+            for g in range(spec.count)
+        ]
 
     def _replicas(self, lm) -> list[_Replica]:
         reps = []
@@ -176,11 +178,19 @@ class Engine:
             for lead in (b for b in blocks if b.row_block == 0):  # packed groups: one lane
                 lane = [b for b in blocks if (b.group, b.col_block) == (lead.group, lead.col_block)]
                 far = max(lane, key=lambda b, lead=lead: self._hops(b.core, lead.core))
-                lanes.append(_Lane(self.cores[lead.core], self.cores[far.core], len(lane),
-                                   _outputs(lm, lead), lead.mvms))  # fmt: skip
+                lanes.append(
+                    _Lane(
+                        self.cores[lead.core],
+                        self.cores[far.core],
+                        len(lane),
+                        _outputs(lm, lead),
+                        lead.mvms,
+                    )
+                )
             cores = [(self.cores[b.core], _inputs(lm, b), _outputs(lm, b)) for b in blocks]
-            reps.append(_Replica(r, lanes, cores, max(b.mvms for b in blocks),
-                                 sum(b.mvms for b in blocks)))  # fmt: skip
+            reps.append(
+                _Replica(r, lanes, cores, max(b.mvms for b in blocks), sum(b.mvms for b in blocks))
+            )
         return reps
 
     def _share_arrays(self) -> None:
@@ -211,32 +221,34 @@ class Engine:
             mine: dict[Core, int] = defaultdict(int)
             for p in node.inputs:
                 prod = self.plan[p]
-                window = max(need(node, prod, r) - (0 if r == 0 else last_use_rows(node, prod, r))
-                             for r in range(node.rows))  # fmt: skip
+                window = max(
+                    need(node, prod, r) - (0 if r == 0 else last_use_rows(node, prod, r))
+                    for r in range(node.rows)
+                )
                 rows_needed = window + len(reps) + 1
                 for rep in reps:
                     for core, rows, _ in rep.blocks:
-                        mine[core] += int(np.ceil(rows_needed * prod.row_bytes * rows
-                                                  / node_k(node)))  # fmt: skip
+                        mine[core] += int(
+                            np.ceil(rows_needed * prod.row_bytes * rows / node_k(node))
+                        )
             for core, required in mine.items():
                 required += claimed_in[core]
                 claimed_in[core] = required
                 if required > core.inbuf.capacity:
                     core.inbuf = simpy.Container(self.env, capacity=required)
-                    self.enlarged.append(f"{core.name} input SRAM for {node.name}: "
-                                         f"{required} B")  # fmt: skip
+                    self.enlarged.append(f"{core.name} input SRAM for {node.name}: {required} B")
             outs: dict[Core, int] = defaultdict(int)
             for rep in reps:
                 for lane in rep.lanes:
-                    outs[lane.lead] += ((node.positions_per_row + 2) * lane.cols
-                                        * self.settings.bytes_per_value)  # fmt: skip
+                    outs[lane.lead] += (
+                        (node.positions_per_row + 2) * lane.cols * self.settings.bytes_per_value
+                    )
             for core, cap in outs.items():
                 cap += claimed_out[core]
                 claimed_out[core] = cap
                 if cap > core.outbuf.capacity:
                     core.outbuf = simpy.Container(self.env, capacity=cap)
-                    self.enlarged.append(f"{core.name} output SRAM for {node.name}: "
-                                         f"{cap} B")  # fmt: skip
+                    self.enlarged.append(f"{core.name} output SRAM for {node.name}: {cap} B")
 
     # -- run ----------------------------------------------------------------------------------
     def run(self, progress: Callable[[str], None] | None = None) -> SimRun:
@@ -267,16 +279,29 @@ class Engine:
                 f"{self.env.now:.0f} ns with samples {stuck[0]}..{stuck[-1]} unfinished "
                 f"(full input SRAM: {', '.join(full[:6]) or 'none'})"
             )
-        groups = {(rep.array.name, name): [c.name for c, _, _ in rep.blocks]
-                  for name, reps in self.replicas.items() for rep in reps}  # fmt: skip
-        return SimRun(self.rec, self.plan, self.sample_start, self.sample_end, self.env.now,
-                      event_count(self.env), self.enlarged, groups,
-                      self.gdpu_spec.energy_pj_per_op)  # fmt: skip
+        groups = {
+            (rep.array.name, name): [c.name for c, _, _ in rep.blocks]
+            for name, reps in self.replicas.items()
+            for rep in reps
+        }
+        return SimRun(
+            self.rec,
+            self.plan,
+            self.sample_start,
+            self.sample_end,
+            self.env.now,
+            event_count(self.env),
+            self.enlarged,
+            groups,
+            self.gdpu_spec.energy_pj_per_op,
+        )
 
     def _status(self, events: int) -> str:
         done = sum(1 for t in self.sample_end if t > 0.0)
-        return (f"{self.mapping.workload.name}: {done}/{self.settings.samples} samples done, "
-                f"{self.env.now / 1e3:,.1f} us simulated, {events:,} events")  # fmt: skip
+        return (
+            f"{self.mapping.workload.name}: {done}/{self.settings.samples} samples done, "
+            f"{self.env.now / 1e3:,.1f} us simulated, {events:,} events"
+        )
 
     def _input(self, node: Node):
         """Read the input rows back to back; up to IN_FLIGHT rows travel at once, so the
@@ -336,8 +361,11 @@ class Engine:
             while i < len(todo):
                 row = todo[i] // ppr
                 group = [todo[i]]
-                while (len(group) < chunk and i + len(group) < len(todo)
-                       and todo[i + len(group)] // ppr == row):  # fmt: skip
+                while (
+                    len(group) < chunk
+                    and i + len(group) < len(todo)
+                    and todo[i + len(group)] // ppr == row
+                ):
                     group.append(todo[i + len(group)])
                 i += len(group)
                 for p in node.inputs:
@@ -357,10 +385,24 @@ class Engine:
                 def start_post(end_ns, node=node, rep=rep, n=n, row=row, k=k):
                     self.env.process(self._post(node, rep, n, row, k, end_ns))
 
-                yield from rep.array.integrate(node.name, n, k * rep.passes, blocks, start_post,
-                                               mvms=k * rep.mvms, hold=rep.hold)  # fmt: skip
-                self.rec.record(self.env.now, self.env.now, rep.array.name, "sram_read",
-                                node.name, n, k * rows_read)  # fmt: skip
+                yield from rep.array.integrate(
+                    node.name,
+                    n,
+                    k * rep.passes,
+                    blocks,
+                    start_post,
+                    mvms=k * rep.mvms,
+                    hold=rep.hold,
+                )
+                self.rec.record(
+                    self.env.now,
+                    self.env.now,
+                    rep.array.name,
+                    "sram_read",
+                    node.name,
+                    n,
+                    k * rows_read,
+                )
             self.finished.add((node.name, rep.index, n))
             for p in node.inputs:
                 self._free_inputs(node, rep, p, n, node.rows)
@@ -398,16 +440,19 @@ class Engine:
                 for stage in stages:
                     yield from stage
                 return
-            yield simpy.AllOf(self.env, [self.env.process(_timed(self.env, st, spans[i]))
-                                         for st in stages])  # fmt: skip
+            yield simpy.AllOf(
+                self.env, [self.env.process(_timed(self.env, st, spans[i])) for st in stages]
+            )
 
-        yield simpy.AllOf(self.env, [self.env.process(lane_work(i, lane))
-                                     for i, lane in enumerate(rep.lanes)])  # fmt: skip
+        yield simpy.AllOf(
+            self.env, [self.env.process(lane_work(i, lane)) for i, lane in enumerate(rep.lanes)]
+        )
         gdpu_span: list[float] = []
         if node.ops_per_row:  # LSTM gates and cell update, after all lanes
             gdpu = self.gdpus[_stable_index(node.name, len(self.gdpus))]
-            yield self.env.process(_timed(self.env, gdpu.run(k * node.ops_per_row, node.name, n),
-                                          gdpu_span))  # fmt: skip
+            yield self.env.process(
+                _timed(self.env, gdpu.run(k * node.ops_per_row, node.name, n), gdpu_span)
+            )
         if k > 1:
             # a pipeline of stages: the first MVM passes every stage, the slowest stage then
             # takes the other k - 1; and nothing ends before the array let the last MVM go
@@ -438,12 +483,16 @@ class Engine:
                 adds = cols * (lane.row_blocks - 2)
                 stages.append(lane.far.post_process(node.name, n, adds, busy_ops=cols))
             psum = cols * self.settings.psum_bytes * (lane.row_blocks - 1)
-            stages.append(self.fabric.transfer(lane.far.index, lane.lead.index, psum,
-                                               f"{node.name} psum", n))  # fmt: skip
+            stages.append(
+                self.fabric.transfer(lane.far.index, lane.lead.index, psum, f"{node.name} psum", n)
+            )
         extra = 1 if lane.row_blocks > 1 else 0
         # scale, offset and fused activations are one pipelined pass per column
-        stages.append(lane.lead.post_process(node.name, n, cols * (node.ldpu_ops_per_col + extra),
-                                             busy_ops=cols * (1 + extra)))  # fmt: skip
+        stages.append(
+            lane.lead.post_process(
+                node.name, n, cols * (node.ldpu_ops_per_col + extra), busy_ops=cols * (1 + extra)
+            )
+        )
         return stages
 
     # -- digital and shape nodes -----------------------------------------------------------------

@@ -30,8 +30,17 @@ also the worst case, an upper bound on the data-dependent energy. Trained ReLU n
 far less (digits-cnn 0.15-0.28, mnist-cnn 0.02-0.23 per layer): a full run uses those."""
 
 ENERGY_PARTS = (
-    "array", "dac", "adc", "ldpu", "gdpu", "sram", "fabric", "offchip", "reload", "static"
-)  # fmt: skip
+    "array",
+    "dac",
+    "adc",
+    "ldpu",
+    "gdpu",
+    "sram",
+    "fabric",
+    "offchip",
+    "reload",
+    "static",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +63,11 @@ def layer_counts(mapping: Mapping) -> dict[str, LayerCounts]:
     for lm in mapping.layers:
         m = lm.matrix
         out[lm.name] = LayerCounts(
-            lm.mvms_per_position, m.k * m.n * m.groups, m.k * m.groups * lm.col_blocks,
+            lm.mvms_per_position,
+            m.k * m.n * m.groups,
+            m.k * m.groups * lm.col_blocks,
             m.n * m.groups * lm.row_blocks * phases,
-        )  # fmt: skip
+        )
     return out
 
 
@@ -117,8 +128,9 @@ class Metrics:
         return self.energy_per_sample_pj / self.steps_per_sample if self.steps_per_sample else None
 
 
-def compute_metrics(run: SimRun, mapping: Mapping,
-                    activity: dict[str, float] | float | None = None) -> Metrics:  # fmt: skip
+def compute_metrics(
+    run: SimRun, mapping: Mapping, activity: dict[str, float] | float | None = None
+) -> Metrics:
     """Metrics of `run`: `activity` is one value for all layers or the measured value per layer;
     a layer without one is taken at ASSUMED_ACTIVITY."""
     chip = mapping.chip
@@ -152,19 +164,31 @@ def compute_metrics(run: SimRun, mapping: Mapping,
         if share > (util.max() if len(util) else 0.0):
             bottleneck = f"weight reloads: {share:.0%} of the run"
     metrics = Metrics(
-        samples=s, total_ns=run.end_ns, latency_ns=latency, period_ns=period,
-        throughput_per_s=1e9 / period, ops_per_sample=ops_per_sample,
-        effective_tops=ops_per_sample / period / 1e3, energy_per_sample_pj=per_sample,
-        energy_breakdown_pj=breakdown, average_power_w=total / run.end_ns * 1e-3,
+        samples=s,
+        total_ns=run.end_ns,
+        latency_ns=latency,
+        period_ns=period,
+        throughput_per_s=1e9 / period,
+        ops_per_sample=ops_per_sample,
+        effective_tops=ops_per_sample / period / 1e3,
+        energy_per_sample_pj=per_sample,
+        energy_breakdown_pj=breakdown,
+        average_power_w=total / run.end_ns * 1e-3,
         tops_per_w=ops_per_sample / per_sample if per_sample else None,
         tops_per_mm2=ops_per_sample / period / 1e3 / chip.compute_area_mm2,
         bottleneck=bottleneck,
         utilisation=util.rename("busy").reset_index(),
-        steady_state=steady, mvm_events=int(mvm.qty.sum()), macs=macs, conversions=conversions,
-        fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()), activity_basis=basis,
-        steps_per_sample=max((lm.matrix.mvms_per_sample for lm in mapping.layers
-                              if lm.matrix.kind == "lstm"), default=0),
-    )  # fmt: skip
+        steady_state=steady,
+        mvm_events=int(mvm.qty.sum()),
+        macs=macs,
+        conversions=conversions,
+        fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
+        activity_basis=basis,
+        steps_per_sample=max(
+            (lm.matrix.mvms_per_sample for lm in mapping.layers if lm.matrix.kind == "lstm"),
+            default=0,
+        ),
+    )
     for f in fields(Metrics):
         value = getattr(metrics, f.name)
         if isinstance(value, float):
@@ -181,10 +205,12 @@ def _activity(counts, given) -> tuple[dict[str, float], str]:
     measured = {n: a for n, a in (given or {}).items() if n in counts}
     out = {n: measured.get(n, ASSUMED_ACTIVITY) for n in counts}
     assumed = len(counts) - len(measured)
-    why = (f"assumed {ASSUMED_ACTIVITY:.2f} (full-scale inputs) for {assumed} of {len(counts)} "
-           "layers without data: the activity at which the preset's energies give its "
-           "published peak TOPS/W, so the run cannot beat that peak; an upper bound, trained "
-           "networks measure 0.02-0.3")  # fmt: skip
+    why = (
+        f"assumed {ASSUMED_ACTIVITY:.2f} (full-scale inputs) for {assumed} of {len(counts)} "
+        "layers without data: the activity at which the preset's energies give its "
+        "published peak TOPS/W, so the run cannot beat that peak; an upper bound, trained "
+        "networks measure 0.02-0.3"
+    )
     if not measured:
         return out, why
     mean = sum(measured.values()) / len(measured)

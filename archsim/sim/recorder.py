@@ -19,8 +19,9 @@ class Recorder:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
 
-    def record(self, t0: float, t1: float, component: str, op: str, layer: str, sample: int,
-               qty: float) -> None:  # fmt: skip
+    def record(
+        self, t0: float, t1: float, component: str, op: str, layer: str, sample: int, qty: float
+    ) -> None:
         self.rows.append((t0, t1, component, op, layer, sample, qty))
 
     def to_frame(self) -> pd.DataFrame:

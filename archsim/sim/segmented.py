@@ -28,10 +28,24 @@ def run_segments(parts: list[Mapping], settings: SimSettings) -> SimRun:
     for part in parts:
         cost = reload_cost(part)
         stream_ns = cost.weight_bytes / part.chip.memory.offchip_bandwidth_bytes_per_ns
-        rec.record(offset, offset + stream_ns, "offchip", "weights_in", part.workload.name, -1,
-                   cost.weight_bytes)  # fmt: skip
-        rec.record(offset + stream_ns, offset + cost.time_ns, "chip", "program",
-                   part.workload.name, -1, cost.devices)  # fmt: skip
+        rec.record(
+            offset,
+            offset + stream_ns,
+            "offchip",
+            "weights_in",
+            part.workload.name,
+            -1,
+            cost.weight_bytes,
+        )
+        rec.record(
+            offset + stream_ns,
+            offset + cost.time_ns,
+            "chip",
+            "program",
+            part.workload.name,
+            -1,
+            cost.devices,
+        )
         offset += cost.time_ns
         run = Engine(part.chip, part, settings).run()
         rec.rows.extend((t0 + offset, t1 + offset, *rest) for t0, t1, *rest in run.recorder.rows)
@@ -44,5 +58,15 @@ def run_segments(parts: list[Mapping], settings: SimSettings) -> SimRun:
         events += run.events
         enlarged += run.enlarged_buffers
         gdpu_pj = run.gdpu_energy_pj_per_op
-    return SimRun(rec, plan, start or [], end, offset, events, enlarged, groups, gdpu_pj,
-                  batch_schedule=len(parts) > 1)  # fmt: skip
+    return SimRun(
+        rec,
+        plan,
+        start or [],
+        end,
+        offset,
+        events,
+        enlarged,
+        groups,
+        gdpu_pj,
+        batch_schedule=len(parts) > 1,
+    )

@@ -29,15 +29,18 @@ def stage_times(frame: pd.DataFrame, samples: int) -> pd.DataFrame:
     rows = frame[frame["op"].isin(_WORK_OPS)].assign(busy=frame["t1_ns"] - frame["t0_ns"])
     per = rows.groupby(["layer", "component", "op"])["busy"].sum().reset_index()
     top = per.loc[per.groupby("layer")["busy"].idxmax()]
-    return pd.DataFrame({
-        "layer": top["layer"].to_numpy(),
-        "resource": (top["component"] + " " + top["op"]).to_numpy(),
-        "busy_ns": top["busy"].to_numpy() / samples,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "layer": top["layer"].to_numpy(),
+            "resource": (top["component"] + " " + top["op"]).to_numpy(),
+            "busy_ns": top["busy"].to_numpy() / samples,
+        }
+    )
 
 
-def plot_layer_timing(frame: pd.DataFrame, samples: int, period_ns: float, title: str,
-                      path: Path) -> None:  # fmt: skip
+def plot_layer_timing(
+    frame: pd.DataFrame, samples: int, period_ns: float, title: str, path: Path
+) -> None:
     """Two panels: the first sample's per-layer spans, and each layer's busiest resource per
     sample against the measured period."""
     import matplotlib
@@ -51,8 +54,13 @@ def plot_layer_timing(frame: pd.DataFrame, samples: int, period_ns: float, title
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.28 * n), sharey=True)
     y = range(n)
     scale, unit = (1e3, "us") if spans["end_ns"].max() > 5e3 else (1.0, "ns")
-    left.barh(y, (spans["end_ns"] - spans["start_ns"]) / scale, left=spans["start_ns"] / scale,
-              color="tab:blue", alpha=0.75)  # fmt: skip
+    left.barh(
+        y,
+        (spans["end_ns"] - spans["start_ns"]) / scale,
+        left=spans["start_ns"] / scale,
+        color="tab:blue",
+        alpha=0.75,
+    )
     left.set_yticks(list(y), spans["layer"], fontsize=7)
     left.invert_yaxis()
     left.set_xlabel(f"time ({unit})")

@@ -18,14 +18,22 @@ def write_trace(frame: pd.DataFrame, path: Path, max_samples: int = 2) -> int:
     tracks = {c: i for i, c in enumerate(sorted(rows.component.unique()))}
     events = [
         {"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "chip"}},
-        *({"name": "thread_name", "ph": "M", "pid": 1, "tid": t, "args": {"name": c}}
-          for c, t in tracks.items()),
-    ]  # fmt: skip
+        *(
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": t, "args": {"name": c}}
+            for c, t in tracks.items()
+        ),
+    ]
     for r in rows.itertuples(index=False):
-        events.append({
-            "name": f"{r.op} {r.layer}", "ph": "X", "pid": 1, "tid": tracks[r.component],
-            "ts": r.t0_ns / 1e3, "dur": (r.t1_ns - r.t0_ns) / 1e3,
-            "args": {"sample": int(r.sample), "qty": float(r.qty)},
-        })  # fmt: skip
+        events.append(
+            {
+                "name": f"{r.op} {r.layer}",
+                "ph": "X",
+                "pid": 1,
+                "tid": tracks[r.component],
+                "ts": r.t0_ns / 1e3,
+                "dur": (r.t1_ns - r.t0_ns) / 1e3,
+                "args": {"sample": int(r.sample), "qty": float(r.qty)},
+            }
+        )
     path.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ns"}))
     return len(rows)

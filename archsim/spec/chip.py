@@ -427,8 +427,9 @@ class ChipSpec:
         xb = self.crossbar
         bounds.check_core_area(
             f"crossbar ({xb.rows}x{xb.cols}, {xb.devices_per_weight} devices per weight)",
-            xb.rows * xb.cols * xb.devices_per_weight, self.cores.area_mm2,
-        )  # fmt: skip
+            xb.rows * xb.cols * xb.devices_per_weight,
+            self.cores.area_mm2,
+        )
         if self.adc.count > self.crossbar.cols:
             raise SpecError(
                 "adc.count",
@@ -442,17 +443,19 @@ class ChipSpec:
             )
         fitted = getattr(self.device.model, "devices_per_weight", None)
         if fitted is not None and fitted != xb.devices_per_weight:
-            raise SpecError("crossbar.devices_per_weight",
-                            f"device {self.device.name!r} is fitted for {fitted}, got "
-                            f"{xb.devices_per_weight}")  # fmt: skip
+            raise SpecError(
+                "crossbar.devices_per_weight",
+                f"device {self.device.name!r} is fitted for {fitted}, got {xb.devices_per_weight}",
+            )
         modes = {m.name for m in self.input.read_modes}
         for i, p in enumerate(self.published):
             if p.read_mode and p.read_mode not in modes:
                 raise SpecError(f"published[{i}].read_mode", f"expected one of {sorted(modes)}")
         for i, p in enumerate(self.published_workloads):
             if p.read_mode and p.read_mode not in modes:
-                raise SpecError(f"published_workloads[{i}].read_mode",
-                                f"expected one of {sorted(modes)}")  # fmt: skip
+                raise SpecError(
+                    f"published_workloads[{i}].read_mode", f"expected one of {sorted(modes)}"
+                )
 
     @property
     def cols_per_adc(self) -> int:

@@ -33,8 +33,15 @@ Progress = Callable[[str], None]
 
 def result_columns(spec: SweepSpec) -> list[str]:
     """The CSV header: identity, parameters, metrics (accuracy at each time), status."""
-    return ["point", *spec.parameter_keys, *METRIC_COLUMNS, *spec.time_columns(),
-            "status", "error", "wall_s"]  # fmt: skip
+    return [
+        "point",
+        *spec.parameter_keys,
+        *METRIC_COLUMNS,
+        *spec.time_columns(),
+        "status",
+        "error",
+        "wall_s",
+    ]
 
 
 def chip_overrides(params: dict[str, Any]) -> dict[str, Any]:
@@ -54,9 +61,16 @@ def run_point(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
         chip = load_chip(spec.chip, chip_overrides(params))
         workload = load_workload(spec.workload, seed=spec.seed)
         data = None if spec.mode == "timing" else load_dataset(workload, spec.samples, spec.seed)
-        result = simulate(chip, workload, mode=spec.mode, samples=spec.samples, dataset=data,
-                          t_inference_s=spec.t_inference_s, seed=spec.seed,
-                          chunk=spec.chunk)  # fmt: skip
+        result = simulate(
+            chip,
+            workload,
+            mode=spec.mode,
+            samples=spec.samples,
+            dataset=data,
+            t_inference_s=spec.t_inference_s,
+            seed=spec.seed,
+            chunk=spec.chunk,
+        )
         row.update(_result_cells(result))
         row["status"] = "ok"
     except ArchsimError as e:
@@ -106,14 +120,23 @@ def run_sweep(
     _check_workload(spec)
     with _pool(executor, workers, scheduler, len(runnable)) as execute:
         # everything checked and the workers ready: from here on the directory is written
-        say(f"{spec.name}: {len(points)} points, {len(points) - len(pending)} done before, "
-            f"{len(pending)} to run")  # fmt: skip
+        say(
+            f"{spec.name}: {len(points)} points, {len(points) - len(pending)} done before, "
+            f"{len(pending)} to run"
+        )
         with atomic_file(out_dir / "sweep.json") as tmp:
             tmp.write_text(json.dumps(digest, indent=1) + "\n")
         with _Writer(results, columns, rewrite=done) as write:
             for params, message in invalid:
-                write({"point": point_id(params), **{k: _cell(v) for k, v in params.items()},
-                       "status": "error", "error": message, "wall_s": 0.0})  # fmt: skip
+                write(
+                    {
+                        "point": point_id(params),
+                        **{k: _cell(v) for k, v in params.items()},
+                        "status": "error",
+                        "error": message,
+                        "wall_s": 0.0,
+                    }
+                )
             n, total = len(invalid), len(pending)
             for row in execute(spec, runnable):
                 write(row)
@@ -147,8 +170,13 @@ def _pool(executor: str, workers: int | None, scheduler: str | None, n_points: i
             raise ArchsimError(f"--scheduler {scheduler}: cannot connect ({e})") from None
     else:
         n = workers or min(len(os.sched_getaffinity(0)), n_points)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         client = Client(cluster)
 
     def distributed(spec, points) -> Iterator[dict]:
@@ -219,8 +247,11 @@ def _previous_rows(results: Path, columns: list[str], retry_failed: bool) -> dic
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # drop the torn last line
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    finished = [r for r in rows if None not in r and None not in r.values()
-                and r.get("status") in ("ok", "error")]  # fmt: skip
+    finished = [
+        r
+        for r in rows
+        if None not in r and None not in r.values() and r.get("status") in ("ok", "error")
+    ]
     return {r["point"]: r for r in finished if r["status"] == "ok" or not retry_failed}
 
 
@@ -261,11 +292,16 @@ def _result_cells(result) -> dict[str, Any]:
     }
     if m is not None:
         cells.update(
-            latency_ns=m.latency_ns, period_ns=m.period_ns, throughput_per_s=m.throughput_per_s,
-            energy_per_sample_pj=m.energy_per_sample_pj, effective_tops=m.effective_tops,
-            tops_per_w=m.tops_per_w, average_power_w=m.average_power_w,
-            tops_per_mm2=m.tops_per_mm2, bottleneck=m.bottleneck,
-        )  # fmt: skip
+            latency_ns=m.latency_ns,
+            period_ns=m.period_ns,
+            throughput_per_s=m.throughput_per_s,
+            energy_per_sample_pj=m.energy_per_sample_pj,
+            effective_tops=m.effective_tops,
+            tops_per_w=m.tops_per_w,
+            average_power_w=m.average_power_w,
+            tops_per_mm2=m.tops_per_mm2,
+            bottleneck=m.bottleneck,
+        )
     acc = result.accuracy
     if acc is not None:
         cells["float_accuracy"] = acc.float_accuracy

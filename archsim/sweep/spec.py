@@ -48,22 +48,53 @@ from archsim.outputs import plain_name
 MODES = ("full", "timing", "functional")
 METHODS = ("grid", "random")
 _TOP_KEYS = {
-    "name", "chip", "workload", "mode", "samples", "t_inference_s", "seed", "chunk", "method",
-    "points", "sample_seed", "parameters", "linked", "objectives", "description",
-}  # fmt: skip
+    "name",
+    "chip",
+    "workload",
+    "mode",
+    "samples",
+    "t_inference_s",
+    "seed",
+    "chunk",
+    "method",
+    "points",
+    "sample_seed",
+    "parameters",
+    "linked",
+    "objectives",
+    "description",
+}
 _RANGE_KEYS = {"min", "max", "steps", "scale", "integer"}
 METRIC_COLUMNS = (
-    "cores_used", "cores_available", "float_accuracy", "accuracy", "agreement", "similarity",
+    "cores_used",
+    "cores_available",
+    "float_accuracy",
+    "accuracy",
+    "agreement",
+    "similarity",
     "latency_ns",
-    "period_ns", "throughput_per_s", "energy_per_sample_pj", "effective_tops", "tops_per_w",
-    "average_power_w", "area_mm2", "tops_per_mm2", "bottleneck",
-)  # fmt: skip
+    "period_ns",
+    "throughput_per_s",
+    "energy_per_sample_pj",
+    "effective_tops",
+    "tops_per_w",
+    "average_power_w",
+    "area_mm2",
+    "tops_per_mm2",
+    "bottleneck",
+)
 """Result columns of every point (empty where the mode does not produce them)."""
 _FUNCTIONAL_COLUMNS = {"float_accuracy", "accuracy", "agreement", "similarity"}
 _TIMED_COLUMNS = {
-    "latency_ns", "period_ns", "throughput_per_s", "energy_per_sample_pj", "effective_tops",
-    "tops_per_w", "average_power_w", "tops_per_mm2",
-}  # fmt: skip
+    "latency_ns",
+    "period_ns",
+    "throughput_per_s",
+    "energy_per_sample_pj",
+    "effective_tops",
+    "tops_per_w",
+    "average_power_w",
+    "tops_per_mm2",
+}
 DEFAULT_OBJECTIVES = {
     "accuracy": "max",
     "energy_per_sample_pj": "min",
@@ -142,8 +173,11 @@ class SweepSpec:
         in timing mode)."""
         if self.mode == "timing":
             return []
-        return [f"{what}_t{time_label(t)}" for what in ("accuracy", "agreement", "similarity")
-                for t in self.t_inference_s]  # fmt: skip
+        return [
+            f"{what}_t{time_label(t)}"
+            for what in ("accuracy", "agreement", "similarity")
+            for t in self.t_inference_s
+        ]
 
     def numeric_columns(self) -> list[str]:
         """Result columns this sweep's mode fills with numbers: the possible objectives."""
@@ -158,10 +192,14 @@ class SweepSpec:
         """A digest of everything but the parameters: results made under another digest are
         not comparable (another workload, sample count, seed, ...)."""
         settings = {
-            "chip": self.chip, "workload": self.workload, "mode": self.mode,
-            "samples": self.samples, "t": list(self.t_inference_s), "seed": self.seed,
+            "chip": self.chip,
+            "workload": self.workload,
+            "mode": self.mode,
+            "samples": self.samples,
+            "t": list(self.t_inference_s),
+            "seed": self.seed,
             "chunk": self.chunk,
-        }  # fmt: skip
+        }
         return _digest(settings)
 
 
@@ -196,8 +234,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not plain_name(name):
-        raise fail("name", "expected a plain name for reports/sweep-NAME (no '/', '\\', "
-                   f"leading '.' or control characters), got {name!r}")  # fmt: skip
+        raise fail(
+            "name",
+            "expected a plain name for reports/sweep-NAME (no '/', '\\', "
+            f"leading '.' or control characters), got {name!r}",
+        )
     for key in ("chip", "workload"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise fail(key, "expected the name of a preset / workload or a file path")
@@ -207,9 +248,15 @@ def load_sweep(path: str | Path) -> SweepSpec:
     method = raw.get("method", "grid")
     if method not in METHODS:
         raise fail("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
-    ints = {key: _integer(raw, key, default, low, fail)
-            for key, default, low in (("samples", 64, 1), ("seed", 0, 0), ("chunk", 1, 1),
-                                      ("sample_seed", 0, 0))}  # fmt: skip
+    ints = {
+        key: _integer(raw, key, default, low, fail)
+        for key, default, low in (
+            ("samples", 64, 1),
+            ("seed", 0, 0),
+            ("chunk", 1, 1),
+            ("sample_seed", 0, 0),
+        )
+    }
     ints["points"] = _integer(raw, "points", 0, 1, fail) if "points" in raw else 0
     if method == "random" and not ints["points"]:
         raise fail("points", "a random sweep needs points = N (the number of draws)")
@@ -218,9 +265,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
     times = raw.get("t_inference_s", [1.0])
     if isinstance(times, int | float) and not isinstance(times, bool):
         times = [times]
-    if (not isinstance(times, list) or not times
-            or not all(isinstance(t, int | float) and not isinstance(t, bool) and t >= 0
-                       for t in times)):  # fmt: skip
+    if (
+        not isinstance(times, list)
+        or not times
+        or not all(isinstance(t, int | float) and not isinstance(t, bool) and t >= 0 for t in times)
+    ):
         raise fail("t_inference_s", f"expected seconds >= 0 (a number or a list), got {times!r}")
 
     axes = tuple(_axis(k, v, method, fail) for k, v in _table(raw, "parameters", fail).items())
@@ -276,8 +325,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     numeric = spec.numeric_columns()
     for key in objectives:
         if key not in numeric:
-            raise fail(f"objectives.{key}", f"not a numeric result of a {mode} sweep "
-                       f"(choose from: {', '.join(numeric)})")  # fmt: skip
+            raise fail(
+                f"objectives.{key}",
+                f"not a numeric result of a {mode} sweep (choose from: {', '.join(numeric)})",
+            )
     return spec
 
 

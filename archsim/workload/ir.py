@@ -94,10 +94,31 @@ class Lstm(Op):
 
 
 Activation = Literal[
-    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "erf", "identity", "leaky_relu", "fp16",
-    "clip", "hard_sigmoid", "hard_swish", "sqrt", "exp", "abs", "neg", "reciprocal",
-    "elu", "selu", "celu", "thresholded_relu", "softplus", "softsign", "log",
-]  # fmt: skip
+    "relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "gelu_tanh",
+    "erf",
+    "identity",
+    "leaky_relu",
+    "fp16",
+    "clip",
+    "hard_sigmoid",
+    "hard_swish",
+    "sqrt",
+    "exp",
+    "abs",
+    "neg",
+    "reciprocal",
+    "elu",
+    "selu",
+    "celu",
+    "thresholded_relu",
+    "softplus",
+    "softsign",
+    "log",
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

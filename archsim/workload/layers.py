@@ -98,15 +98,21 @@ def lstm(g: GraphBuilder, name: str, x: str, w_ih, w_hh, b_ih=None, b_hh=None) -
     )
 
 
-def act(g: GraphBuilder, name: str, x: str, fn: str, alpha: float = 0.01, beta: float = 0.0
-        ) -> str:  # fmt: skip
+def act(g: GraphBuilder, name: str, x: str, fn: str, alpha: float = 0.01, beta: float = 0.0) -> str:
     if fn not in get_args(ir.Activation):
         raise _fail(g, name, f"unknown activation {fn!r}")
     return g.add(ir.Act(name, (x,), g.shape(x), fn, float(alpha), float(beta)))
 
 
-def binary(g: GraphBuilder, name: str, fn: str, a: str, b: str | None = None, const=None,
-           const_first: bool = False) -> str:  # fmt: skip
+def binary(
+    g: GraphBuilder,
+    name: str,
+    fn: str,
+    a: str,
+    b: str | None = None,
+    const=None,
+    const_first: bool = False,
+) -> str:
     """a (op) b for two tensors, or a (op) const with the constant broadcast per sample."""
     if fn not in ("add", "sub", "mul", "div", "max", "min", "pow", "prelu"):
         raise _fail(g, name, f"unknown element-wise op {fn!r}")
@@ -134,8 +140,16 @@ def affine(g: GraphBuilder, name: str, x: str, scale, shift) -> str:
     return g.add(ir.Affine(name, (x,), g.shape(x), _f32(scale), _f32(shift)))
 
 
-def pool(g: GraphBuilder, name: str, x: str, fn: str, kernel, stride=None, pads=(0, 0, 0, 0),
-         count_include_pad: bool = False) -> str:  # fmt: skip
+def pool(
+    g: GraphBuilder,
+    name: str,
+    x: str,
+    fn: str,
+    kernel,
+    stride=None,
+    pads=(0, 0, 0, 0),
+    count_include_pad: bool = False,
+) -> str:
     shape = g.shape(x)
     if len(shape) != 3:
         raise _fail(g, name, f"pooling expects a (C, H, W) input, got {shape}")

@@ -55,8 +55,9 @@ class _Tensor:
         self.batch_axis = batch_axis
 
 
-def load_onnx(path: str | Path, name: str | None = None,
-              dims: dict[str, int] | None = None) -> Workload:  # fmt: skip
+def load_onnx(
+    path: str | Path, name: str | None = None, dims: dict[str, int] | None = None
+) -> Workload:
     """Import an ONNX file; `dims` sets symbolic input dimensions by name (as onnxruntime's
     free-dimension overrides do), e.g. {"seq": 128}.
 
@@ -73,8 +74,9 @@ def load_onnx(path: str | Path, name: str | None = None,
     return import_model(model, path, name, dims)
 
 
-def import_model(model, path: str | Path, name: str | None = None,
-                 dims: dict[str, int] | None = None) -> Workload:  # fmt: skip
+def import_model(
+    model, path: str | Path, name: str | None = None, dims: dict[str, int] | None = None
+) -> Workload:
     """Import an ONNX `ModelProto`; `path` names it in errors."""
     from onnx import numpy_helper
 
@@ -101,8 +103,10 @@ def import_model(model, path: str | Path, name: str | None = None,
                 raise imp.unusable[out.name]
             if out.name in imp.unproduced:
                 raise imp.unproduced_error(out.name)
-            raise WorkloadError(f"{path}: output {out.name!r} is a constant (it does not depend "
-                                "on any graph input); nothing to run")  # fmt: skip
+            raise WorkloadError(
+                f"{path}: output {out.name!r} is a constant (it does not depend "
+                "on any graph input); nothing to run"
+            )
         imp.g.output(t.name, t.batch_axis)
     return imp.g.build()
 
@@ -123,8 +127,9 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
         """Optional outputs archsim does not compute: tensor -> (node, output index)."""
         self.graph_inputs = {vi.name for vi in model.graph.input}
         self.batch_sizes: dict[str, int | None] = {}
-        self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-                         default=13)  # fmt: skip
+        self.opset = max(
+            (o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=13
+        )
         self.readers: dict[str, int] = {}
         for node in model.graph.node:
             for i in node.input:
@@ -157,11 +162,15 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
         name = node.input[i]
         if name not in self.consts:
             if name in self.graph_inputs:
-                raise self.fail(node, f"input {i} ({name!r}) is a graph input without an "
-                                "initializer; archsim needs it constant (stored in the model, "
-                                "e.g. as a weight)")  # fmt: skip
-            raise self.fail(node, f"input {i} ({name!r}) is computed at run time; archsim needs "
-                            "it constant")  # fmt: skip
+                raise self.fail(
+                    node,
+                    f"input {i} ({name!r}) is a graph input without an "
+                    "initializer; archsim needs it constant (stored in the model, "
+                    "e.g. as a weight)",
+                )
+            raise self.fail(
+                node, f"input {i} ({name!r}) is computed at run time; archsim needs it constant"
+            )
         return self.consts[name]
 
     def dyn(self, node, i: int = 0) -> _Tensor:
@@ -178,8 +187,11 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
 
     def unproduced_error(self, name: str) -> WorkloadError:
         node, k = self.unproduced[name]
-        return self.fail(node, f"output {k} ({name!r}) is not computed by archsim (only the "
-                         "main output is); it cannot be read or be a graph output")  # fmt: skip
+        return self.fail(
+            node,
+            f"output {k} ({name!r}) is not computed by archsim (only the "
+            "main output is); it cannot be read or be a graph output",
+        )
 
     def check_float(self, vi, what: str) -> None:
         """Refuse graph inputs and outputs that are not float tensors: archsim computes in
@@ -192,22 +204,26 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
             return
         if kind != "tensor_type":
             kind = (kind or "untyped").replace("_type", "")
-            raise WorkloadError(f"{self.path}: {what} {vi.name!r} is {kind}, not a tensor; "
-                                "not supported")  # fmt: skip
+            raise WorkloadError(
+                f"{self.path}: {what} {vi.name!r} is {kind}, not a tensor; not supported"
+            )
         tt = vi.type.tensor_type
         if tt.elem_type == TensorProto.UNDEFINED and what == "output":
             return
         if tt.elem_type not in FLOAT_TYPES:
             type_name = TensorProto.DataType.Name(tt.elem_type)
-            raise WorkloadError(f"{self.path}: {what} {vi.name!r} has element type {type_name}; "
-                                "archsim computes in float32 and supports only FLOAT, "
-                                "FLOAT16 and DOUBLE tensors")  # fmt: skip
+            raise WorkloadError(
+                f"{self.path}: {what} {vi.name!r} has element type {type_name}; "
+                "archsim computes in float32 and supports only FLOAT, "
+                "FLOAT16 and DOUBLE tensors"
+            )
 
     def only_gather_indices(self, name: str) -> bool:
         """Read only as the indices of Gathers on constant tables (token ids into an
         embedding): integer values that archsim can hold exactly as floats."""
-        constant = set(self.consts) | {o for n in self.model.graph.node
-                                       if n.op_type == "Constant" for o in n.output}  # fmt: skip
+        constant = set(self.consts) | {
+            o for n in self.model.graph.node if n.op_type == "Constant" for o in n.output
+        }
         uses = [(n, k) for n in self.model.graph.node for k, i in enumerate(n.input) if i == name]
         return bool(uses) and all(
             n.op_type == "Gather" and k == 1 and n.input[0] in constant for n, k in uses
@@ -218,17 +234,21 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
         unknown = sorted(set(self.dims) - self.symbolic)
         if unknown:
             have = ", ".join(sorted(self.symbolic)) or "none"
-            raise WorkloadError(f"{self.path}: --dim {unknown[0]}: no input dimension is named "
-                                f"{unknown[0]!r} (symbolic dimensions: {have})")  # fmt: skip
+            raise WorkloadError(
+                f"{self.path}: --dim {unknown[0]}: no input dimension is named "
+                f"{unknown[0]!r} (symbolic dimensions: {have})"
+            )
 
     def check_batch_sizes(self) -> None:
         """All dynamic graph inputs run with one batch: fixed batch sizes must agree."""
         fixed = {n: b for n, b in self.batch_sizes.items() if b is not None}
         if len(set(fixed.values())) > 1:
             listed = ", ".join(f"{n!r}: {b}" for n, b in fixed.items())
-            raise WorkloadError(f"{self.path}: graph inputs have different batch sizes ({listed})"
-                                "; archsim runs every input with one batch (give the others "
-                                "as initializers)")  # fmt: skip
+            raise WorkloadError(
+                f"{self.path}: graph inputs have different batch sizes ({listed})"
+                "; archsim runs every input with one batch (give the others "
+                "as initializers)"
+            )
 
     def full_shape(self, t: _Tensor) -> tuple[int, ...]:
         s = list(self.g.shape(t.name))
@@ -257,8 +277,10 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
             self.check_float(vi, "input")
         tt = vi.type.tensor_type
         if not tt.HasField("shape"):
-            raise WorkloadError(f"{self.path}: input {vi.name!r} has no shape information; "
-                                "export the model with shapes")  # fmt: skip
+            raise WorkloadError(
+                f"{self.path}: input {vi.name!r} has no shape information; "
+                "export the model with shapes"
+            )
         if any(d.HasField("dim_value") and d.dim_value == 0 for d in tt.shape.dim):
             raise WorkloadError(f"{self.path}: input {vi.name!r} has a dimension of size 0")
         dims: list[int | str | None] = []
@@ -271,8 +293,10 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
             else:
                 dims.append(None)
         if not dims:
-            raise WorkloadError(f"{self.path}: input {vi.name!r} is a scalar; a graph input needs "
-                                "a batch axis (give a scalar as an initializer)")  # fmt: skip
+            raise WorkloadError(
+                f"{self.path}: input {vi.name!r} is a scalar; a graph input needs "
+                "a batch axis (give a scalar as an initializer)"
+            )
         ba = 0
         for node in self.model.graph.node:
             if node.op_type == "LSTM" and node.input and node.input[0] == vi.name:
@@ -282,10 +306,15 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
         if any(not isinstance(d, int) for d in per_sample):
             shown = ", ".join("?" if d is None else str(d) for d in dims)
             named = [d for d in per_sample if isinstance(d, str)]
-            how = (f"set {', '.join(named)} with --dim NAME=SIZE" if named
-                   else "export the model with fixed shapes")  # fmt: skip
-            raise WorkloadError(f"{self.path}: input {vi.name!r} of shape ({shown}) has unknown "
-                                f"dimensions besides the batch; {how}")  # fmt: skip
+            how = (
+                f"set {', '.join(named)} with --dim NAME=SIZE"
+                if named
+                else "export the model with fixed shapes"
+            )
+            raise WorkloadError(
+                f"{self.path}: input {vi.name!r} of shape ({shown}) has unknown "
+                f"dimensions besides the batch; {how}"
+            )
         self.batch_sizes[vi.name] = dims[ba] if isinstance(dims[ba], int) else None
         ir_name = L.input_(self.g, self.uid(vi.name), tuple(per_sample), ba)
         self.tensors[vi.name] = _Tensor(ir_name, ba)
@@ -333,8 +362,9 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
                 if op == "Gelu" and approx in (b"tanh", "tanh"):
                     fn = "gelu_tanh"
                 alpha = self.attrs(node).get("alpha", 0.01)
-                self.set_out(node, L.act(self.g, self.uid(node.name or op), t.name, fn, alpha),
-                             t.batch_axis)  # fmt: skip
+                self.set_out(
+                    node, L.act(self.g, self.uid(node.name or op), t.name, fn, alpha), t.batch_axis
+                )
                 return
             if op in BINARY:
                 self.binary(node, BINARY[op])
@@ -356,8 +386,9 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
             self.consts[node.output[0]] = np.broadcast_to(value.reshape(()), shape)
             return
         inits = [numpy_helper.from_array(np.asarray(self.consts[i]), i) for i in node.input if i]
-        outs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
-                for o in node.output]  # fmt: skip
+        outs = [
+            helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output
+        ]
         g = helper.make_graph([node], "fold", [], outs, initializer=inits)
         m = helper.make_model(g, opset_imports=list(self.model.opset_import))
         try:
@@ -367,8 +398,9 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
         for name, value in zip(node.output, results, strict=False):
             self.consts[name] = np.asarray(value)
 
-    def binary(self, node, fn: str, a: str | None = None, b: str | None = None,
-               out_name: str | None = None) -> None:  # fmt: skip
+    def binary(
+        self, node, fn: str, a: str | None = None, b: str | None = None, out_name: str | None = None
+    ) -> None:
         """`out_name` = a (fn) b under ONNX broadcasting; by default the node's first two
         inputs and its first output."""
         a = node.input[0] if a is None else a
@@ -385,8 +417,11 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
                 raise self.fail(node, "opset < 7 broadcasting of two tensors is not supported")
             # ONNX aligns shapes on the right: the batch axes must meet
             if ra - ta.batch_axis != rb - tb.batch_axis:
-                raise self.fail(node, f"operands of rank {ra} and {rb} would broadcast the batch "
-                                "axis against another axis; not supported")  # fmt: skip
+                raise self.fail(
+                    node,
+                    f"operands of rank {ra} and {rb} would broadcast the batch "
+                    "axis against another axis; not supported",
+                )
             out = L.binary(self.g, name, fn, ta.name, tb.name)
             self.tensors[out_name] = _Tensor(out, max(ra, rb) - ra + ta.batch_axis)
             return
@@ -448,8 +483,11 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
             self.set_out(node, out, t.batch_axis)
         else:
             name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else to
-            raise self.fail(node, f"Cast to {name} is not supported: archsim computes in float32 "
-                            "(only FLOAT, FLOAT16 and DOUBLE)")  # fmt: skip
+            raise self.fail(
+                node,
+                f"Cast to {name} is not supported: archsim computes in float32 "
+                "(only FLOAT, FLOAT16 and DOUBLE)",
+            )
 
     def op_Dropout(self, node) -> None:
         """Inference: the identity (as onnxruntime runs opset < 7 `is_test` graphs). Training mode
@@ -467,6 +505,4 @@ def supported_ops() -> frozenset[str]:
     """ONNX op types the importer turns into workload ops (any op folds when its inputs are all
     constant)."""
     handled = {m[3:] for m in dir(_Importer) if m.startswith("op_")}
-    return frozenset(
-        handled | NO_OPS | set(ACTIVATIONS) | set(BINARY) | set(UNARY) | {"LeakyRelu"}
-    )
+    return frozenset(handled | NO_OPS | set(ACTIVATIONS) | set(BINARY) | set(UNARY) | {"LeakyRelu"})

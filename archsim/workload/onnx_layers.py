@@ -30,8 +30,17 @@ class LayerOps:
         strides = tuple(a.get("strides", (1, 1)))
         dil = tuple(a.get("dilations", (1, 1)))
         pads = self.pads(node, a, self.g.shape(t.name)[1:], (kh, kw), strides, dil)
-        out = L.conv2d(self.g, self.uid(node.name or "conv"), t.name, w, b, strides, pads, dil,
-                       int(a.get("group", 1)))  # fmt: skip
+        out = L.conv2d(
+            self.g,
+            self.uid(node.name or "conv"),
+            t.name,
+            w,
+            b,
+            strides,
+            pads,
+            dil,
+            int(a.get("group", 1)),
+        )
         self.set_out(node, out)
 
     def pads(self, node, a, hw, kernel, strides, dil=(1, 1)) -> tuple[int, int, int, int]:
@@ -65,8 +74,11 @@ class LayerOps:
         if c is not None:
             c = np.asarray(c, np.float32)
             if c.size not in (1, w.shape[1]) or (c.ndim and c.shape[-1] not in (1, w.shape[1])):
-                raise self.fail(node, f"C of shape {c.shape} varies along the batch; only a "
-                                      f"bias of {w.shape[1]} values is supported")  # fmt: skip
+                raise self.fail(
+                    node,
+                    f"C of shape {c.shape} varies along the batch; only a "
+                    f"bias of {w.shape[1]} values is supported",
+                )
             bias = np.broadcast_to(c.reshape(-1), (w.shape[1],)) * np.float32(a.get("beta", 1.0))
         self.set_out(node, L.linear(self.g, self.uid(node.name or "gemm"), t.name, w, bias))
 
@@ -86,12 +98,18 @@ class LayerOps:
             raise self.fail(node, "dynamic products need the batch axis first")
         ra, rb = len(self.g.shape(ta.name)) + 1, len(self.g.shape(tb.name)) + 1
         if min(ra, rb) < 3:
-            raise self.fail(node, f"a product of two run-time tensors of rank {ra} and {rb}: "
-                            "archsim takes axis 0 of each as the batch axis, so each needs rank "
-                            ">= 3 (batch, rows, columns)")  # fmt: skip
+            raise self.fail(
+                node,
+                f"a product of two run-time tensors of rank {ra} and {rb}: "
+                "archsim takes axis 0 of each as the batch axis, so each needs rank "
+                ">= 3 (batch, rows, columns)",
+            )
         if len(self.g.shape(ta.name)) != len(self.g.shape(tb.name)):
-            raise self.fail(node, "operands of different rank would broadcast the batch axis "
-                                  "against another axis; not supported")  # fmt: skip
+            raise self.fail(
+                node,
+                "operands of different rank would broadcast the batch axis "
+                "against another axis; not supported",
+            )
         self.set_out(node, L.matmul(self.g, name, ta.name, tb.name))
 
     def op_LSTM(self, node) -> None:
@@ -129,8 +147,11 @@ class LayerOps:
         t = self.dyn(node)
         a = self.attrs(node)
         if a.get("training_mode", 0):
-            raise self.fail(node, "training mode (batch statistics) is not supported; archsim "
-                            "runs inference with the stored mean and variance")  # fmt: skip
+            raise self.fail(
+                node,
+                "training mode (batch statistics) is not supported; archsim "
+                "runs inference with the stored mean and variance",
+            )
         if a.get("spatial", 1) != 1:
             raise self.fail(node, "spatial = 0 is not supported")
         scale, bias, mean, var = (np.asarray(self.const(node, i), np.float64) for i in (1, 2, 3, 4))
@@ -144,8 +165,12 @@ class LayerOps:
             self.g.replace(replace(op, weight=w.astype(np.float32), bias=b.astype(np.float32)))
             self.tensors[node.output[0]] = t
             return
-        if (isinstance(op, ir.Linear) and self.readers_of_ir(t) == 1 and len(op.shape) == 1
-                and op.shape[-1] == k.size):  # fmt: skip
+        if (
+            isinstance(op, ir.Linear)
+            and self.readers_of_ir(t) == 1
+            and len(op.shape) == 1
+            and op.shape[-1] == k.size
+        ):
             w = op.weight * k.astype(np.float32)
             b = (op.bias if op.bias is not None else 0.0) * k + shift
             self.g.replace(replace(op, weight=w.astype(np.float32), bias=b.astype(np.float32)))
@@ -171,8 +196,16 @@ class LayerOps:
         pads = self.pads(node, a, self.g.shape(t.name)[1:], k, s)
         if ceil:
             pads = self.ceil_pads(self.g.shape(t.name)[1:], k, s, pads)
-        out = L.pool(self.g, self.uid(node.name or fn), t.name, fn, k, s, pads,
-                     bool(a.get("count_include_pad", 0)))  # fmt: skip
+        out = L.pool(
+            self.g,
+            self.uid(node.name or fn),
+            t.name,
+            fn,
+            k,
+            s,
+            pads,
+            bool(a.get("count_include_pad", 0)),
+        )
         self.set_out(node, out)
 
     @staticmethod

@@ -14,9 +14,17 @@ import numpy as np
 
 from archsim.workload import layers as L
 
-UNARY = {"Sqrt": "sqrt", "Exp": "exp", "Abs": "abs", "Neg": "neg", "Reciprocal": "reciprocal",
-         "HardSwish": "hard_swish", "Softplus": "softplus", "Softsign": "softsign",
-         "Log": "log"}  # fmt: skip
+UNARY = {
+    "Sqrt": "sqrt",
+    "Exp": "exp",
+    "Abs": "abs",
+    "Neg": "neg",
+    "Reciprocal": "reciprocal",
+    "HardSwish": "hard_swish",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "Log": "log",
+}
 SELU = (1.67326319217681884765625, 1.05070102214813232421875)
 """ONNX's default alpha and gamma of Selu."""
 VARIADIC = {"Sum": "add", "Max": "max", "Min": "min", "Mean": "add"}
@@ -106,8 +114,15 @@ class ElementOps:
         a = self.attrs(node)
         if t.batch_axis != 0 or not self.g.shape(t.name):
             raise self.fail(node, "LRN needs an (N, C, ...) input")
-        out = L.lrn(self.g, self.uid(node.name or "lrn"), t.name, int(a["size"]),
-                    a.get("alpha", 1e-4), a.get("beta", 0.75), a.get("bias", 1.0))  # fmt: skip
+        out = L.lrn(
+            self.g,
+            self.uid(node.name or "lrn"),
+            t.name,
+            int(a["size"]),
+            a.get("alpha", 1e-4),
+            a.get("beta", 0.75),
+            a.get("bias", 1.0),
+        )
         self.set_out(node, out)
 
     # -- selection and padding --------------------------------------------------------------

@@ -20,8 +20,11 @@ class ShapeOps:
         full = self.full_shape(t)
         axis = axis + len(full) if axis < 0 else axis
         if t.batch_axis != 0 or axis != 1:
-            raise self.fail(node, f"Flatten with axis {axis} merges the batch axis with others; "
-                                  "only axis 1 is supported")  # fmt: skip
+            raise self.fail(
+                node,
+                f"Flatten with axis {axis} merges the batch axis with others; "
+                "only axis 1 is supported",
+            )
         target = (-1,)
         self.set_out(node, L.reshape(self.g, self.uid(node.name or "flatten"), t.name, target))
 
@@ -130,6 +133,13 @@ class ShapeOps:
             raise self.fail(node, "layer norm needs the batch axis first")
         gamma = self.const(node, 1)
         beta = self.const(node, 2, required=False)
-        out = L.layernorm(self.g, self.uid(node.name or "layernorm"), t.name, gamma, beta, axis,
-                          a.get("epsilon", 1e-5))  # fmt: skip
+        out = L.layernorm(
+            self.g,
+            self.uid(node.name or "layernorm"),
+            t.name,
+            gamma,
+            beta,
+            axis,
+            a.get("epsilon", 1e-5),
+        )
         self.set_out(node, out)

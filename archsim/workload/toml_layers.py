@@ -44,12 +44,23 @@ _KEYS = {
     "linear": {"out_features", "bias"},
     "conv2d": {"out_channels", "kernel", "stride", "padding", "groups", "bias"},
     "lstm": {"hidden"},
-    "relu": set(), "sigmoid": set(), "tanh": set(), "gelu": set(),
-    "maxpool": {"kernel", "stride", "padding"}, "avgpool": {"kernel", "stride", "padding"},
-    "globalavgpool": set(), "globalmaxpool": set(), "flatten": set(), "reshape": {"shape"},
-    "add": set(), "mul": set(), "concat": {"axis"}, "softmax": {"axis"}, "layernorm": set(),
+    "relu": set(),
+    "sigmoid": set(),
+    "tanh": set(),
+    "gelu": set(),
+    "maxpool": {"kernel", "stride", "padding"},
+    "avgpool": {"kernel", "stride", "padding"},
+    "globalavgpool": set(),
+    "globalmaxpool": set(),
+    "flatten": set(),
+    "reshape": {"shape"},
+    "add": set(),
+    "mul": set(),
+    "concat": {"axis"},
+    "softmax": {"axis"},
+    "layernorm": set(),
     "matmul": set(),
-}  # fmt: skip
+}
 _COMMON = {"id", "op", "inputs"}
 
 
@@ -62,8 +73,10 @@ def load_toml_workload(path: str | Path, seed: int = 0) -> Workload:
         raise WorkloadError(str(e)) from None
     unknown = set(raw) - {"name", "description", "weights", "layer", "source"}
     if unknown:
-        raise WorkloadError(f"{path}: {sorted(unknown)[0]}: unknown key (allowed: name, "
-                            "description, weights, layer)")  # fmt: skip
+        raise WorkloadError(
+            f"{path}: {sorted(unknown)[0]}: unknown key (allowed: name, "
+            "description, weights, layer)"
+        )
     layers = raw.get("layer")
     if not isinstance(layers, list) or not layers:
         raise WorkloadError(f"{path}: expected [[layer]] tables")
@@ -92,8 +105,10 @@ def _add_layer(g, path, i, layer, previous, weights, rng) -> str:
         raise WorkloadError(f"{where}: id: expected a non-empty string")
     extra = set(layer) - _COMMON - _KEYS[op]
     if extra:
-        raise WorkloadError(f"{where}: {sorted(extra)[0]}: unknown key for op {op!r} "
-                            f"(allowed: {', '.join(sorted(_KEYS[op] | _COMMON))})")  # fmt: skip
+        raise WorkloadError(
+            f"{where}: {sorted(extra)[0]}: unknown key for op {op!r} "
+            f"(allowed: {', '.join(sorted(_KEYS[op] | _COMMON))})"
+        )
     if op == "input":
         shape = tuple(_ints(where, layer, "shape"))
         _within(where, "shape (elements)", TENSOR_ELEMENTS, math.prod(shape))
@@ -132,14 +147,17 @@ def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
         kh, kw = _pair(where, layer, "kernel", 3, 1)
         groups = _int(where, layer, "groups", 1)
         if c_in % groups or c_out % groups:
-            raise WorkloadError(f"{where}: groups: {groups} does not divide the {c_in} input "
-                                f"and {c_out} output channels")  # fmt: skip
+            raise WorkloadError(
+                f"{where}: groups: {groups} does not divide the {c_in} input "
+                f"and {c_out} output channels"
+            )
         ph, pw = _pair(where, layer, "padding", 0, 0)
         stride = _pair(where, layer, "stride", 1, 1)
         fan_in = c_in // groups * kh * kw
         w = _weight(weights, lid, (c_out, c_in // groups, kh, kw), fan_in, rng)
-        return L.conv2d(g, lid, x, w, _bias(weights, lid, c_out, bias), stride,
-                        (ph, pw, ph, pw), (1, 1), groups)  # fmt: skip
+        return L.conv2d(
+            g, lid, x, w, _bias(weights, lid, c_out, bias), stride, (ph, pw, ph, pw), (1, 1), groups
+        )
     if op == "lstm":
         hid = _int(where, layer, "hidden")
         n_in = g.shape(x)[-1]
@@ -150,8 +168,9 @@ def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
             s = 1 / np.sqrt(hid)
             w_ih = rng.uniform(-s, s, (4 * hid, n_in))
             w_hh = rng.uniform(-s, s, (4 * hid, hid))
-        return L.lstm(g, lid, x, w_ih, w_hh, weights.get(f"{lid}.bias_ih"),
-                      weights.get(f"{lid}.bias_hh"))  # fmt: skip
+        return L.lstm(
+            g, lid, x, w_ih, w_hh, weights.get(f"{lid}.bias_ih"), weights.get(f"{lid}.bias_hh")
+        )
     if op in ("relu", "sigmoid", "tanh", "gelu"):
         return L.act(g, lid, x, op)
     if op in ("maxpool", "avgpool"):
@@ -174,8 +193,9 @@ def _build(g, op, lid, x, inputs, layer, weights, rng, where) -> str:
     if op == "softmax":
         return L.softmax(g, lid, x, _int(where, layer, "axis", -1, None))
     d = g.shape(x)[-1]
-    return L.layernorm(g, lid, x, weights.get(f"{lid}.weight", np.ones(d)),
-                       weights.get(f"{lid}.bias", np.zeros(d)))  # fmt: skip
+    return L.layernorm(
+        g, lid, x, weights.get(f"{lid}.weight", np.ones(d)), weights.get(f"{lid}.bias", np.zeros(d))
+    )
 
 
 def _ints(where: str, layer: dict, key: str) -> list[int]:
@@ -208,7 +228,7 @@ def _pair(where: str, layer: dict, key: str, default, low: int) -> tuple[int, in
     ):
         raise WorkloadError(
             f"{where}: {key}: expected an integer >= {low} or [height, width], got {v!r}"
-        )  # fmt: skip
+        )
     return int(v[0]), int(v[1])
 
 

@@ -71,8 +71,9 @@ def _basic_split(text: str) -> list[str]:
             chars.append(" " if ch.isspace() else ch)
     words = []
     for token in "".join(chars).lower().split():
-        token = "".join(c for c in unicodedata.normalize("NFD", token)
-                        if unicodedata.category(c) != "Mn")  # fmt: skip
+        token = "".join(
+            c for c in unicodedata.normalize("NFD", token) if unicodedata.category(c) != "Mn"
+        )
         current = ""
         for ch in token:
             if _is_punctuation(ch):
@@ -99,7 +100,16 @@ def _is_punctuation(ch: str) -> bool:
 
 
 def _is_cjk(cp: int) -> bool:
-    return any(lo <= cp <= hi for lo, hi in (
-        (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-        (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
-    ))  # fmt: skip
+    return any(
+        lo <= cp <= hi
+        for lo, hi in (
+            (0x4E00, 0x9FFF),
+            (0x3400, 0x4DBF),
+            (0x20000, 0x2A6DF),
+            (0x2A700, 0x2B73F),
+            (0x2B740, 0x2B81F),
+            (0x2B820, 0x2CEAF),
+            (0xF900, 0xFAFF),
+            (0x2F800, 0x2FA1F),
+        )
+    )

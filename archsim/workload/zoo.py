@@ -99,8 +99,13 @@ def resnet9(rng: np.random.Generator, widths=(56, 112, 224, 224), classes: int =
     return g.build()
 
 
-def _basic_stages(g: GraphBuilder, rng: np.random.Generator, x: str,
-                  stages: tuple[tuple[int, int], ...], blocks: int) -> str:  # fmt: skip
+def _basic_stages(
+    g: GraphBuilder,
+    rng: np.random.Generator,
+    x: str,
+    stages: tuple[tuple[int, int], ...],
+    blocks: int,
+) -> str:
     """ResNet stages of basic blocks (two 3x3 convolutions and a shortcut, 1x1 where the shape
     changes), one (channels, first stride) per stage, then global average pool and flatten."""
     for stage, (n, stride) in enumerate(stages, start=1):
@@ -163,8 +168,15 @@ def kws_fc(rng: np.random.Generator) -> Workload:
     return mlp(rng, sizes=(1024, 512, 512, 12), name="kws-fc")
 
 
-def lstm(rng: np.random.Generator, seq=32, features=128, hidden=256, layers=2, out=128,
-         name: str = "lstm") -> Workload:  # fmt: skip
+def lstm(
+    rng: np.random.Generator,
+    seq=32,
+    features=128,
+    hidden=256,
+    layers=2,
+    out=128,
+    name: str = "lstm",
+) -> Workload:
     """Stacked LSTM over a sequence of feature vectors, then a linear read-out per step."""
     g = GraphBuilder(name, "zoo")
     x = L.input_(g, "input", (seq, features))
