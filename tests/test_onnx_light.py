@@ -19,6 +19,7 @@ import pytest
 from onnx import numpy_helper
 
 from archsim.workload.execute import run
+from archsim.workload.ir import Softmax
 from archsim.workload.onnx_import import load_onnx
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -50,8 +51,26 @@ def test_light_model_matches_shipped_output(name):
     workload = load_onnx(path)
     t1 = time.perf_counter()
     shape = (1, *workload.op(workload.inputs[0]).shape)
-    got = run(workload, onnx_test_input(shape))[workload.outputs[0]]
+    values = run(workload, onnx_test_input(shape), keep=True)
+    got = values[workload.outputs[0]]
     t2 = time.perf_counter()
     print(f"{name}: import {t1 - t0:.1f} s, run {t2 - t1:.1f} s")
     assert got.shape == expected.shape
+    if np.ptp(expected) == 0 and _softmax_logits(workload, values) is not None:
+        # A uniform softmax output means equal logits. SqueezeNet's constant weights give logits
+        # near 9.5e9, where one float32 ulp is 1024: a BLAS whose edge-column kernel rounds
+        # differently (OpenBLAS 0.3.31 on AMD EPYC: the last 1000 mod 64 = 40 columns) turns a
+        # 1-ulp difference into a different softmax. Check the logits' equality instead, to the
+        # float32 accumulation error of the 512-term dot products (512 x 2^-24 ~ 3e-5).
+        logits = _softmax_logits(workload, values)
+        assert np.ptp(logits) / np.abs(logits).max() < 3e-5
+        return
     np.testing.assert_allclose(got, expected, rtol=MODELS[name], atol=ATOL)
+
+
+def _softmax_logits(workload, values) -> np.ndarray | None:
+    """The input of the network's softmax when a Softmax op feeds the output, else None."""
+    for op in workload.ops():
+        if isinstance(op, Softmax):
+            return values[op.inputs[0]]
+    return None
