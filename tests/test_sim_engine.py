@@ -178,15 +178,15 @@ def test_rows_nobody_reads_do_not_stall_the_pipeline(hermes, tmp_path):
 
 def test_layernorm_over_the_streamed_rows_waits_for_all_rows(hermes):
     """A layer norm over (H, W) of a (C, H, W) map cannot start before its last row exists."""
-    from archsim.sim.plan import Node, need
+    from archsim.sim.plan import Node, rows_needed
     from archsim.workload import ir
 
     prod = Node("p", "analog", ir.Input("p", (), (4, 8, 8)), rows=8, row_bytes=32)
     for axis, want in ((1, 8), (2, 1)):
         op = ir.LayerNorm("n", ("p",), (4, 8, 8), axis=axis)
-        assert need(Node("n", "gdpu", op, rows=8, row_bytes=32), prod, 0) == want
+        assert rows_needed(Node("n", "gdpu", op, rows=8, row_bytes=32), prod, 0) == want
     soft = ir.Softmax("s", ("p",), (4, 8, 8), axis=1)
-    assert need(Node("s", "gdpu", soft, rows=8, row_bytes=32), prod, 0) == 8
+    assert rows_needed(Node("s", "gdpu", soft, rows=8, row_bytes=32), prod, 0) == 8
 
 
 def test_weight_reloads_run_big_networks_in_segments(hermes):
