@@ -71,8 +71,11 @@ def test_one_layer_on_one_core(tiny, tmp_path):
     Period: the array, 39 ns per sample, is the busiest resource (ADC bank 15, LDPU 16,
     off-chip port 4 + 4 ns); all inputs are read by 32 ns, so nothing else waits: sample n ends
     at 278 + 39 n. Ops per sample 2 x 32 x 32 = 2048: 2048 / 39 ns = 0.0525 TOPS.
-    Energy per sample: 32 conversions x 31.4 pJ (7 bits at their own reference) = 1004.8 pJ;
-    LDPU 32 ops x 0.21 pJ = 6.72 pJ; off-chip 64 B x 1.6 pJ = 102.4 pJ.
+    Energy per sample (full-scale inputs): array and DAC each 32 rows x 31 LSB x 0.0824 pJ =
+    81.7408 pJ; 32 conversions x 31.4 pJ (7 bits, their own reference) = 1004.8 pJ; LDPU
+    32 ops x 0.21 pJ = 6.72 pJ; SRAM 32 B written + 32 B read x 0.18 pJ = 11.52 pJ; off-chip
+    64 B x 1.6 pJ = 102.4 pJ; static 4 cores x 1 mW x 39 ns = 156 pJ; no fabric (no hops).
+    Total 1444.9216 pJ: 2048 / 1444.9216 = 1.417 TOPS/W.
     """
     mapping, run, m = _run(
         tiny,
@@ -85,10 +88,11 @@ def test_one_layer_on_one_core(tiny, tmp_path):
     assert m.period_ns == 39.0
     assert m.ops_per_sample == 2048.0
     assert m.effective_tops == pytest.approx(2048 / 39.0 / 1e3, rel=1e-12)
-    parts = m.energy_breakdown_pj
-    assert parts["adc"] == pytest.approx(1004.8, rel=1e-12)
-    assert parts["ldpu"] == pytest.approx(6.72, rel=1e-12)
-    assert parts["offchip"] == pytest.approx(102.4, rel=1e-12)
+    want = {"array": 81.7408, "dac": 81.7408, "adc": 1004.8, "ldpu": 6.72, "sram": 11.52}
+    want |= {"offchip": 102.4, "static": 156.0, "gdpu": 0.0, "fabric": 0.0, "reload": 0.0}
+    assert m.energy_breakdown_pj == pytest.approx(want, rel=1e-12)
+    assert m.energy_per_sample_pj == pytest.approx(1444.9216, rel=1e-12)
+    assert m.tops_per_w == pytest.approx(2048 / 1444.9216, rel=1e-12)
 
 
 def test_two_layer_pipeline_runs_at_its_slower_stage(slow_ldpu, tmp_path):
