@@ -35,7 +35,7 @@ from archsim.sim.fabric import Fabric, OffChip
 from archsim.sim.plan import Node, build_plan, rows_needed
 from archsim.sim.recorder import Recorder
 from archsim.sim.replicas import Lane, Replica, build_replicas, chunks, owner, positions_of
-from archsim.sim.stepping import event_count, run_to_end
+from archsim.sim.stepping import run_to_end
 from archsim.spec import ChipSpec
 from archsim.spec.chip import GdpuSpec
 
@@ -163,7 +163,7 @@ class Engine:
                 self.env.process(self._digital(node))
             else:
                 self.env.process(self._shape(node))
-        run_to_end(self.env, self._status, progress)
+        events = run_to_end(self.env, self._status, progress)
         stuck = [n for n, t in enumerate(self.sample_end) if t == 0.0]
         if stuck:
             full = [c.name for c in self.cores if c.inbuf.level >= c.inbuf.capacity]
@@ -183,7 +183,7 @@ class Engine:
             self.sample_start,
             self.sample_end,
             self.env.now,
-            event_count(self.env),
+            events,
             self.enlarged,
             groups,
             self.gdpu_spec.energy_pj_per_op,
