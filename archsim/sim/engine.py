@@ -86,7 +86,12 @@ class SimRun:
 
 
 class Engine:
-    """Wires the chip's components for one mapping and runs the workload through them."""
+    """Wires the chip's components for one mapping and runs the workload through them.
+
+    Rows between nodes belong to `delivery`; the engine keeps only its own processes' state:
+    positions finished per output row, the output SRAM each row holds until it has reached
+    every consumer, and the outputs each sample still owes.
+    """
 
     def __init__(self, chip: ChipSpec, mapping: Mapping, settings: SimSettings) -> None:
         self.chip = chip
@@ -111,11 +116,11 @@ class Engine:
         self.delivery = RowDelivery(
             env, self.plan, self.replicas, self.fabric, self.routers, settings.samples, self.rec
         )
-        self.positions_done: dict[tuple, int] = defaultdict(int)  # (node, sample, row) -> count
-        self.outbuf_held: dict[tuple, list] = defaultdict(list)  # (node, sample, row) -> bytes
+        self._positions_done: dict[tuple, int] = defaultdict(int)  # (node, sample, row) -> count
+        self._outbuf_held: dict[tuple, list] = defaultdict(list)  # (node, sample, row) -> bytes
         self.sample_start = [0.0] * settings.samples
         self.sample_end = [0.0] * settings.samples
-        self.outputs_left = [0] * settings.samples
+        self._outputs_left = [0] * settings.samples
         self.enlarged = grow_buffers(self.plan, self.replicas, settings.bytes_per_value)
 
     # -- wiring -----------------------------------------------------------------------------
@@ -150,7 +155,7 @@ class Engine:
         twice a second."""
         for node in self.plan.values():
             for n in range(self.settings.samples):
-                self.outputs_left[n] += node.rows * node.consumers.count(OUTPUT)
+                self._outputs_left[n] += node.rows * node.consumers.count(OUTPUT)
         for sender in self.delivery.processes():
             self.env.process(sender)
         for node in self.plan.values():
@@ -241,7 +246,7 @@ class Engine:
                         yield ev
                 for lane in rep.lanes:
                     yield lane.lead.outbuf.put(k * lane.cols * per_row)
-                    self.outbuf_held[(node.name, n, row)].append(
+                    self._outbuf_held[(node.name, n, row)].append(
                         (lane.lead, k * lane.cols * per_row)
                     )
 
@@ -311,9 +316,9 @@ class Engine:
             if target > self.env.now:
                 yield self.env.timeout(target - self.env.now)
         key = (node.name, n, row)
-        self.positions_done[key] += k
-        if self.positions_done[key] == node.positions_per_row:
-            del self.positions_done[key]
+        self._positions_done[key] += k
+        if self._positions_done[key] == node.positions_per_row:
+            del self._positions_done[key]
             copies = self.replicas[node.name]
             first = copies[owner(node, len(copies), n, row * node.positions_per_row)]
             total = first.cols
@@ -368,15 +373,15 @@ class Engine:
             sends.append(ev)
             self.env.process(self._output(node, n, ev))
         all_sent = simpy.AllOf(self.env, sends)
-        held = self.outbuf_held.pop((node.name, n, row), None)
+        held = self._outbuf_held.pop((node.name, n, row), None)
         if held:
             all_sent.callbacks.append(lambda _e, held=held: [c.outbuf.get(b) for c, b in held])
         return all_sent
 
     def _output(self, node: Node, n: int, ev: simpy.Event):
         yield from self.offchip.move(node.row_bytes, "offchip_out", node.name, n)
-        self.outputs_left[n] -= 1
-        if self.outputs_left[n] == 0:
+        self._outputs_left[n] -= 1
+        if self._outputs_left[n] == 0:
             self.sample_end[n] = self.env.now
         ev.succeed()
 
