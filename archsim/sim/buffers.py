@@ -25,13 +25,12 @@ def grow_buffers(
     """Grow the SRAM of cores whose blocks cannot hold one output row's receptive field (or a
     whole input a layer needs at once); returns one line per growth."""
     grown: list[str] = []
-    claimed_in: dict[Core, int] = defaultdict(int)  # by layers sharing the core before
-    claimed_out: dict[Core, int] = defaultdict(int)
+    claimed = {"input": defaultdict(int), "output": defaultdict(int)}  # by layers before
     for node in plan.values():
         if node.kind != "analog":
             continue
         reps = replicas[node.name]
-        mine: dict[Core, int] = defaultdict(int)
+        needs: dict[str, dict[Core, int]] = {"input": defaultdict(int), "output": defaultdict(int)}
         for p in node.inputs:
             prod = plan[p]
             window = max(
@@ -41,21 +40,17 @@ def grow_buffers(
             buffered_rows = window + len(reps) + 1
             for rep in reps:
                 for core, rows, _ in rep.blocks:
-                    mine[core] += int(np.ceil(buffered_rows * prod.row_bytes * rows / node_k(node)))
-        for core, required in mine.items():
-            required += claimed_in[core]
-            claimed_in[core] = required
-            if required > core.inbuf.capacity:
-                core.grow_sram(input_bytes=required)
-                grown.append(f"{core.name} input SRAM for {node.name}: {required} B")
-        outs: dict[Core, int] = defaultdict(int)
+                    needs["input"][core] += int(
+                        np.ceil(buffered_rows * prod.row_bytes * rows / node_k(node))
+                    )
         for rep in reps:
             for lane in rep.lanes:
-                outs[lane.lead] += (node.positions_per_row + 2) * lane.cols * bytes_per_value
-        for core, cap in outs.items():
-            cap += claimed_out[core]
-            claimed_out[core] = cap
-            if cap > core.outbuf.capacity:
-                core.grow_sram(output_bytes=cap)
-                grown.append(f"{core.name} output SRAM for {node.name}: {cap} B")
+                row_outputs = (node.positions_per_row + 2) * lane.cols * bytes_per_value
+                needs["output"][lane.lead] += row_outputs
+        for buffer, cores in needs.items():
+            for core, required in cores.items():
+                claimed[buffer][core] += required
+                total = claimed[buffer][core]
+                if core.grow_sram(buffer, total):
+                    grown.append(f"{core.name} {buffer} SRAM for {node.name}: {total} B")
     return grown
