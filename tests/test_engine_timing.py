@@ -9,7 +9,8 @@ The chip is tests/data/tiny-chip.toml (2 x 2 cores of 32 x 32 crossbars), whose 
 - links: 4 B/ns, 1 ns flight per hop, cut-through; core i sits at router i = (i // 2, i % 2),
   the off-chip interface at router 0.
 Activations are 1 B per value, partial sums 2 B. Placement is sequential (layer blocks on
-cores 0, 1, ...); each test first checks the placement its derivation assumes.
+cores 0, 1, ...), one copy per layer unless a test says otherwise; each test first checks the
+placement its derivation assumes.
 Latency is sample 0's first input byte to last output byte; the period is the steady-state
 spacing of sample ends (8 samples: the last three gaps).
 """
@@ -49,11 +50,11 @@ def slow_ldpu(tiny):
     return dataclasses.replace(tiny, ldpu=dataclasses.replace(tiny.ldpu, ops_per_cycle=0.5))
 
 
-def _run(chip, text: str, tmp_path, samples: int = 8, chunk: int = 1):
+def _run(chip, text: str, tmp_path, samples: int = 8, chunk: int = 1, replication="none"):
     path = tmp_path / "net.toml"
     path.write_text(text)
     mapping = map_workload(
-        load_workload(str(path)), chip, placement="sequential", replication="none"
+        load_workload(str(path)), chip, placement="sequential", replication=replication
     )
     run = Engine(chip, mapping, SimSettings(samples=samples, chunk=chunk)).run()
     return mapping, run, compute_metrics(run, mapping, 1.0)
@@ -161,3 +162,29 @@ def test_chunked_row_ends_when_its_last_mvm_would(slow_ldpu, tmp_path, chunk):
     assert mapping.layers[0].matrix.mvms_per_sample == 4
     assert run.sample_end_ns == [542.0 + 256.0 * n for n in range(8)]
     assert (m.latency_ns, m.period_ns) == (542.0, 256.0)
+
+
+@pytest.mark.parametrize(
+    "replication, cores, latency_ns, period_ns",
+    [("none", [0], 398.0, 128.0), ("balanced", [0, 1], 351.0, 64.0)],
+)
+def test_two_copies_share_a_row(slow_ldpu, tmp_path, replication, cores, latency_ns, period_ns):
+    """input (32, 1, 2) -> 1 x 1 conv to 32 channels: one row of 2 positions, LDPU P = 64 ns
+    per MVM (0.5 ops/ns). The row arrives at t0 = 64 B / 8 + 100 = 108.
+
+    One copy (core 0) does both: arrays 108-147 and 147-186, conversions end 162 and 201, the
+    LDPU 162-226 and 226-290; write 64 B 8 + 100: latency 398. Period 2 P = 128 ns.
+    Two copies (balanced: position p of every sample on copy p, cores 0 and 1): the row also
+    goes to core 1, 64 B over one hop: 16 + 1 ns, 125; both integrate 125-164, convert until
+    179, post-process until 243; latency 243 + 108 = 351. Period P = 64 ns (each copy does one
+    MVM per sample; the link 0 -> 1 carries 16 ns, the off-chip port 16 ns).
+    """
+    text = _layers(
+        INPUT.format(shape=[32, 1, 2]),
+        'id = "conv"\nop = "conv2d"\nout_channels = 32\nkernel = 1',
+    )
+    mapping, run, m = _run(slow_ldpu, text, tmp_path, replication=replication)
+    assert [b.core for b in mapping.layers[0].blocks] == cores
+    assert [b.replica for b in mapping.layers[0].blocks] == list(range(len(cores)))
+    assert run.sample_end_ns == [latency_ns + period_ns * n for n in range(8)]
+    assert (m.latency_ns, m.period_ns) == (latency_ns, period_ns)
