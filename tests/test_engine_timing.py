@@ -188,3 +188,27 @@ def test_two_copies_share_a_row(slow_ldpu, tmp_path, replication, cores, latency
     assert [b.replica for b in mapping.layers[0].blocks] == list(range(len(cores)))
     assert run.sample_end_ns == [latency_ns + period_ns * n for n in range(8)]
     assert (m.latency_ns, m.period_ns) == (latency_ns, period_ns)
+
+
+def test_a_consumer_reading_a_row_twice_gets_it_once(tiny, tmp_path):
+    """input (32) -> fc (32 x 32, core 0) -> sq = fc * fc on the GDPU, which sits at router
+    int(0.5 x 4 routers / 1 GDPU) = 2, one hop below core 0.
+
+    Sample 0: fc's row is done at 104 + A + C + 16 = 174 (as in test_one_layer_on_one_core);
+    32 B to router 2: 8 + 1 ns, 183; 32 products at 4 ops/ns: 8 ns, 191; write 32 B 4 + 100:
+    latency 295. Period: fc's array, 39 ns. 80 samples are more rows than fc's 2 KB output
+    SRAM holds (64): each row must cross the link once (32 B x 80 on link 0-2) and then free
+    its SRAM, or the run stalls (it did at sample 64, waiting for a second delivery).
+    """
+    text = _layers(
+        INPUT.format(shape=[32]),
+        'id = "fc"\nop = "linear"\nout_features = 32',
+        'id = "sq"\nop = "mul"\ninputs = ["fc", "fc"]',
+    )
+    mapping, run, m = _run(tiny, text, tmp_path, samples=80)
+    assert _cores(mapping) == {"fc": [0]}
+    assert all(t > 0 for t in run.sample_end_ns)
+    assert (m.latency_ns, m.period_ns) == (295.0, 39.0)
+    frame = run.recorder.to_frame()
+    rows = frame[(frame.op == "link") & (frame.layer == "sq")]
+    assert set(rows.component) == {"link0-2"} and rows.qty.sum() == 80 * 32
