@@ -30,7 +30,7 @@ def test_every_chip_preset_runs_a_one_layer_network(name):
     r = simulate(chip, net, mode="full", samples=samples, seed=1)
     m = r.metrics
     assert r.mapping.cores_used >= 1
-    assert m.mvm_events == samples
+    assert m.block_mvms == samples
     assert m.macs == samples * rows * cols
     assert m.conversions == samples * cols
     inp, adc = chip.input, chip.adc
@@ -101,7 +101,7 @@ def test_tiny_network_matches_golden_numbers(tiny_runs, update_golden):
             ("latency_ns", m.latency_ns),
             ("period_ns", m.period_ns),
             ("energy_per_sample_pj", m.energy_per_sample_pj),
-            ("mvm_events", m.mvm_events),
+            ("block_mvms", m.block_mvms),
             ("macs", m.macs),
             ("conversions", m.conversions),
             ("fabric_byte_hops", m.fabric_byte_hops),

@@ -101,7 +101,7 @@ def test_packing_conserves_work_and_energy(small_chip):
     want = {True: 0, False: 0}
     for pack, m in ((True, mp), (False, mu)):
         want[pack] = 2 * sum(lm.matrix.mvms_per_sample * lm.mvms_per_position for lm in m.layers)
-    assert packed.mvm_events == want[True] < plain.mvm_events == want[False]
+    assert packed.block_mvms == want[True] < plain.block_mvms == want[False]
     # gc1: 4 groups, 1 MVM instead of 4; dw: 24 groups, 8 MVMs (3 per diagonal) instead of 24
     assert mp.layer("dw").mvms_per_position == 8 and mu.layer("dw").mvms_per_position == 24
 

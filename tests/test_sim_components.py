@@ -1,15 +1,24 @@
-"""Tiny exact-time SimPy scenarios, the closed form in each docstring."""
+"""Tiny exact-time SimPy scenarios, the closed form in each docstring: components, and the
+back-pressure of a full SRAM in a whole run."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import simpy
 
+from archsim.config import load_chip
+from archsim.mapping import map_workload
 from archsim.sim.core import Core, CoreTiming
+from archsim.sim.engine import Engine, SimSettings
 from archsim.sim.fabric import Fabric, OffChip
+from archsim.sim.metrics import compute_metrics
 from archsim.sim.recorder import Recorder
+from archsim.workload.catalog import load_workload
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
@@ -122,27 +131,36 @@ def test_cut_through_packets_share_links_in_turn(env, log, hermes):
     assert log == [("b", 5.0), ("a", 10.0)]
 
 
-def test_full_buffer_back_pressures_the_producer(env, log, hermes):
-    """Input SRAM of 256 B, rows of 100 B: rows 0 and 1 enter at t = 0, row 2 waits until the
-    consumer frees row 0 at t = 50, row 3 until row 1 is freed at t = 100."""
-    memory = dataclasses.replace(hermes.memory, sram_bytes_per_core=256)
-    chip = dataclasses.replace(hermes, memory=memory)
-    core = _core(env, chip)
+def test_full_output_sram_holds_the_layer_back(tmp_path):
+    """input (32) -> fc (32 x 32) on core 0 of tests/data/tiny-chip.toml with 64 B of SRAM per
+    core (32 B per buffer). The engine grows both of fc's buffers to the least that cannot
+    deadlock, 3 rows of 32 B (one row's window + one copy + one arriving; one row's outputs
+    + 2), and says so.
 
-    def producer():
-        for i in range(4):
-            yield core.inbuf.put(100)
-            log.append((f"row{i}", env.now))
-
-    def consumer():
-        for _ in range(4):
-            yield env.timeout(50)
-            yield core.inbuf.get(100)
-
-    env.process(producer())
-    env.process(consumer())
-    env.run()
-    assert log == [("row0", 0), ("row1", 0), ("row2", 50), ("row3", 100)]
+    A row's output SRAM is reserved before it integrates and freed when its output has left
+    the chip: array 39 + ADC 15 + LDPU 16 + write 4 + latency 100 = 174 ns. Rows arrive every
+    4 ns from t = 104 and the array takes one per 39 ns, but only 3 rows fit: reservations at
+    104, 143, 182, then each waits for the row three back to leave, 174 ns after its own
+    reservation: 278, 317, 356, 452, ... Samples end 174 ns after their reservation, three per
+    174 ns: the period is 174 / 3 = 58 ns, not the array's 39.
+    """
+    tiny = load_chip(DATA / "tiny-chip.toml")
+    chip = dataclasses.replace(
+        tiny, memory=dataclasses.replace(tiny.memory, sram_bytes_per_core=64)
+    )
+    path = tmp_path / "fc.toml"
+    path.write_text(
+        '[[layer]]\nid = "input"\nop = "input"\nshape = [32]\n\n'
+        '[[layer]]\nid = "fc"\nop = "linear"\nout_features = 32\n'
+    )
+    mapping = map_workload(load_workload(str(path)), chip, placement="sequential")
+    run = Engine(chip, mapping, SimSettings(samples=8)).run()
+    assert run.enlarged_buffers == [
+        "core0 input SRAM for fc: 96 B",
+        "core0 output SRAM for fc: 96 B",
+    ]
+    assert run.sample_end_ns == [278.0, 317.0, 356.0, 452.0, 491.0, 530.0, 626.0, 665.0]
+    assert compute_metrics(run, mapping).period_ns == 58.0
 
 
 def test_offchip_interface(env, log, hermes):

@@ -69,6 +69,18 @@ class Core:
         self.outbuf = simpy.Container(env, capacity=max(1, sram_bytes))
         """Output SRAM (bytes of results not yet sent)."""
 
+    def grow_sram(self, buffer: str, capacity: int) -> bool:
+        """Enlarge the "input" or "output" SRAM to `capacity` bytes if it is smaller (before
+        the run); True if it grew."""
+        held = self.inbuf if buffer == "input" else self.outbuf
+        if capacity <= held.capacity:
+            return False
+        if buffer == "input":
+            self.inbuf = simpy.Container(self.env, capacity=capacity)
+        else:
+            self.outbuf = simpy.Container(self.env, capacity=capacity)
+        return True
+
     def integrate(
         self,
         layer: str,

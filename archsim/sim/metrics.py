@@ -103,7 +103,9 @@ class Metrics:
     """False when too few samples streamed (< 4) for the period to exclude the pipeline fill,
     or when a segmented run (weight reloads) processed them batch-wise: then period = total
     time / samples."""
-    mvm_events: int = 0
+    block_mvms: int = 0
+    """Crossbar MVMs of the run: one per block (packed groups: per diagonal) per position,
+    over all samples (a chunk of k MVMs on b blocks counts k x b)."""
     macs: int = 0
     conversions: int = 0
     fabric_byte_hops: float = 0.0
@@ -179,7 +181,7 @@ def compute_metrics(
         bottleneck=bottleneck,
         utilisation=util.rename("busy").reset_index(),
         steady_state=steady,
-        mvm_events=int(mvm.qty.sum()),
+        block_mvms=int(mvm.qty.sum()),
         macs=macs,
         conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),

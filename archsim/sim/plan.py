@@ -8,7 +8,7 @@ row). Ops become nodes:
   products, LSTM gates are part of the LSTM node);
 - shape: reshapes, transposes, concatenations, slices: free, but they need their whole input;
 - input: a network input, read through the off-chip interface.
-For each consumer and each of its output rows, `need` gives how many input rows must have
+For each consumer and each of its output rows, `rows_needed` gives how many input rows must have
 arrived (line-buffer semantics: a convolution row needs the rows of its receptive field).
 """
 
@@ -60,8 +60,14 @@ class Node:
     def positions_per_row(self) -> int:
         return max(1, self.positions // self.rows)
 
+    @property
+    def recurrent(self) -> bool:
+        """An LSTM: each time step (row) needs the node's own previous step, and a sample's
+        steps stay on one replica."""
+        return isinstance(self.op, ir.Lstm)
 
-def need(consumer: Node, producer: Node, out_row: int) -> int:
+
+def rows_needed(consumer: Node, producer: Node, out_row: int) -> int:
     """Input rows of `producer` that must have arrived before `consumer` computes `out_row`."""
     op = consumer.op
     if consumer.kind == "shape":
@@ -79,7 +85,7 @@ def need(consumer: Node, producer: Node, out_row: int) -> int:
     return producer.rows
 
 
-def last_use(consumer: Node, producer: Node, in_row: int) -> int:
+def last_reading_row(consumer: Node, producer: Node, in_row: int) -> int:
     """The last output row of `consumer` that reads input row `in_row`."""
     op = consumer.op
     if isinstance(op, ir.Conv2d | ir.Pool):
@@ -89,7 +95,7 @@ def last_use(consumer: Node, producer: Node, in_row: int) -> int:
     return consumer.rows - 1
 
 
-def first_use(consumer: Node, producer: Node, in_row: int) -> int:
+def first_reading_row(consumer: Node, producer: Node, in_row: int) -> int:
     """The first output row of `consumer` that reads input row `in_row`."""
     op = consumer.op
     if isinstance(op, ir.Conv2d | ir.Pool):
@@ -174,6 +180,15 @@ def build_plan(mapping: Mapping, bytes_per_value: int = 1) -> dict[str, Node]:
     for name in workload.outputs:
         nodes[owner[name]].consumers.append("<output>")
     return nodes
+
+
+def rows_released_before(consumer: Node, producer: Node, out_row: int) -> int:
+    """Input rows of `producer` that `consumer` no longer reads once it starts `out_row` (the
+    tail of its line buffer)."""
+    n = 0
+    while n < producer.rows and last_reading_row(consumer, producer, n) < out_row:
+        n += 1
+    return n
 
 
 def node_k(node: Node) -> int:

@@ -1,4 +1,4 @@
-"""Running a SimPy environment to the end, optionally with status lines, and counting events."""
+"""Running a SimPy environment to the end, counting its events, optionally with status lines."""
 
 from __future__ import annotations
 
@@ -16,25 +16,22 @@ def run_to_end(
     status: Callable[[int], str],
     progress: Callable[[str], None] | None = None,
     interval_s: float = 0.5,
-) -> None:
-    """env.run(); with `progress`, step one event at a time (the same order) and pass it
-    status(events so far) about every `interval_s` of wall time."""
-    if progress is None:
-        env.run()
-        return
+) -> int:
+    """Process events until none is left (as env.run() does, one step at a time); returns how
+    many. With `progress`, pass it status(events so far) about every `interval_s` of wall time.
+    """
     step, events, next_report = env.step, 0, time.perf_counter() + interval_s
     try:
         while True:
             step()
             events += 1
-            if not events % REPORT_EVERY and time.perf_counter() > next_report:
+            if (
+                progress is not None
+                and not events % REPORT_EVERY
+                and time.perf_counter() > next_report
+            ):
                 progress(status(events))
                 next_report = time.perf_counter() + interval_s
     except simpy.core.EmptySchedule:
         pass
-
-
-def event_count(env: simpy.Environment) -> int:
-    """Events SimPy scheduled so far (its event-id counter; 0 if SimPy hides it)."""
-    counter = getattr(env, "_eid", None)
-    return int(next(counter)) if counter is not None else 0
+    return events
