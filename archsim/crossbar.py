@@ -56,11 +56,6 @@ class ProgrammedMatrix:
         """Crossbar blocks along K (the K-split)."""
         return math.ceil(self.shape[0] / self.crossbar.rows)
 
-    @property
-    def n_col_blocks(self) -> int:
-        """Crossbar blocks along N."""
-        return math.ceil(self.shape[1] / self.crossbar.cols)
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MatrixState:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archsim.blas import one_blas_thread
 from archsim.checks import largest_code, require_finite
 from archsim.crossbar import MatrixState, ProgrammedMatrix, read_state
 from archsim.errors import ArchsimError
@@ -113,6 +114,7 @@ class _Layer:
     conv: list[list[Converters]] = field(default_factory=list)
 
 
+@one_blas_thread
 def evaluate(
     chip: ChipSpec,
     workload: ir.Workload,

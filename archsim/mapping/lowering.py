@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from archsim.workload import ir
 
 
@@ -90,8 +88,3 @@ def _analog_sources(workload: ir.Workload, name: str, analog: set[str]) -> list[
         else:
             stack.extend(workload.graph.predecessors(n))
     return sorted(found)
-
-
-def output_bytes(workload: ir.Workload, layer: str, bytes_per_value: int = 1) -> int:
-    """Bytes per sample a layer emits."""
-    return int(np.prod(workload.op(layer).shape)) * bytes_per_value

@@ -18,8 +18,6 @@ TEST_SIZE = 0.25
 SPLIT_SEED = 0
 #: Largest pixel value in the raw data (pixels are integers 0..16).
 PIXEL_MAX = 16.0
-#: Number of classes (digits 0..9).
-NUM_CLASSES = 10
 
 
 def load_digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -63,8 +63,6 @@ MNIST_STD = 0.3081
 #: Images and classes of the test set.
 MNIST_TEST_SIZE = 10_000
 MNIST_CLASSES = 10
-#: Float accuracy ccexam reports for the CNN on the test set (fraction).
-MNIST_CNN_REPORTED_ACCURACY = 0.9905
 
 
 @dataclass(frozen=True)
