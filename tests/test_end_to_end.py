@@ -204,18 +204,3 @@ def _tolerance(key: str) -> dict:
     if key in ("activity", "energy_per_sample_pj"):
         return {"rel": 1e-3}
     return {"rel": 1e-9}
-
-
-def test_tops_per_mm2_counts_cores_and_global_units_in_run_and_sweep():
-    """One area basis: the tiny chip's 4 cores x 0.05 mm2 plus its GDPU's 0.02 mm2 = 0.22 mm2,
-    the same in a run's metrics and in a sweep row (a sweep once added the GDPUs, a run not)."""
-    from archsim.sweep.runner import _result_cells
-
-    chip = load_chip(str(Path(__file__).parent / "data" / "tiny-chip.toml"))
-    assert chip.compute_area_mm2 == pytest.approx(4 * 0.05 + 0.02)
-    net = mlp(np.random.default_rng(0), sizes=(32, 32))
-    r = simulate(chip, net, mode="timing", samples=2, seed=0)
-    m = r.metrics
-    assert m.tops_per_mm2 == pytest.approx(m.effective_tops / 0.22, rel=1e-9)
-    cells = _result_cells(r)
-    assert cells["area_mm2"] == pytest.approx(0.22) and cells["tops_per_mm2"] == m.tops_per_mm2
