@@ -82,9 +82,11 @@ def simulate(
 ) -> RunResult:
     """Run `workload` on `chip` for `samples` samples.
 
-    In full and functional mode `dataset` (default: the workload's, first `samples` items)
-    is evaluated at each of `t_inference_s` (one time or several); the timed half streams
-    `samples` samples and takes its data-dependent energy from the first time.
+    In full and functional mode the mapped chip is programmed once from `seed`
+    (`archsim.program.program`) and `dataset` (default: the workload's, first `samples`
+    items) is evaluated on it at each of `t_inference_s` (one time or several); the timed half
+    runs the programmed chip's chip and mapping, streams `samples` samples and takes its
+    data-dependent energy from the activity measured at the first time.
 
     A workload that does not fit runs in segments with weight reloads between them when the
     chip's mapping spec allows it (`weight_reload`); each segment is mapped without replicas
