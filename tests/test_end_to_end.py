@@ -5,7 +5,6 @@ NumPy forward pass of the network (exactly with an ideal device and ideal conver
 from __future__ import annotations
 
 import csv
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from archsim.config import chip_presets, load_chip, load_device
 from archsim.sim.core import CoreTiming
 from archsim.workload.catalog import load_dataset, load_workload
 from archsim.workload.zoo import mlp
+from tests import reference as ref
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"
@@ -101,13 +101,9 @@ def test_exact_chip_outputs_are_the_numpy_forward_pass(tiny, mode):
     """On either path: with an ideal device, ideal (0-bit) DAC and ADC and FP32 digital units
     the network's outputs are the float64 NumPy forward pass to float32 rounding."""
     chip, net, data = tiny
-    exact = dataclasses.replace(
-        chip,
-        input=dataclasses.replace(chip.input, bits=0),
-        adc=dataclasses.replace(chip.adc, bits=0),
-        ldpu=dataclasses.replace(chip.ldpu, precision="fp32"),
+    r = simulate(
+        ref.exact_chip(chip), net, mode=mode, samples=8, dataset=data, device=load_device("ideal")
     )
-    r = simulate(exact, net, mode=mode, samples=8, dataset=data, device=load_device("ideal"))
     want = _numpy_forward(net, data.x)
     assert r.outputs.shape == want.shape == (8, 10)
     np.testing.assert_allclose(r.outputs, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())

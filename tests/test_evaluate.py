@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -16,6 +14,7 @@ from archsim.program import program
 from archsim.workload import ir
 from archsim.workload.catalog import load_dataset, load_workload
 from archsim.workload.mnist import mnist_available
+from tests import reference as ref
 
 needs_mnist = pytest.mark.skipif(
     not mnist_available(),
@@ -23,19 +22,9 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
-def _exact_chip(chip):
-    """The chip with ideal converters and FP32 digital units."""
-    return dataclasses.replace(
-        chip,
-        input=dataclasses.replace(chip.input, bits=0),
-        adc=dataclasses.replace(chip.adc, bits=0),
-        ldpu=dataclasses.replace(chip.ldpu, precision="fp32"),
-    )
-
-
 def test_ideal_device_without_quantization_reproduces_float(hermes, ideal):
     w = load_workload("digits-cnn")
-    r = evaluate(_exact_chip(hermes), w, load_dataset(w), (0.0,), device=ideal)
+    r = evaluate(ref.exact_chip(hermes), w, load_dataset(w), (0.0,), device=ideal)
     p = r.points[0]
     assert p.agreement == 1.0 and p.accuracy == r.float_accuracy
     assert all(s.nrmse < 1e-5 and s.quantization_nrmse == 0 for s in p.layers)
