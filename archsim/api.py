@@ -1,11 +1,14 @@
 """The one place the pipeline is chained: preset -> workload -> mapping -> program -> run.
 
 `simulate` returns, from one call, the network's noisy outputs and accuracy (the functional
-half) and the chip's latency, throughput, energy, power and utilisation (the timed half). In
-`full` mode both halves share one mapping, one set of programmed conductances and the same
-converters: the functional half programs the weights, runs the data and measures each layer's
-input activity, which sets the data-dependent array and PWM energy of the timed half. `timing`
-skips the data (activity: `metrics.ASSUMED_ACTIVITY`), `functional` skips the clock.
+half) and the chip's latency, throughput, energy, power and utilisation (the timed half). The
+chip is mapped once and programmed once (`archsim.program.program` -> `ProgrammedChip`); in
+`full` mode both halves run that programmed chip: the functional half reads its conductances at
+each time, calibrates the converters on data and measures each layer's input activity; the
+timed half runs its chip and mapping and takes the measured activity for the data-dependent
+array and PWM energy. Timing and energy do not depend on the conductance values, so `timing`
+mode skips programming and the data (activity: `metrics.ASSUMED_ACTIVITY`); `functional` skips
+the clock.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from archsim.evaluate import EvalResult, EvalSettings, evaluate
 from archsim.footprint import check_footprint, engine_bytes, hop_table_bytes
 from archsim.mapping import Mapping
 from archsim.mapping.segments import map_or_segment, segment_layers
+from archsim.program import ProgrammedChip, program
 from archsim.sim.engine import Engine, SimRun, SimSettings
 from archsim.sim.metrics import Metrics, compute_metrics
 from archsim.sim.segmented import run_segments
@@ -78,9 +82,11 @@ def simulate(
 ) -> RunResult:
     """Run `workload` on `chip` for `samples` samples.
 
-    In full and functional mode `dataset` (default: the workload's, first `samples` items)
-    is evaluated at each of `t_inference_s` (one time or several); the timed half streams
-    `samples` samples and takes its data-dependent energy from the first time.
+    In full and functional mode the mapped chip is programmed once from `seed`
+    (`archsim.program.program`) and `dataset` (default: the workload's, first `samples`
+    items) is evaluated on it at each of `t_inference_s` (one time or several); the timed half
+    runs the programmed chip's chip and mapping, streams `samples` samples and takes its
+    data-dependent energy from the activity measured at the first time.
 
     A workload that does not fit runs in segments with weight reloads between them when the
     chip's mapping spec allows it (`weight_reload`); each segment is mapped without replicas
@@ -110,17 +116,19 @@ def simulate(
     accuracy = None
     activity: dict[str, float] = {}
     times = tuple(t_inference_s) if isinstance(t_inference_s, tuple | list) else (t_inference_s,)
+    programmed: ProgrammedChip | None = None
     if mode in ("full", "functional"):
         data = dataset or load_dataset(workload, samples, seed=seed)
+        (device or chip.device).check_times(times)  # before the programming noise is drawn
+        programmed = program(chip, workload, mapping, device=device, seed=seed)
         accuracy = evaluate(
             chip,
             workload,
             data,
             times,
-            device=device,
             seed=seed,
             settings=eval_settings or EvalSettings(),
-            mapping=mapping,
+            programmed=programmed,
             keep_outputs=True,
             progress=progress,
         )
@@ -128,6 +136,8 @@ def simulate(
     metrics = run = None
     if mode in ("full", "timing"):
         settings = SimSettings(samples=samples, chunk=chunk)
+        if programmed is not None:  # the timed half runs the chip the functional half read
+            chip, mapping = programmed.chip, programmed.mapping
         timed, timed_activity = mapping, activity
         if parts:
             run = run_segments(parts, settings)

@@ -1,9 +1,10 @@
 """Accuracy of a mapped network on a chip: the whole network, batched, through the crossbars.
 
-Each analog layer is programmed once per replica and convolution group with the mapping's
-tiling (the chip's crossbar size, the device, the chip's weight scaling); the K-split partial
-sums go through their own ADCs and are added digitally, as in `archsim.mvm`. Rows of a layer's
-input batch are shared between its replicas in contiguous chunks. DAC and ADC ranges are
+The network is read from a `ProgrammedChip` (`archsim.program`: every replica and convolution
+group of each analog layer programmed once with the mapping's tiling), given or programmed here
+from the seed; at each time its conductances are read with drift and read noise. The K-split
+partial sums go through their own ADCs and are added digitally, as in `archsim.mvm`. Rows of a
+layer's input batch are shared between its replicas in contiguous chunks. DAC and ADC ranges are
 calibrated once, at the first evaluated time, layer by layer on the network's own (analog)
 activations of a separate calibration batch, and then kept. Digital ops run in the digital
 unit's precision (FP16 rounding of every digital result for HERMES).
@@ -25,10 +26,12 @@ import numpy as np
 
 from archsim.blas import one_blas_thread
 from archsim.checks import largest_code, require_finite
-from archsim.crossbar import MatrixState, ProgrammedMatrix, program_matrix, read_state
+from archsim.crossbar import MatrixState, ProgrammedMatrix, read_state
+from archsim.errors import ArchsimError
 from archsim.footprint import check_footprint, evaluate_bytes
 from archsim.mapping import Mapping, map_workload
 from archsim.mvm import Converters, analog_mvm, calibrate, input_range_of
+from archsim.program import ProgrammedChip, program, run_seeds
 from archsim.spec import ChipSpec, DeviceSpec
 from archsim.workload import ir
 from archsim.workload.catalog import Dataset
@@ -106,7 +109,7 @@ class _Layer:
     """The programmed copies of one analog op: [replica][group]."""
 
     op: ir.Op
-    programmed: list[list[ProgrammedMatrix]]
+    programmed: tuple[tuple[ProgrammedMatrix, ...], ...]
     states: list[list[MatrixState]] = field(default_factory=list)
     conv: list[list[Converters]] = field(default_factory=list)
 
@@ -122,24 +125,37 @@ def evaluate(
     seed: int = 0,
     settings: EvalSettings | None = None,
     mapping: Mapping | None = None,
+    programmed: ProgrammedChip | None = None,
     progress: Callable[[str], None] | None = None,
     keep_outputs: bool = False,
 ) -> EvalResult:
     """Accuracy of `workload` on `chip` (with `device` if given) at each time.
 
+    Args:
+        programmed: the chip as programmed (`archsim.program.program`); default: programmed
+            here from `seed` (the same as `program(chip, workload, mapping, device=device,
+            seed=seed)`). Its chip, workload, mapping and device are the ones evaluated; a
+            `mapping` or `device` given beside it must be its own. `seed` still keys the read
+            and per-MVM noise, so one programmed chip can be read with several seeds.
+
     Raises:
         MappingError: the workload does not fit on the chip.
         DeviceModelError: a time outside the range the device model is defined for.
-        ArchsimError: bad inputs, or more memory than the machine has (`archsim.footprint`).
+        ArchsimError: bad inputs, a programmed chip of another chip, workload, mapping or
+            device, or more memory than the machine has (`archsim.footprint`).
     """
     settings = settings or EvalSettings()
+    if programmed is not None:
+        _check_programmed(programmed, chip, workload, mapping, device)
+        device, mapping = programmed.device, programmed.mapping
     device = device or chip.device
     times = [float(t) for t in times_s]
     device.check_times(times)
     mapping = mapping or map_workload(workload, chip)
     check_footprint(f"evaluating {workload.name} on {chip.name}", evaluate_bytes(mapping))
     digital = fp16_round if chip.ldpu.precision == "fp16" else None
-    prog_ss, read_ss, noise_ss = np.random.SeedSequence(seed).spawn(3)
+    seeds = run_seeds(seed)
+    read_ss, noise_ss = seeds.read, seeds.mvm
 
     t0 = time.perf_counter()
     ref_logits = _batched(workload, dataset.x, float_matmul, None, settings.batch)
@@ -147,7 +163,8 @@ def evaluate(
     ref_pred = ref_logits.argmax(axis=-1)
     float_acc = _accuracy(ref_pred, dataset.labels)
 
-    layers = _program(workload, mapping, chip, device, prog_ss)
+    programmed = programmed or program(chip, workload, mapping, device=device, seed=seed)
+    layers = {pl.name: _Layer(workload.op(pl.name), pl.copies) for pl in programmed.layers}
     bipolar = chip.input.phases == 1  # one phase: both read polarities at once (LG23 ED Fig. 4)
     points = []
     outputs = []
@@ -233,25 +250,24 @@ def _batched(workload, x, matmul, digital, batch) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def _program(workload, mapping: Mapping, chip: ChipSpec, device, prog_ss) -> dict[str, _Layer]:
-    """Program every replica and group of every analog layer, each with its own noise."""
-    layers = {}
-    lms = mapping.layers
-    for lm, ss in zip(lms, prog_ss.spawn(len(lms)), strict=True):
-        op = workload.op(lm.name)
-        mats = ir.matrices(op)
-        rngs = [np.random.default_rng(s) for s in ss.spawn(lm.replicas)]
-        programmed = [
-            [
-                program_matrix(
-                    m, chip.crossbar, device, rng, weight_scaling=chip.mapping.weight_scaling
-                )
-                for m in mats
-            ]
-            for rng in rngs
-        ]
-        layers[lm.name] = _Layer(op, programmed)
-    return layers
+def _check_programmed(programmed: ProgrammedChip, chip, workload, mapping, device) -> None:
+    """Refuse a programmed chip that is not `chip` running `workload` (with `mapping` and
+    `device` when they are given)."""
+    if programmed.chip is not chip and programmed.chip != chip:
+        raise ArchsimError(
+            f"programmed: holds chip {programmed.chip.name!r}, not the evaluated {chip.name!r}"
+        )
+    if programmed.workload != workload.name:
+        raise ArchsimError(
+            f"programmed: holds workload {programmed.workload!r}, not {workload.name!r}"
+        )
+    if mapping is not None and mapping is not programmed.mapping:
+        raise ArchsimError("mapping: expected the programmed chip's own mapping (or none)")
+    if device is not None and device != programmed.device:
+        raise ArchsimError(
+            f"device: expected the programmed chip's {programmed.device.name!r}, "
+            f"got {device.name!r}"
+        )
 
 
 def _calibrate(workload, layers, x_cal, settings: EvalSettings, chip: ChipSpec, digital) -> None:

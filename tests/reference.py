@@ -6,7 +6,20 @@ checked against them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+
+
+def exact_chip(chip):
+    """`chip` with ideal (0-bit) DAC and ADC and FP32 digital units: with an ideal device it
+    must reproduce the float network."""
+    return dataclasses.replace(
+        chip,
+        input=dataclasses.replace(chip.input, bits=0),
+        adc=dataclasses.replace(chip.adc, bits=0),
+        ldpu=dataclasses.replace(chip.ldpu, precision="fp32"),
+    )
 
 
 def qmax(bits: int) -> float:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from archsim.cli import main
+from archsim.conductance import to_weights
 from archsim.config import load_device
+from archsim.errors import ArchsimError
 from archsim.evaluate import evaluate
+from archsim.program import program
+from archsim.workload import ir
 from archsim.workload.catalog import load_dataset, load_workload
 from archsim.workload.mnist import mnist_available
+from tests import reference as ref
 
 needs_mnist = pytest.mark.skipif(
     not mnist_available(),
@@ -19,19 +22,9 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
-def _exact_chip(chip):
-    """The chip with ideal converters and FP32 digital units."""
-    return dataclasses.replace(
-        chip,
-        input=dataclasses.replace(chip.input, bits=0),
-        adc=dataclasses.replace(chip.adc, bits=0),
-        ldpu=dataclasses.replace(chip.ldpu, precision="fp32"),
-    )
-
-
 def test_ideal_device_without_quantization_reproduces_float(hermes, ideal):
     w = load_workload("digits-cnn")
-    r = evaluate(_exact_chip(hermes), w, load_dataset(w), (0.0,), device=ideal)
+    r = evaluate(ref.exact_chip(hermes), w, load_dataset(w), (0.0,), device=ideal)
     p = r.points[0]
     assert p.agreement == 1.0 and p.accuracy == r.float_accuracy
     assert all(s.nrmse < 1e-5 and s.quantization_nrmse == 0 for s in p.layers)
@@ -65,6 +58,57 @@ def test_same_seed_same_result_other_seed_other_noise(hermes):
     c = evaluate(hermes, w, ds, (3600.0,), seed=4).points[0]
     assert (a.accuracy, a.agreement, a.layers) == (b.accuracy, b.agreement, b.layers)
     assert a.layers != c.layers
+
+
+def test_program_writes_every_replica_and_group_of_every_layer(hermes, ideal):
+    """Ideal device: each programmed copy reads back the layer's weights to float32 rounding
+    (devices -> normalised weight x digital scale), one copy per replica and group."""
+    w = load_workload("digits-cnn")
+    p = program(hermes, w, device=ideal, seed=1)
+    assert [pl.name for pl in p.layers] == [lm.name for lm in p.mapping.layers]
+    for pl, lm in zip(p.layers, p.mapping.layers, strict=True):
+        mats = ir.matrices(w.op(pl.name))
+        assert len(pl.copies) == lm.replicas and all(len(c) == len(mats) for c in pl.copies)
+        for copy in pl.copies:
+            for m, want in zip(copy, mats, strict=True):
+                g = m.devices.g_us
+                dpw = hermes.crossbar.devices_per_weight
+                got = to_weights(g, dpw, ideal.g_min_us, ideal.g_max_us) * m.w_scale
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
+
+
+def test_programming_noise_is_drawn_once_per_copy_and_seed(hermes):
+    """PCM: the same seed programs the same conductances; two replicas of one layer, or two
+    seeds, get different programming noise."""
+    w = load_workload("digits-cnn")
+    a, b, c = (program(hermes, w, seed=s) for s in (3, 3, 4))
+    conv1 = next(pl for pl in a.layers if len(pl.copies) > 1)
+    g = [copy[0].devices.g_us for copy in conv1.copies[:2]]
+    assert not np.array_equal(g[0], g[1])
+    for x, y, z in zip(a.layers, b.layers, c.layers, strict=True):
+        np.testing.assert_array_equal(x.copies[0][0].devices.g_us, y.copies[0][0].devices.g_us)
+        assert not np.array_equal(x.copies[0][0].devices.g_us, z.copies[0][0].devices.g_us)
+
+
+def test_evaluate_reads_the_programmed_chip_it_is_given(hermes):
+    """evaluate(seed=s) programs as program(seed=s) does: given that programmed chip it gives
+    the same bits; read with another seed, the same chip keeps its programming noise, so
+    its outputs differ from seed 4's own chip less than two independent chips differ."""
+    w = load_workload("digits-mlp")
+    ds = load_dataset(w, samples=100)
+    chip3 = program(hermes, w, seed=3)
+    own = evaluate(hermes, w, ds, (60.0,), seed=3, keep_outputs=True).outputs[0]
+    given = evaluate(hermes, w, ds, (60.0,), seed=3, programmed=chip3, keep_outputs=True)
+    np.testing.assert_array_equal(given.outputs[0], own)
+    reread = evaluate(hermes, w, ds, (60.0,), seed=4, programmed=chip3, keep_outputs=True)
+    other = evaluate(hermes, w, ds, (60.0,), seed=4, keep_outputs=True).outputs[0]
+    assert np.mean((reread.outputs[0] - own) ** 2) < np.mean((other - own) ** 2)
+
+
+def test_evaluate_refuses_a_chip_programmed_with_another_workload(hermes):
+    mlp, cnn = load_workload("digits-mlp"), load_workload("digits-cnn")
+    with pytest.raises(ArchsimError, match="programmed: holds workload 'digits-cnn'"):
+        evaluate(hermes, mlp, load_dataset(mlp, samples=4), programmed=program(hermes, cnn))
 
 
 def test_lstm_and_transformer_run_through_crossbars(hermes):
