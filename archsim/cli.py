@@ -13,7 +13,15 @@ from pathlib import Path
 
 from archsim import cli_options as opt
 from archsim.errors import ArchsimError
-from archsim.outputs import RUN_REPORT, SWEEP_REPORT, atomic_file, check_dir, check_file
+from archsim.outputs import (
+    MAP_REPORT,
+    RUN_REPORT,
+    SWEEP_REPORT,
+    atomic_dir,
+    atomic_file,
+    check_dir,
+    check_file,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +52,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="archsim",
         description="Architecture simulator for analog in-memory-computing DNN accelerators.",
     )
+    parser.add_argument("--version", action="version", version=opt.version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="map, time and evaluate a workload; write a report")
+    run = opt.command(
+        sub,
+        "run",
+        "map, time and evaluate a workload; write a report",
+        (
+            "--workload digits-cnn --out digits-report",
+            "--chip hermes --workload resnet9 --read-mode 4-phase --times 1,86400",
+        ),
+    )
     _chip_workload_args(run, default_workload="digits-cnn")
     run.add_argument("--out", type=Path, help="output directory (reports/<chip>-<workload>)")
     run.add_argument(
@@ -55,9 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     run.set_defaults(func=_cmd_run)
 
-    sim = sub.add_parser("simulate", help="one run: timing, energy and (with data) accuracy")
+    sim = opt.command(
+        sub,
+        "simulate",
+        "one run: timing, energy and (with data) accuracy",
+        (
+            "--workload mlp --mode timing --trace trace.json",
+            "--workload digits-cnn --mode functional --device pcm --samples 100",
+        ),
+    )
     _chip_workload_args(sim)
-    sim.add_argument("--mode", choices=("full", "timing", "functional"), default="full")
+    sim.add_argument(
+        "--mode",
+        choices=("full", "timing", "functional"),
+        default="full",
+        help="full: timed run and accuracy; timing: the timed run alone (no data needed); "
+        "functional: accuracy alone (full)",
+    )
     sim.add_argument(
         "--stream", type=opt.count, default=16, help="samples streamed in the timed run"
     )
@@ -66,7 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--share", action="store_true", help=SHARE_HELP)
     sim.set_defaults(func=_cmd_simulate)
 
-    sw = sub.add_parser("sweep", help="design-space sweep from a sweep file; Pareto fronts")
+    sw = opt.command(
+        sub,
+        "sweep",
+        "design-space sweep from a sweep file; Pareto fronts",
+        (
+            "sweeps/hermes-converters.toml --workers 2",
+            "sweeps/hermes-ldpu.toml --serial --out ldpu-sweep",
+        ),
+    )
     sw.add_argument("file", type=Path, help="sweep file (TOML; see sweeps/)")
     sw.add_argument("--out", type=Path, help="output directory (reports/sweep-<name>)")
     sw.add_argument("--serial", action="store_true", help="run the points in this process")
@@ -80,23 +119,45 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--retry-failed", action="store_true", help="run failed points again")
     sw.set_defaults(func=_cmd_sweep)
 
-    va = sub.add_parser("validate", help="simulated vs published figures of the presets")
+    va = opt.command(
+        sub,
+        "validate",
+        "simulated vs published figures of the presets",
+        ("", "--chip hermes --chip neurram --csv validate.csv"),
+    )
     va.add_argument("--chip", action="append", help="preset(s) to check (all with figures)")
     va.add_argument("--csv", type=Path, help="write the table as CSV to PATH")
     va.set_defaults(func=_cmd_validate)
 
-    ev = sub.add_parser("evaluate", help="accuracy of a mapped network over time")
+    ev = opt.command(
+        sub,
+        "evaluate",
+        "accuracy of a mapped network over time",
+        ("--workload digits-cnn --device pcm --times 1,3600,31536000 --csv accuracy.csv",),
+    )
     _chip_workload_args(ev)
     ev.add_argument("--csv", type=Path, help="write workload,device,t_s,accuracy,... to PATH")
     ev.set_defaults(func=_cmd_evaluate)
 
-    mp = sub.add_parser("map", help="map a workload onto a chip and draw the placement")
+    mp = opt.command(
+        sub,
+        "map",
+        "map a workload onto a chip; write the placement picture and table",
+        (
+            "--workload resnet9 --out resnet9-map",
+            "--chip hermes-256 --workload digits-cnn --placement sequential",
+        ),
+    )
     mp.add_argument("--chip", default="hermes", help="chip preset name or TOML path (hermes)")
     mp.add_argument("--workload", required=True, help="zoo name, .onnx or .toml path")
     mp.add_argument("--placement", choices=("sequential", "greedy"), help="(chip default)")
     mp.add_argument("--replication", choices=("none", "balanced"), help="(chip default)")
-    mp.add_argument("--out", type=Path, help="picture path (reports/map-<chip>-<workload>.png)")
-    mp.add_argument("--seed", type=opt.seed, default=0, help="seed of random zoo weights (0)")
+    mp.add_argument(
+        "--out",
+        type=Path,
+        help="output directory for mapping.png and mapping.csv (reports/map-<chip>-<workload>)",
+    )
+    opt.add_seed(mp)
     _dim_arg(mp)
     mp.add_argument(
         "--reload",
@@ -106,22 +167,35 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("--share", action="store_true", help=SHARE_HELP)
     mp.set_defaults(func=_cmd_map)
 
-    wl = sub.add_parser("workloads", help="list the built-in workloads")
+    wl = opt.command(sub, "workloads", "list the built-in workloads", ("",))
     wl.set_defaults(func=_cmd_workloads)
 
-    de = sub.add_parser("device-error", help="MVM error of a device preset against float")
-    de.add_argument("--device", required=True, help="device preset name or TOML path")
-    de.add_argument(
-        "--size", type=opt.size, default="256x256", help="ROWSxCOLS of the weight matrix (256x256)"
+    de = opt.command(
+        sub,
+        "device-error",
+        "MVM error of a device preset against float",
+        (
+            "--device pcm --size 64x64 --times 1,86400,31536000",
+            "--chip neurram --times 1,86400,172800 --csv neurram-error.csv",
+            "--device cmo-hfox --validate",
+        ),
     )
-    de.add_argument("--input-bits", type=int, default=8, help="DAC bits incl. sign, 0 = off (8)")
-    de.add_argument("--adc-bits", type=int, default=8, help="ADC bits incl. sign, 0 = off (8)")
+    de.add_argument(
+        "--chip",
+        default="hermes",
+        help="chip preset whose device, crossbar and converters give the defaults below (hermes)",
+    )
+    de.add_argument("--device", help="device preset name or TOML path (the chip's)")
+    de.add_argument(
+        "--size", type=opt.size, help="ROWSxCOLS of the weight matrix (the chip's crossbar)"
+    )
+    de.add_argument("--input-bits", type=int, help="DAC bits incl. sign, 0 = off (the chip's)")
+    de.add_argument("--adc-bits", type=int, help="ADC bits incl. sign, 0 = off (the chip's)")
     de.add_argument(
         "--devices-per-weight",
         type=int,
-        default=None,
         help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity "
-        "(the device's fitted count, else 2)",
+        "(the device's fitted count, else the chip's crossbar)",
     )
     de.add_argument(
         "--times",
@@ -133,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
         "--seeds", type=opt.count, default=3, help="weight matrices to average over (3)"
     )
     de.add_argument("--vectors", type=opt.count, default=1000, help="input vectors per seed (1000)")
-    de.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
+    opt.add_seed(de)
     de.add_argument(
         "--compensation",
         action=argparse.BooleanOptionalAction,
@@ -167,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
         },
     )
 
-    presets = sub.add_parser("presets", help="list the shipped chip and device presets")
+    presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))
     presets.set_defaults(func=_cmd_presets)
     return parser
 
@@ -191,7 +265,7 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
         help="comma list of times since programming in s (1 s .. 1 year)",
     )
     p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
-    p.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
+    opt.add_seed(p)
     _dim_arg(p)
     p.add_argument(
         "--input-percentile",
@@ -428,16 +502,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from archsim.mapping.report import format_mapping, plot_mapping
+    import json
+
+    from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
     from archsim.mapping.segments import map_or_segment
+    from archsim.run_report import write_csv
     from archsim.workload.catalog import load_workload
 
     if args.out:
-        check_file("--out", args.out, suffixes=_PICTURE_SUFFIXES)
+        check_dir("--out", args.out, MAP_REPORT)
     chip = _chip(args)
     workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
-    out = args.out or check_file(
-        "--out", Path("reports") / f"map-{chip.name}-{workload.name}.png", make_parents=True
+    out = args.out or check_dir(
+        "--out", Path("reports") / f"map-{chip.name}-{workload.name}", MAP_REPORT, make_parents=True
     )
     mapping, parts = map_or_segment(
         workload, chip, placement=args.placement, replication=args.replication, share=args.share
@@ -446,9 +523,20 @@ def _cmd_map(args: argparse.Namespace) -> int:
         print(format_mapping(part))
         print()
     print(format_mapping(mapping))
-    with atomic_file(out) as tmp:
-        plot_mapping(mapping, tmp)
-    print(f"placement picture written to {out}")
+    with atomic_dir(out) as tmp:
+        plot_mapping(mapping, tmp / "mapping.png")
+        write_csv(mapping_rows(mapping), tmp / "mapping.csv")
+        settings = {
+            "chip": chip.name,
+            "workload": workload.name,
+            "placement": args.placement or chip.mapping.placement,
+            "replication": args.replication or chip.mapping.replication,
+            "share": args.share,
+            "segments": len(parts or ()),
+            "seed": args.seed,
+        }
+        (tmp / MAP_REPORT).write_text(json.dumps(settings, indent=2) + "\n")
+    print(f"placement picture and table written to {out}/mapping.png and mapping.csv")
     return 0
 
 
@@ -463,21 +551,23 @@ def _cmd_workloads(args: argparse.Namespace) -> int:
 
 
 def _cmd_device_error(args: argparse.Namespace) -> int:
-    from archsim.config import load_device
+    from archsim.config import load_chip, load_device
     from archsim.device_error import DeviceErrorSetup, device_error, format_table, stderr_progress
 
     if args.csv:
         check_file("--csv", args.csv)
     if args.validate:
         return _validate_device_errors(args)
+    chip = load_chip(args.chip)
+    _device_error_defaults(args, chip)
     rows_, cols_ = args.size
     times = args.times
     _check_bits("--input-bits", args.input_bits)
     _check_bits("--adc-bits", args.adc_bits)
-    device = load_device(args.device)
+    device = load_device(args.device) if args.device else chip.device
     fitted = getattr(device.model, "devices_per_weight", None)
     if args.devices_per_weight is None:
-        args.devices_per_weight = fitted or 2
+        args.devices_per_weight = fitted or chip.crossbar.devices_per_weight
     dpw = args.devices_per_weight
     if dpw < 1 or (dpw > 1 and dpw % 2):
         raise ArchsimError(f"--devices-per-weight: expected 1 or an even number, got {dpw}")
@@ -532,15 +622,12 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-_PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
-"""File types `map --out` can draw (matplotlib picks the format from the suffix)."""
-
-
 def _validate_device_errors(args: argparse.Namespace) -> int:
     """`device-error --validate`: the preset's published experiments, each with its own setup."""
+    from archsim.config import load_chip
     from archsim.device_error import check_published, format_checks, load_published_errors
 
-    defaults = _parser().parse_args(["device-error", "--device", args.device])
+    defaults = _parser().parse_args(["device-error"])
     for key in (
         "size",
         "input_bits",
@@ -560,12 +647,24 @@ def _validate_device_errors(args: argparse.Namespace) -> int:
                 f"{flag}: not used with --validate (each published figure runs "
                 "the paper's own setup)"
             )
-    device, entries = load_published_errors(args.device)
+    name = args.device or load_chip(args.chip).device.name
+    device, entries = load_published_errors(name)
     if not entries:
-        raise ArchsimError(f"--device {args.device}: the preset has no [[published_error]]")
+        raise ArchsimError(f"--device {name}: the preset has no [[published_error]]")
     rows = check_published(device, entries, seed=args.seed)
     print(format_checks(rows))
     return 1 if any(r.basis == "predicted" and not r.passed for r in rows) else 0
+
+
+def _device_error_defaults(args: argparse.Namespace, chip) -> None:
+    """Fill --size, --input-bits and --adc-bits not given from `chip` (--chip), so device-error
+    studies the array and converters the chip has."""
+    if args.size is None:
+        args.size = (chip.crossbar.rows, chip.crossbar.cols)
+    if args.input_bits is None:
+        args.input_bits = chip.input.bits
+    if args.adc_bits is None:
+        args.adc_bits = chip.adc.bits
 
 
 def _check_device_error_memory(args: argparse.Namespace) -> None:
