@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archsim.blas import one_blas_thread
 from archsim.checks import largest_code, require_finite
 from archsim.crossbar import MatrixState, ProgrammedMatrix, program_matrix, read_state
 from archsim.footprint import check_footprint, evaluate_bytes
@@ -110,6 +111,7 @@ class _Layer:
     conv: list[list[Converters]] = field(default_factory=list)
 
 
+@one_blas_thread
 def evaluate(
     chip: ChipSpec,
     workload: ir.Workload,

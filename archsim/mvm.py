@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archsim.blas import one_blas_thread
 from archsim.checks import converter_bits, largest_code
 from archsim.crossbar import MatrixState, ProgrammedMatrix
 from archsim.errors import ArchsimError
@@ -84,6 +85,7 @@ class MvmResult:
     """ADC conversions performed: B * N * row blocks."""
 
 
+@one_blas_thread
 def calibrate(
     state: MatrixState,
     x: np.ndarray,
@@ -144,6 +146,7 @@ def input_range_of(x: np.ndarray, percentile: float = 100.0) -> float:
     return r if r > 0 else 1.0
 
 
+@one_blas_thread
 def analog_mvm(
     x: np.ndarray,
     state: MatrixState,
