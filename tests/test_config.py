@@ -15,7 +15,7 @@ HERMES = (models_dir() / "hermes.toml").read_text()
 
 
 def test_hermes_preset_values(hermes):
-    """The HERMES figures of the issue and aimc-facts §0, §1."""
+    """The HERMES figures of LG23 and KA22 (docs/sources.md)."""
     assert hermes.cores.count == 64 and hermes.cores.grid == (8, 8)
     assert (hermes.crossbar.rows, hermes.crossbar.cols) == (256, 256)
     assert hermes.crossbar.devices_per_weight == 4

@@ -181,7 +181,7 @@ class AdcSpec:
     energy_scaling: Literal["fixed", "walden"] = "fixed"
     """How the energy per conversion follows `bits`: "fixed" (the same at any width) or
     "walden" (doubles per bit: a constant Walden figure of merit, energy = FoM x 2^bits,
-    aimc-facts §5.1). The conversion time stays `conversion_ns` either way."""
+    MUR23). The conversion time stays `conversion_ns` either way."""
     energy_reference_bits: int = 0
     """The width `energy_pj_per_conversion` was given for (0 = `bits`); 0..16."""
 
