@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from archsim import cli_device_error
 from archsim import cli_options as opt
 from archsim.errors import ArchsimError
 from archsim.outputs import (
@@ -170,76 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     wl = opt.command(sub, "workloads", "list the built-in workloads", ("",))
     wl.set_defaults(func=_cmd_workloads)
 
-    de = opt.command(
-        sub,
-        "device-error",
-        "MVM error of a device preset against float",
-        (
-            "--device pcm --size 64x64 --times 1,86400,31536000",
-            "--chip neurram --times 1,86400,172800 --csv neurram-error.csv",
-            "--device cmo-hfox --validate",
-        ),
-    )
-    de.add_argument(
-        "--chip",
-        default="hermes",
-        help="chip preset whose device, crossbar and converters give the defaults below (hermes)",
-    )
-    de.add_argument("--device", help="device preset name or TOML path (the chip's)")
-    de.add_argument(
-        "--size", type=opt.size, help="ROWSxCOLS of the weight matrix (the chip's crossbar)"
-    )
-    de.add_argument("--input-bits", type=int, help="DAC bits incl. sign, 0 = off (the chip's)")
-    de.add_argument("--adc-bits", type=int, help="ADC bits incl. sign, 0 = off (the chip's)")
-    de.add_argument(
-        "--devices-per-weight",
-        type=int,
-        help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity "
-        "(the device's fitted count, else the chip's crossbar)",
-    )
-    de.add_argument(
-        "--times",
-        type=opt.times,
-        default="1,3600,86400,31536000,315360000",
-        help="comma list of times since programming in s (1 s .. 10 years)",
-    )
-    de.add_argument(
-        "--seeds", type=opt.count, default=3, help="weight matrices to average over (3)"
-    )
-    de.add_argument("--vectors", type=opt.count, default=1000, help="input vectors per seed (1000)")
-    opt.add_seed(de)
-    de.add_argument(
-        "--compensation",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="global drift compensation (default: the device preset's choice)",
-    )
-    de.add_argument("--ir-drop", action="store_true", help="apply the IR-drop model")
-    de.add_argument(
-        "--wire-resistance-ohm",
-        type=float,
-        default=0.35,
-        help="wire resistance per cell segment for --ir-drop (0.35)",
-    )
-    de.add_argument("--csv", type=Path, help="write device,t_s,compensation,nrmse,... to PATH")
-    de.add_argument(
-        "--validate",
-        action="store_true",
-        help="run the device paper's own experiments ([[published_error]] of the preset) and "
-        "compare; exit 1 if a predicted figure is missed",
-    )
-    de.set_defaults(
-        func=_cmd_device_error,
-        option_keys={
-            "rows": "--size",
-            "cols": "--size",
-            "input_bits": "--input-bits",
-            "adc_bits": "--adc-bits",
-            "devices_per_weight": "--devices-per-weight",
-            "wire_resistance_ohm": "--wire-resistance-ohm",
-            "times": "--times",
-        },
-    )
+    cli_device_error.add_parser(sub)
 
     presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))
     presets.set_defaults(func=_cmd_presets)
@@ -353,7 +285,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings=_eval_settings(args),
         progress=stderr_progress,
     )
-    _end_progress()
+    opt.end_progress()
     print(format_mapping(result.mapping))
     print()
     print(format_metrics(result.metrics))
@@ -394,7 +326,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         progress=stderr_progress,
         share=args.share,
     )
-    _end_progress()
+    opt.end_progress()
     print(format_mapping(result.mapping))
     if result.metrics is not None:
         print()
@@ -489,7 +421,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         settings=_eval_settings(args),
         progress=stderr_progress,
     )
-    _end_progress()
+    opt.end_progress()
     print(
         f"{workload.name} on {chip.name} with {result.device}: {dataset.name}, "
         f"{result.samples} samples; float reference {result.float_wall_s:.2f} s"
@@ -550,66 +482,6 @@ def _cmd_workloads(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_device_error(args: argparse.Namespace) -> int:
-    from archsim.config import load_chip, load_device
-    from archsim.device_error import DeviceErrorSetup, device_error, format_table, stderr_progress
-
-    if args.csv:
-        check_file("--csv", args.csv)
-    if args.validate:
-        return _validate_device_errors(args)
-    chip = load_chip(args.chip)
-    _device_error_defaults(args, chip)
-    rows_, cols_ = args.size
-    times = args.times
-    _check_bits("--input-bits", args.input_bits)
-    _check_bits("--adc-bits", args.adc_bits)
-    device = load_device(args.device) if args.device else chip.device
-    fitted = getattr(device.model, "devices_per_weight", None)
-    if args.devices_per_weight is None:
-        args.devices_per_weight = fitted or chip.crossbar.devices_per_weight
-    dpw = args.devices_per_weight
-    if dpw < 1 or (dpw > 1 and dpw % 2):
-        raise ArchsimError(f"--devices-per-weight: expected 1 or an even number, got {dpw}")
-    if fitted and dpw != fitted:
-        raise ArchsimError(
-            f"--devices-per-weight: device {device.name!r} is fitted for "
-            f"{fitted} devices per weight, got {dpw}"
-        )
-    _check_device_error_memory(args)
-    setup = DeviceErrorSetup(
-        rows=rows_,
-        cols=cols_,
-        input_bits=args.input_bits,
-        adc_bits=args.adc_bits,
-        devices_per_weight=dpw,
-        vectors=args.vectors,
-        seeds=args.seeds,
-        ir_drop=args.ir_drop,
-        wire_resistance_ohm=args.wire_resistance_ohm,
-    )
-    args.progress_shown = True
-    rows = device_error(
-        device,
-        setup,
-        times,
-        compensation=args.compensation,
-        seed=args.seed,
-        progress=stderr_progress,
-    )
-    _end_progress()
-    print(format_table(rows))
-    if args.csv:
-        lines = ["device,t_s,compensation,nrmse,rmse"]
-        lines += [
-            f"{r.device},{r.t_s:g},{str(r.compensation).lower()},{r.nrmse:.6g},{r.rmse:.6g}"
-            for r in rows
-        ]
-        with atomic_file(args.csv) as tmp:
-            tmp.write_text("\n".join(lines) + "\n")
-    return 0
-
-
 def _cmd_presets(args: argparse.Namespace) -> int:
     from archsim.config import chip_presets, device_presets, load_chip, load_device
 
@@ -620,70 +492,6 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     for name in device_presets():
         print(f"  {name:<16} {load_device(name).description}")
     return 0
-
-
-def _validate_device_errors(args: argparse.Namespace) -> int:
-    """`device-error --validate`: the preset's published experiments, each with its own setup."""
-    from archsim.config import load_chip
-    from archsim.device_error import check_published, format_checks, load_published_errors
-
-    defaults = _parser().parse_args(["device-error"])
-    for key in (
-        "size",
-        "input_bits",
-        "adc_bits",
-        "devices_per_weight",
-        "times",
-        "seeds",
-        "vectors",
-        "compensation",
-        "ir_drop",
-        "wire_resistance_ohm",
-        "csv",
-    ):
-        if getattr(args, key) != getattr(defaults, key):
-            flag = "--" + key.replace("_", "-")
-            raise ArchsimError(
-                f"{flag}: not used with --validate (each published figure runs "
-                "the paper's own setup)"
-            )
-    name = args.device or load_chip(args.chip).device.name
-    device, entries = load_published_errors(name)
-    if not entries:
-        raise ArchsimError(f"--device {name}: the preset has no [[published_error]]")
-    rows = check_published(device, entries, seed=args.seed)
-    print(format_checks(rows))
-    return 1 if any(r.basis == "predicted" and not r.passed for r in rows) else 0
-
-
-def _device_error_defaults(args: argparse.Namespace, chip) -> None:
-    """Fill --size, --input-bits and --adc-bits not given from `chip` (--chip), so device-error
-    studies the array and converters the chip has."""
-    if args.size is None:
-        args.size = (chip.crossbar.rows, chip.crossbar.cols)
-    if args.input_bits is None:
-        args.input_bits = chip.input.bits
-    if args.adc_bits is None:
-        args.adc_bits = chip.adc.bits
-
-
-def _check_device_error_memory(args: argparse.Namespace) -> None:
-    """Refuse --size / --vectors / --seeds whose arrays cannot fit, before the device is read,
-    in the options' words (the study checks the same estimate again for API callers)."""
-    from archsim.footprint import check_footprint, device_error_bytes
-    from archsim.spec import CrossbarSpec
-
-    rows, cols = args.size
-    with opt.named_options({"rows": "--size", "cols": "--size"}):
-        CrossbarSpec(rows=rows, cols=cols, devices_per_weight=1)
-    estimate = device_error_bytes(
-        rows, cols, args.devices_per_weight, args.vectors, args.seeds, len(args.times)
-    )
-    check_footprint(
-        f"device-error with --vectors {args.vectors}, --seeds {args.seeds} and "
-        f"--size {rows}x{cols}",
-        estimate,
-    )
 
 
 SHARE_HELP = "let layers share crossbars when the network needs more cores than the chip has"
@@ -708,17 +516,6 @@ def _chip(args: argparse.Namespace):
     if not args.reload:
         return chip
     return dataclasses.replace(chip, mapping=dataclasses.replace(chip.mapping, weight_reload=True))
-
-
-def _end_progress() -> None:
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-
-
-def _check_bits(option: str, bits: int) -> None:
-    from archsim.checks import converter_bits
-
-    converter_bits(option, bits)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import contextlib
 import importlib.metadata
 import re
 import socket
+import sys
 from collections.abc import Callable, Iterator
 
 from archsim.errors import ArchsimError, SpecError
@@ -192,3 +193,9 @@ def named_options(options: dict[str, str]) -> Iterator[None]:
             raise
         message = e.message if isinstance(e, SpecError) else str(e).split(":", 1)[1].strip()
         raise OptionError(f"{option}: {message}") from None
+
+
+def end_progress() -> None:
+    """End the overwritten progress line (`device_error.stderr_progress`) on a terminal."""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
