@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = opt.Parser(
         prog="archsim",
         description="Architecture simulator for analog in-memory-computing DNN accelerators.",
+        epilog="examples:\n  archsim run --workload digits-cnn\n  archsim presets\n"
+        "  archsim COMMAND --help    (the command's options, with examples)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=opt.version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

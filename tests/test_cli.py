@@ -179,6 +179,8 @@ def test_every_command_help_shows_examples_that_parse(cli):
     from archsim.cli import _parser
 
     root = Path(__file__).parents[1]
+    code, out, _err = cli("--help")
+    assert code == 0 and "examples:\n  archsim run" in out
     for name in _commands():
         code, out, err = cli(name, "--help")
         assert code == 0 and err == "", name
