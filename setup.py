@@ -1,4 +1,5 @@
-"""Packaging hook: ship the presets and the trained zoo weights inside the archsim package.
+"""Packaging hook: ship the presets, the trained zoo weights and the docs the presets cite
+(`docs/sources.md`) inside the archsim package.
 
 The repository keeps them at the top level (`models/`, `workloads/`), where the design places
 them; a wheel or a non-editable `pip install .` copies them to `archsim/_data/models/` and
@@ -12,7 +13,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA = {"models": ("*.toml", "devices/*.toml"), "workloads": ("*.npz",)}
+DATA = {"models": ("*.toml", "devices/*.toml"), "workloads": ("*.npz",), "docs": ("*.md",)}
 """Top-level data directory -> the files of it that are shipped (glob patterns)."""
 
 

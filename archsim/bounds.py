@@ -39,14 +39,14 @@ def _number(v: float) -> str:
 G_MAX_US = Bound(
     1e4,
     "10 mS, a 100 ohm cell, is 50x the largest conductance of published AIMC devices "
-    "(PCM, ReRAM: 25-200 uS, aimc-facts §2); far beyond it float32 currents overflow",
+    "(PCM, ReRAM: 25-200 uS, aihwkit); far beyond it float32 currents overflow",
 )
 """Largest conductance a device preset may map a weight to (microsiemens)."""
 
 RELATIVE_NOISE = Bound(
     10.0,
     "a noise std of more than 10x the conductance itself describes no memory device "
-    "(fitted values are 0.001-0.2, aimc-facts §2)",
+    "(fitted values are 0.001-0.2, aihwkit)",
 )
 """Largest relative noise coefficient (read_q_coeff, read_q_max, read_noise_k, scales)."""
 

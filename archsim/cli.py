@@ -11,9 +11,18 @@ import os
 import sys
 from pathlib import Path
 
+from archsim import cli_device_error
 from archsim import cli_options as opt
 from archsim.errors import ArchsimError
-from archsim.outputs import RUN_REPORT, SWEEP_REPORT, atomic_file, check_dir, check_file
+from archsim.outputs import (
+    MAP_REPORT,
+    RUN_REPORT,
+    SWEEP_REPORT,
+    atomic_dir,
+    atomic_file,
+    check_dir,
+    check_file,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +52,22 @@ def _parser() -> argparse.ArgumentParser:
     parser = opt.Parser(
         prog="archsim",
         description="Architecture simulator for analog in-memory-computing DNN accelerators.",
+        epilog="examples:\n  archsim run --workload digits-cnn\n  archsim presets\n"
+        "  archsim COMMAND --help    (the command's options, with examples)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=opt.version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="map, time and evaluate a workload; write a report")
+    run = opt.command(
+        sub,
+        "run",
+        "map, time and evaluate a workload; write a report",
+        (
+            "--workload digits-cnn --out digits-report",
+            "--chip hermes --workload resnet9 --read-mode 4-phase --times 1,86400",
+        ),
+    )
     _chip_workload_args(run, default_workload="digits-cnn")
     run.add_argument("--out", type=Path, help="output directory (reports/<chip>-<workload>)")
     run.add_argument(
@@ -55,9 +76,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     run.set_defaults(func=_cmd_run)
 
-    sim = sub.add_parser("simulate", help="one run: timing, energy and (with data) accuracy")
+    sim = opt.command(
+        sub,
+        "simulate",
+        "one run: timing, energy and (with data) accuracy",
+        (
+            "--workload mlp --mode timing --trace trace.json",
+            "--workload digits-cnn --mode functional --device pcm --samples 100",
+        ),
+    )
     _chip_workload_args(sim)
-    sim.add_argument("--mode", choices=("full", "timing", "functional"), default="full")
+    sim.add_argument(
+        "--mode",
+        choices=("full", "timing", "functional"),
+        default="full",
+        help="full: timed run and accuracy; timing: the timed run alone (no data needed); "
+        "functional: accuracy alone (full)",
+    )
     sim.add_argument(
         "--stream", type=opt.count, default=16, help="samples streamed in the timed run"
     )
@@ -66,7 +101,15 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--share", action="store_true", help=SHARE_HELP)
     sim.set_defaults(func=_cmd_simulate)
 
-    sw = sub.add_parser("sweep", help="design-space sweep from a sweep file; Pareto fronts")
+    sw = opt.command(
+        sub,
+        "sweep",
+        "design-space sweep from a sweep file; Pareto fronts",
+        (
+            "sweeps/hermes-converters.toml --workers 2",
+            "sweeps/hermes-ldpu.toml --serial --out ldpu-sweep",
+        ),
+    )
     sw.add_argument("file", type=Path, help="sweep file (TOML; see sweeps/)")
     sw.add_argument("--out", type=Path, help="output directory (reports/sweep-<name>)")
     sw.add_argument("--serial", action="store_true", help="run the points in this process")
@@ -80,23 +123,45 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--retry-failed", action="store_true", help="run failed points again")
     sw.set_defaults(func=_cmd_sweep)
 
-    va = sub.add_parser("validate", help="simulated vs published figures of the presets")
+    va = opt.command(
+        sub,
+        "validate",
+        "simulated vs published figures of the presets",
+        ("", "--chip hermes --chip neurram --csv validate.csv"),
+    )
     va.add_argument("--chip", action="append", help="preset(s) to check (all with figures)")
     va.add_argument("--csv", type=Path, help="write the table as CSV to PATH")
     va.set_defaults(func=_cmd_validate)
 
-    ev = sub.add_parser("evaluate", help="accuracy of a mapped network over time")
+    ev = opt.command(
+        sub,
+        "evaluate",
+        "accuracy of a mapped network over time",
+        ("--workload digits-cnn --device pcm --times 1,3600,31536000 --csv accuracy.csv",),
+    )
     _chip_workload_args(ev)
     ev.add_argument("--csv", type=Path, help="write workload,device,t_s,accuracy,... to PATH")
     ev.set_defaults(func=_cmd_evaluate)
 
-    mp = sub.add_parser("map", help="map a workload onto a chip and draw the placement")
+    mp = opt.command(
+        sub,
+        "map",
+        "map a workload onto a chip; write the placement picture and table",
+        (
+            "--workload resnet9 --out resnet9-map",
+            "--chip hermes-256 --workload digits-cnn --placement sequential",
+        ),
+    )
     mp.add_argument("--chip", default="hermes", help="chip preset name or TOML path (hermes)")
     mp.add_argument("--workload", required=True, help="zoo name, .onnx or .toml path")
     mp.add_argument("--placement", choices=("sequential", "greedy"), help="(chip default)")
     mp.add_argument("--replication", choices=("none", "balanced"), help="(chip default)")
-    mp.add_argument("--out", type=Path, help="picture path (reports/map-<chip>-<workload>.png)")
-    mp.add_argument("--seed", type=opt.seed, default=0, help="seed of random zoo weights (0)")
+    mp.add_argument(
+        "--out",
+        type=Path,
+        help="output directory for mapping.png and mapping.csv (reports/map-<chip>-<workload>)",
+    )
+    opt.add_seed(mp)
     _dim_arg(mp)
     mp.add_argument(
         "--reload",
@@ -106,68 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("--share", action="store_true", help=SHARE_HELP)
     mp.set_defaults(func=_cmd_map)
 
-    wl = sub.add_parser("workloads", help="list the built-in workloads")
+    wl = opt.command(sub, "workloads", "list the built-in workloads", ("",))
     wl.set_defaults(func=_cmd_workloads)
 
-    de = sub.add_parser("device-error", help="MVM error of a device preset against float")
-    de.add_argument("--device", required=True, help="device preset name or TOML path")
-    de.add_argument(
-        "--size", type=opt.size, default="256x256", help="ROWSxCOLS of the weight matrix (256x256)"
-    )
-    de.add_argument("--input-bits", type=int, default=8, help="DAC bits incl. sign, 0 = off (8)")
-    de.add_argument("--adc-bits", type=int, default=8, help="ADC bits incl. sign, 0 = off (8)")
-    de.add_argument(
-        "--devices-per-weight",
-        type=int,
-        default=None,
-        help="1 = one device vs a reference, 2 = one per polarity, 4 = two per polarity "
-        "(the device's fitted count, else 2)",
-    )
-    de.add_argument(
-        "--times",
-        type=opt.times,
-        default="1,3600,86400,31536000,315360000",
-        help="comma list of times since programming in s (1 s .. 10 years)",
-    )
-    de.add_argument(
-        "--seeds", type=opt.count, default=3, help="weight matrices to average over (3)"
-    )
-    de.add_argument("--vectors", type=opt.count, default=1000, help="input vectors per seed (1000)")
-    de.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
-    de.add_argument(
-        "--compensation",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="global drift compensation (default: the device preset's choice)",
-    )
-    de.add_argument("--ir-drop", action="store_true", help="apply the IR-drop model")
-    de.add_argument(
-        "--wire-resistance-ohm",
-        type=float,
-        default=0.35,
-        help="wire resistance per cell segment for --ir-drop (0.35)",
-    )
-    de.add_argument("--csv", type=Path, help="write device,t_s,compensation,nrmse,... to PATH")
-    de.add_argument(
-        "--validate",
-        action="store_true",
-        help="run the device paper's own experiments ([[published_error]] of the preset) and "
-        "compare; exit 1 if a predicted figure is missed",
-    )
-    de.set_defaults(
-        func=_cmd_device_error,
-        option_keys={
-            "rows": "--size",
-            "cols": "--size",
-            "input_bits": "--input-bits",
-            "adc_bits": "--adc-bits",
-            "devices_per_weight": "--devices-per-weight",
-            "wire_resistance_ohm": "--wire-resistance-ohm",
-            "times": "--times",
-        },
-    )
+    cli_device_error.add_parser(sub)
 
-    presets = sub.add_parser("presets", help="list the shipped chip and device presets")
+    presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))
     presets.set_defaults(func=_cmd_presets)
     return parser
 
@@ -191,7 +200,7 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
         help="comma list of times since programming in s (1 s .. 1 year)",
     )
     p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
-    p.add_argument("--seed", type=opt.seed, default=0, help="run seed (0)")
+    opt.add_seed(p)
     _dim_arg(p)
     p.add_argument(
         "--input-percentile",
@@ -279,7 +288,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings=_eval_settings(args),
         progress=stderr_progress,
     )
-    _end_progress()
+    opt.end_progress()
     print(format_mapping(result.mapping))
     print()
     print(format_metrics(result.metrics))
@@ -320,7 +329,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         progress=stderr_progress,
         share=args.share,
     )
-    _end_progress()
+    opt.end_progress()
     print(format_mapping(result.mapping))
     if result.metrics is not None:
         print()
@@ -415,7 +424,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         settings=_eval_settings(args),
         progress=stderr_progress,
     )
-    _end_progress()
+    opt.end_progress()
     print(
         f"{workload.name} on {chip.name} with {result.device}: {dataset.name}, "
         f"{result.samples} samples; float reference {result.float_wall_s:.2f} s"
@@ -428,16 +437,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from archsim.mapping.report import format_mapping, plot_mapping
+    import json
+
+    from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
     from archsim.mapping.segments import map_or_segment
+    from archsim.run_report import write_csv
     from archsim.workload.catalog import load_workload
 
     if args.out:
-        check_file("--out", args.out, suffixes=_PICTURE_SUFFIXES)
+        check_dir("--out", args.out, MAP_REPORT)
     chip = _chip(args)
     workload = load_workload(args.workload, seed=args.seed, dims=opt.dims(args.dim))
-    out = args.out or check_file(
-        "--out", Path("reports") / f"map-{chip.name}-{workload.name}.png", make_parents=True
+    out = args.out or check_dir(
+        "--out", Path("reports") / f"map-{chip.name}-{workload.name}", MAP_REPORT, make_parents=True
     )
     mapping, parts = map_or_segment(
         workload, chip, placement=args.placement, replication=args.replication, share=args.share
@@ -446,9 +458,20 @@ def _cmd_map(args: argparse.Namespace) -> int:
         print(format_mapping(part))
         print()
     print(format_mapping(mapping))
-    with atomic_file(out) as tmp:
-        plot_mapping(mapping, tmp)
-    print(f"placement picture written to {out}")
+    with atomic_dir(out) as tmp:
+        plot_mapping(mapping, tmp / "mapping.png")
+        write_csv(mapping_rows(mapping), tmp / "mapping.csv")
+        settings = {
+            "chip": chip.name,
+            "workload": workload.name,
+            "placement": args.placement or chip.mapping.placement,
+            "replication": args.replication or chip.mapping.replication,
+            "share": args.share,
+            "segments": len(parts or ()),
+            "seed": args.seed,
+        }
+        (tmp / MAP_REPORT).write_text(json.dumps(settings, indent=2) + "\n")
+    print(f"placement picture and table written to {out}/mapping.png and mapping.csv")
     return 0
 
 
@@ -462,64 +485,6 @@ def _cmd_workloads(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_device_error(args: argparse.Namespace) -> int:
-    from archsim.config import load_device
-    from archsim.device_error import DeviceErrorSetup, device_error, format_table, stderr_progress
-
-    if args.csv:
-        check_file("--csv", args.csv)
-    if args.validate:
-        return _validate_device_errors(args)
-    rows_, cols_ = args.size
-    times = args.times
-    _check_bits("--input-bits", args.input_bits)
-    _check_bits("--adc-bits", args.adc_bits)
-    device = load_device(args.device)
-    fitted = getattr(device.model, "devices_per_weight", None)
-    if args.devices_per_weight is None:
-        args.devices_per_weight = fitted or 2
-    dpw = args.devices_per_weight
-    if dpw < 1 or (dpw > 1 and dpw % 2):
-        raise ArchsimError(f"--devices-per-weight: expected 1 or an even number, got {dpw}")
-    if fitted and dpw != fitted:
-        raise ArchsimError(
-            f"--devices-per-weight: device {device.name!r} is fitted for "
-            f"{fitted} devices per weight, got {dpw}"
-        )
-    _check_device_error_memory(args)
-    setup = DeviceErrorSetup(
-        rows=rows_,
-        cols=cols_,
-        input_bits=args.input_bits,
-        adc_bits=args.adc_bits,
-        devices_per_weight=dpw,
-        vectors=args.vectors,
-        seeds=args.seeds,
-        ir_drop=args.ir_drop,
-        wire_resistance_ohm=args.wire_resistance_ohm,
-    )
-    args.progress_shown = True
-    rows = device_error(
-        device,
-        setup,
-        times,
-        compensation=args.compensation,
-        seed=args.seed,
-        progress=stderr_progress,
-    )
-    _end_progress()
-    print(format_table(rows))
-    if args.csv:
-        lines = ["device,t_s,compensation,nrmse,rmse"]
-        lines += [
-            f"{r.device},{r.t_s:g},{str(r.compensation).lower()},{r.nrmse:.6g},{r.rmse:.6g}"
-            for r in rows
-        ]
-        with atomic_file(args.csv) as tmp:
-            tmp.write_text("\n".join(lines) + "\n")
-    return 0
-
-
 def _cmd_presets(args: argparse.Namespace) -> int:
     from archsim.config import chip_presets, device_presets, load_chip, load_device
 
@@ -530,61 +495,6 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     for name in device_presets():
         print(f"  {name:<16} {load_device(name).description}")
     return 0
-
-
-_PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
-"""File types `map --out` can draw (matplotlib picks the format from the suffix)."""
-
-
-def _validate_device_errors(args: argparse.Namespace) -> int:
-    """`device-error --validate`: the preset's published experiments, each with its own setup."""
-    from archsim.device_error import check_published, format_checks, load_published_errors
-
-    defaults = _parser().parse_args(["device-error", "--device", args.device])
-    for key in (
-        "size",
-        "input_bits",
-        "adc_bits",
-        "devices_per_weight",
-        "times",
-        "seeds",
-        "vectors",
-        "compensation",
-        "ir_drop",
-        "wire_resistance_ohm",
-        "csv",
-    ):
-        if getattr(args, key) != getattr(defaults, key):
-            flag = "--" + key.replace("_", "-")
-            raise ArchsimError(
-                f"{flag}: not used with --validate (each published figure runs "
-                "the paper's own setup)"
-            )
-    device, entries = load_published_errors(args.device)
-    if not entries:
-        raise ArchsimError(f"--device {args.device}: the preset has no [[published_error]]")
-    rows = check_published(device, entries, seed=args.seed)
-    print(format_checks(rows))
-    return 1 if any(r.basis == "predicted" and not r.passed for r in rows) else 0
-
-
-def _check_device_error_memory(args: argparse.Namespace) -> None:
-    """Refuse --size / --vectors / --seeds whose arrays cannot fit, before the device is read,
-    in the options' words (the study checks the same estimate again for API callers)."""
-    from archsim.footprint import check_footprint, device_error_bytes
-    from archsim.spec import CrossbarSpec
-
-    rows, cols = args.size
-    with opt.named_options({"rows": "--size", "cols": "--size"}):
-        CrossbarSpec(rows=rows, cols=cols, devices_per_weight=1)
-    estimate = device_error_bytes(
-        rows, cols, args.devices_per_weight, args.vectors, args.seeds, len(args.times)
-    )
-    check_footprint(
-        f"device-error with --vectors {args.vectors}, --seeds {args.seeds} and "
-        f"--size {rows}x{cols}",
-        estimate,
-    )
 
 
 SHARE_HELP = "let layers share crossbars when the network needs more cores than the chip has"
@@ -609,17 +519,6 @@ def _chip(args: argparse.Namespace):
     if not args.reload:
         return chip
     return dataclasses.replace(chip, mapping=dataclasses.replace(chip.mapping, weight_reload=True))
-
-
-def _end_progress() -> None:
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-
-
-def _check_bits(option: str, bits: int) -> None:
-    from archsim.checks import converter_bits
-
-    converter_bits(option, bits)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import re
 import socket
+import sys
 from collections.abc import Callable, Iterator
 
 from archsim.errors import ArchsimError, SpecError
@@ -58,6 +60,42 @@ def integer(low: int, high: int | None = None) -> Callable[[str], int]:
 
 seed = integer(0)
 """A run seed: numpy's SeedSequence takes any integer >= 0 (negative seeds are refused)."""
+
+SEED_HELP = (
+    "seed of the whole run (0): every random draw of the command (random zoo weights, "
+    "synthetic inputs, test matrices, device programming and read noise) comes from numpy "
+    "Generators seeded from this one number; the same seed gives the same results"
+)
+"""What `--seed` means, the same in every command that has it."""
+
+
+def add_seed(p: argparse.ArgumentParser) -> None:
+    """The `--seed` option (see SEED_HELP)."""
+    p.add_argument("--seed", type=seed, default=0, help=SEED_HELP)
+
+
+def command(
+    sub: argparse._SubParsersAction, name: str, summary: str, examples: tuple[str, ...]
+) -> argparse.ArgumentParser:
+    """A subcommand whose help starts with `summary` and ends with worked examples, each a
+    command line after `archsim NAME` (printed as written, not re-wrapped)."""
+    lines = "\n".join(f"  archsim {name} {e}".rstrip() for e in examples)
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=f"examples:\n{lines}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def version() -> str:
+    """`archsim X.Y.Z`: the installed package's version (importlib.metadata)."""
+    try:
+        return f"archsim {importlib.metadata.version('archsim')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "archsim (not installed: no package metadata)"
+
 
 count = integer(1)
 """A count of samples, vectors, workers, ... (>= 1)."""
@@ -155,3 +193,9 @@ def named_options(options: dict[str, str]) -> Iterator[None]:
             raise
         message = e.message if isinstance(e, SpecError) else str(e).split(":", 1)[1].strip()
         raise OptionError(f"{option}: {message}") from None
+
+
+def end_progress() -> None:
+    """End the overwritten progress line (`device_error.stderr_progress`) on a terminal."""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)

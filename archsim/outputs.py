@@ -27,6 +27,9 @@ RUN_REPORT = "run.json"
 """The file that marks a directory as a run report (`archsim run`), replaced whole by the next."""
 SWEEP_REPORT = "sweep.json"
 """The file that marks a directory as a sweep's (results.csv beside it, resumed by the next)."""
+MAP_REPORT = "map.json"
+"""The file that marks a directory as a mapping's (`archsim map`), replaced whole by the next."""
+_KINDS = {RUN_REPORT: "run", SWEEP_REPORT: "sweep", MAP_REPORT: "map"}
 
 
 class OutputError(ArchsimError):
@@ -68,8 +71,8 @@ def check_dir(option: str, path: Path, marker: str, *, make_parents: bool = Fals
     """Check that `path` can be (re)written as a report directory; returns it.
 
     An existing directory must be writable and either empty or an earlier report of the same
-    kind (it holds `marker`, RUN_REPORT or SWEEP_REPORT): a report never replaces a directory
-    of other files, and a run never replaces a sweep's results (nor the reverse).
+    kind (it holds `marker`: RUN_REPORT, SWEEP_REPORT or MAP_REPORT): a report never replaces a
+    directory of other files, and one kind of report never replaces another.
 
     Raises:
         OutputError: `path` is a file, a directory of other files or not writable, or its
@@ -89,9 +92,8 @@ def check_dir(option: str, path: Path, marker: str, *, make_parents: bool = Fals
         if not os.access(path, os.W_OK | os.X_OK):
             raise OutputError(f"{where}: directory is not writable")
         if any(path.iterdir()) and not (path / marker).is_file():
-            kind = "run" if marker == RUN_REPORT else "sweep"
             raise OutputError(
-                f"{where}: directory holds other files (not an archsim {kind} "
+                f"{where}: directory holds other files (not an archsim {_KINDS[marker]} "
                 f"report: no {marker}); choose a new or empty directory"
             )
     _check_parent(where, path, make_parents)

@@ -300,8 +300,8 @@ CASES = {
         ],
         "--trace",
     ),
-    "map-out-is-directory": lambda t: (
-        ["map", "--workload", "digits-cnn", "--out", str(t)],
+    "map-out-is-file": lambda t: (
+        ["map", "--workload", "digits-cnn", "--out", _write(t, "f", "x")],
         "--out",
     ),
     "sweep-name-escapes": lambda t: (

@@ -158,3 +158,113 @@ def test_read_mode_option_selects_the_presets_mode(cli):
         line = next(x for x in out.splitlines() if x.startswith("latency"))
         latency[mode] = float(line.split()[-2].replace(",", ""))
     assert latency["4-phase"] - latency["1-phase"] >= 3 * 128 / 1000  # us
+
+
+def _commands() -> dict:
+    """{name: subparser} of every archsim command."""
+    import argparse
+
+    from archsim.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_command_help_shows_examples_that_parse(cli):
+    """Each command's --help ends with `examples:` and lines `archsim NAME ...` that the parser
+    accepts as written (the sweep files they name exist)."""
+    import shlex
+    from pathlib import Path
+
+    from archsim.cli import _parser
+
+    root = Path(__file__).parents[1]
+    code, out, _err = cli("--help")
+    assert code == 0 and "examples:\n  archsim run" in out
+    for name in _commands():
+        code, out, err = cli(name, "--help")
+        assert code == 0 and err == "", name
+        examples = out.split("examples:\n", 1)[1].splitlines()
+        assert examples and all(e.startswith(f"  archsim {name}") for e in examples), out
+        for line in examples:
+            argv = shlex.split(line)[1:]
+            _parser().parse_args(argv)
+            assert all((root / a).is_file() for a in argv if a.endswith(".toml")), line
+
+
+def test_every_option_has_help():
+    """No option is left to guess (`simulate --mode` had none)."""
+    for name, parser in _commands().items():
+        for action in parser._actions:
+            assert action.help, f"{name} {'/'.join(action.option_strings) or action.dest}"
+
+
+def test_seed_means_the_same_in_every_command():
+    """One help text for --seed wherever it appears: the seed of the whole run."""
+    helps = {
+        name: a.help
+        for name, p in _commands().items()
+        for a in p._actions
+        if "--seed" in a.option_strings
+    }
+    assert set(helps) >= {"run", "simulate", "evaluate", "map", "device-error"}
+    assert len(set(helps.values())) == 1 and "whole run" in next(iter(helps.values()))
+
+
+def test_version_prints_the_package_version(cli):
+    """`archsim --version` prints the version pyproject.toml declares, and exits 0."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    code, out, err = cli("--version")
+    assert (code, out, err) == (0, f"archsim {declared}\n", "")
+
+
+def test_map_out_is_a_report_directory(cli):
+    """`map --out DIR` writes mapping.png, mapping.csv (one row per analog layer: the zoo's mlp
+    is 784-256-128-10, three linear layers) and map.json; running again replaces it."""
+    import csv
+    import json
+
+    for _ in range(2):
+        code, _out, err = cli("map", "--workload", "mlp", "--out", "m", "--seed", "3")
+        assert code == 0, err
+    out_dir = cli.workdir / "m"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["map.json", "mapping.csv", "mapping.png"]
+    with (out_dir / "mapping.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 3
+    settings = json.loads((out_dir / "map.json").read_text())
+    assert settings["chip"] == "hermes" and settings["workload"] == "mlp" and settings["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # hermes: 256x256 unit cells of 4 PCM devices, 8-bit PWM input and 8-bit ADC
+        (["--device", "pcm"], ((256, 256), 8, 8, 4)),
+        # neurram: 256x256 of differential ReRAM pairs, 4-bit inputs, 6-bit ADC
+        (["--chip", "neurram", "--device", "pcm"], ((256, 256), 4, 6, 2)),
+        # hermes-pcm is fitted for 4 devices per weight, whatever the chip
+        (["--chip", "neurram", "--device", "hermes-pcm"], ((256, 256), 4, 6, 4)),
+        (["--device", "pcm", "--size", "8x8", "--adc-bits", "0"], ((8, 8), 8, 0, 4)),
+    ],
+)
+def test_device_error_defaults_come_from_the_chip(cli, monkeypatch, argv, expected):
+    """--size, --input-bits, --adc-bits and --devices-per-weight default to --chip's preset
+    (hermes), the device's fitted count first."""
+    import archsim.device_error
+
+    seen = []
+
+    def fake(device, setup, times, **kw):
+        seen.append(((setup.rows, setup.cols), setup.input_bits, setup.adc_bits))
+        seen.append(setup.devices_per_weight)
+        return []
+
+    monkeypatch.setattr(archsim.device_error, "device_error", fake)
+    monkeypatch.setattr(archsim.device_error, "format_table", lambda rows: "")
+    code, _out, err = cli("device-error", *argv, "--times", "1", "--seeds", "1")
+    assert code == 0, err
+    assert (*seen[0], seen[1]) == expected

@@ -15,7 +15,7 @@ HERMES = (models_dir() / "hermes.toml").read_text()
 
 
 def test_hermes_preset_values(hermes):
-    """The HERMES figures of the issue and aimc-facts §0, §1."""
+    """The HERMES figures of LG23 and KA22 (docs/sources.md)."""
     assert hermes.cores.count == 64 and hermes.cores.grid == (8, 8)
     assert (hermes.crossbar.rows, hermes.crossbar.cols) == (256, 256)
     assert hermes.crossbar.devices_per_weight == 4
@@ -104,6 +104,27 @@ BAD_EDITS = [
     ),
     ("ns_per_lsb = 1.0\n", "", r"input\.ns_per_lsb: missing required key \(a number\)"),
     ("grid = [8, 8]", "grid = [4, 4]", r"cores\.grid: 4x4 grid has fewer places than 64 cores"),
+    # item 2 of issue 10: values no model reads are refused with the reason, not ignored
+    (
+        'precision = "fp16"',
+        'precision = "int8"',
+        r"ldpu\.precision: expected one of 'fp16', 'fp32', got 'int8' \(integer digital",
+    ),
+    (
+        "count = 64",
+        "count = 64\nclock_ghz = 1.0",
+        r"cores\.clock_ghz: not modelled, remove the key",
+    ),
+    (
+        "count = 8\n",
+        'count = 8\nprecision = "fp16"\n',
+        r"gdpu\.precision: not modelled.*ldpu\.precision",
+    ),
+    (
+        "sram_bytes_per_core = 16384",
+        "sram_bytes_per_core = 16384\nsram_bandwidth_bytes_per_ns = 32.0",
+        r"memory\.sram_bandwidth_bytes_per_ns: not modelled, remove the key \(SRAM traffic",
+    ),
 ]
 
 

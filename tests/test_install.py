@@ -1,4 +1,5 @@
-"""A built wheel carries the presets and trained weights, and an installed copy finds them."""
+"""A built wheel carries the presets, their sources and the trained weights, and an installed
+copy finds them."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def test_wheel_ships_every_preset_and_zoo_weight_file(wheel):
         *ROOT.glob("models/*.toml"),
         *ROOT.glob("models/devices/*.toml"),
         *ROOT.glob("workloads/*.npz"),
+        *ROOT.glob("docs/*.md"),  # docs/sources.md: the citations the presets use
     ]
-    assert len(shipped) >= 9
+    assert len(shipped) >= 10
     data = {n for n in names if n.startswith("archsim/_data/")}
     assert data == {f"archsim/_data/{src.relative_to(ROOT).as_posix()}" for src in shipped}
     assert not any(n.startswith(("models/", "workloads/", "tests/")) for n in names)

@@ -203,7 +203,10 @@ def test_core_area_bound():
 @pytest.mark.parametrize(
     ("edits", "match"),
     [
-        ([(r"^clock_ghz = .*", "clock_ghz = nan")], "cores.clock_ghz: expected a finite number"),
+        (
+            [(r"^static_power_mw = .*", "static_power_mw = nan")],
+            "cores.static_power_mw: expected a finite",
+        ),
         (
             [(r"^rows = 256", "rows = 65536"), (r"^cols = 256", "cols = 65536")],
             "crossbar (65536x65536, 4 devices per weight): 17,179,869,184 devices need",

@@ -88,12 +88,12 @@ def test_bigger_crossbars_need_fewer_cores(hermes):
 
 
 def test_cli_map_resnet9_and_resnet18(tmp_path, capsys):
-    out = tmp_path / "map.png"
+    out = tmp_path / "map"
     assert main(["map", "--workload", "resnet9", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "64 of 64 cores" in text and "res3b" in text
-    assert out.stat().st_size > 0
-    assert main(["map", "--workload", "resnet18", "--out", str(tmp_path / "r18.png")]) == 2
+    assert (out / "mapping.png").stat().st_size > 0
+    assert main(["map", "--workload", "resnet18", "--out", str(tmp_path / "r18")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "needs 201 cores" in err and "64 available" in err
 

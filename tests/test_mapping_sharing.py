@@ -118,10 +118,10 @@ def test_cli_share_puts_66_small_layers_on_2_cores(cli, tmp_path):
     path = tmp_path / "deep.toml"
     path.write_text(text)
     cli.refused("map", "--workload", path, match="deep needs 66 cores")
-    code, out, err = cli("map", "--workload", path, "--share", "--out", tmp_path / "m.png")
+    code, out, err = cli("map", "--workload", path, "--share", "--out", tmp_path / "m")
     assert code == 0, err
     assert "2 of 64 cores (66 blocks, layers sharing crossbars)" in out
-    assert (tmp_path / "m.png").is_file()
+    assert (tmp_path / "m" / "mapping.png").is_file()
     code, out, err = cli(
         "simulate", "--workload", path, "--share", "--mode", "timing", "--stream", "2"
     )

@@ -152,7 +152,7 @@ def test_cli_map_and_timing_run_a_layer_larger_than_hermes(cli, tmp_path):
         '[[layer]]\nid = "fc"\nop = "linear"\nout_features = 4096\n'
     )
     cli.refused("map", "--workload", path, match="wide needs 256 cores")
-    code, out, err = cli("map", "--workload", path, "--reload", "--out", tmp_path / "m.png")
+    code, out, err = cli("map", "--workload", path, "--reload", "--out", tmp_path / "m")
     assert code == 0, err
     assert "4 segments with weight reloads" in out and "fc in 4 parts" in out
     code, out, err = cli(

@@ -1,4 +1,4 @@
-"""PCM of the IBM HERMES chip, in the form of aihwkit's `HermesNoiseModel` (aimc-facts §2.2).
+"""PCM of the IBM HERMES chip, in the form of aihwkit's `HermesNoiseModel`.
 
 The laws are those of the PCM-like model (`archsim.devices.pcm`) with HERMES-fitted shapes:
 - programming: sigma_prog = poly3(x) * G / g_ref, x = g_target / g_max (cubic, fitted on chip);

@@ -1,7 +1,7 @@
 """PCM-like device: programming noise, per-device power-law drift, 1/f read noise growing with t.
 
 The model of Nandakumar et al. (ICECS 2019), calibrated on ~1 M PCM devices (Joshi et al., Nat.
-Commun. 2020), in the form of aihwkit's `PCMLikeNoiseModel` (aimc-facts §2.1):
+Commun. 2020), in the form of aihwkit's `PCMLikeNoiseModel` (NAN19):
 
 - programming: sigma_prog = (c0 + c1 x + c2 x^2) * g_max / g_ref with x = g_target / g_max,
   g_prog = max(0, g_target + sigma_prog * xi);

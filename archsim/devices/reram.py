@@ -1,7 +1,7 @@
 """ReRAM device models: Wan et al. 2022 (NeuRRAM) and CMO/HfOx (Falcone et al. 2025).
 
 Both follow the equations of aihwkit's `ReRamWan2022NoiseModel` and `ReRamCMONoiseModel`
-(aimc-facts §2.4, §6.2), with every fitted constant taken from the preset file.
+(aihwkit; WAN22, FAL25), with every fitted constant taken from the preset file.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class ReramWan2022Device:
     (the spread does not accumulate), with sigma a polynomial in x = g_target / g_max fitted at
     `fit_times_s`. Between fitted times sigma is interpolated linearly in ln t; outside them the
     model has no data and raises. The fitted sigma is in microsiemens at g_max = g_ref_us and is
-    scaled by g_max / g_ref_us (aihwkit intends this scaling; its snapshot skips it, §2.4).
+    scaled by g_max / g_ref_us (aihwkit intends this scaling; its snapshot at commit 4545f11
+    skips it).
     """
 
     g_max_us: float

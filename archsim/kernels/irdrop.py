@@ -1,4 +1,4 @@
-"""Steady-state IR drop along the bit lines (the aihwkit/RPUCuda model, aimc-facts §3.5).
+"""Steady-state IR drop along the bit lines (the aihwkit/RPUCuda model).
 
 With a_i = (n / g_ratio) * sum_j |w_ij| |x_j| the normalised column current and
 c_i = a_i (0.05 a_i^2 - 0.2 a_i + 0.5), the output loses ir * c_i * sum_j w_ij x'_j, where

@@ -19,7 +19,10 @@ from archsim.spec.device import DeviceSpec
 
 @dataclass(frozen=True, slots=True)
 class CoresSpec:
-    """The array of AIMC cores and what every core shares (clock, area, leakage)."""
+    """The array of AIMC cores and what every core shares (area, leakage).
+
+    The digital clocks belong to the units that are timed by them (`LdpuSpec.clock_ghz`,
+    `GdpuSpec.clock_ghz`); the analog MVM is timed in ns (`InputSpec`, `AdcSpec`)."""
 
     count: int
     """Number of AIMC cores on the chip; >= 1."""
@@ -27,8 +30,6 @@ class CoresSpec:
     """Floor-plan grid (rows, columns) the cores sit on; rows * columns >= count."""
     area_mm2: float
     """Silicon area of one core (crossbar, ADCs, LDPU, buffers); > 0."""
-    clock_ghz: float
-    """Digital clock of the core periphery (LDPU, buffers); > 0."""
     static_power_mw: float = 0.0
     """Leakage/static power of one core while powered; >= 0."""
 
@@ -44,7 +45,6 @@ class CoresSpec:
                 f"{self.grid[0]}x{self.grid[1]} grid has fewer places than {self.count} cores",
             )
         positive("area_mm2", self.area_mm2)
-        positive("clock_ghz", self.clock_ghz)
         non_negative("static_power_mw", self.static_power_mw)
 
 
@@ -181,7 +181,7 @@ class AdcSpec:
     energy_scaling: Literal["fixed", "walden"] = "fixed"
     """How the energy per conversion follows `bits`: "fixed" (the same at any width) or
     "walden" (doubles per bit: a constant Walden figure of merit, energy = FoM x 2^bits,
-    aimc-facts §5.1). The conversion time stays `conversion_ns` either way."""
+    MUR23). The conversion time stays `conversion_ns` either way."""
     energy_reference_bits: int = 0
     """The width `energy_pj_per_conversion` was given for (0 = `bits`); 0..16."""
 
@@ -203,6 +203,11 @@ class AdcSpec:
         return self.energy_pj_per_conversion * 2.0 ** (self.bits - ref)
 
 
+DIGITAL_PRECISIONS = ("fp16", "fp32")
+"""Digital arithmetic the functional model has: FP16 rounding of every digital result, or
+float32 as computed."""
+
+
 @dataclass(frozen=True, slots=True)
 class LdpuSpec:
     """Local digital processing unit of a core: per-column scale/offset, partial sums, ReLU."""
@@ -213,19 +218,29 @@ class LdpuSpec:
     """Element operations completed per cycle (vector width / cycles per element); > 0."""
     energy_pj_per_op: float
     """Energy of one element operation (one FMA or compare); >= 0."""
-    precision: Literal["fp16", "fp32", "int8", "int16"] = "fp16"
-    """Arithmetic of the unit, used by the functional model for digital ops."""
+    precision: str = "fp16"
+    """Arithmetic of all digital units (this LDPU and the GDPUs) in the functional model:
+    "fp16" rounds every digitally computed value to FP16, "fp32" keeps float32. One of
+    `DIGITAL_PRECISIONS`; integer arithmetic (int8, int16) is not modelled and refused."""
 
     def __post_init__(self) -> None:
         positive("clock_ghz", self.clock_ghz)
         positive("ops_per_cycle", self.ops_per_cycle)
         non_negative("energy_pj_per_op", self.energy_pj_per_op)
-        one_of("precision", self.precision, ("fp16", "fp32", "int8", "int16"))
+        if self.precision not in DIGITAL_PRECISIONS:
+            raise SpecError(
+                "precision",
+                f"expected one of {', '.join(map(repr, DIGITAL_PRECISIONS))}, got "
+                f"{self.precision!r} (integer digital arithmetic is not modelled)",
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class GdpuSpec:
-    """Global digital processing units: element-wise ops, pooling, LSTM state, softmax, ..."""
+    """Global digital processing units: element-wise ops, pooling, LSTM state, softmax, ...
+
+    Their arithmetic is the LDPU's (`LdpuSpec.precision`): the functional model rounds every
+    digital op at one precision."""
 
     count: int
     """Number of global units on the chip; >= 0."""
@@ -235,8 +250,6 @@ class GdpuSpec:
     """Element operations per cycle of one unit; > 0."""
     energy_pj_per_op: float
     """Energy of one element operation; >= 0."""
-    precision: Literal["fp16", "fp32", "int8", "int16"] = "fp16"
-    """Arithmetic of the units."""
     area_mm2: float = 0.0
     """Area of one unit; >= 0."""
 
@@ -245,7 +258,6 @@ class GdpuSpec:
         positive("clock_ghz", self.clock_ghz)
         positive("ops_per_cycle", self.ops_per_cycle)
         non_negative("energy_pj_per_op", self.energy_pj_per_op)
-        one_of("precision", self.precision, ("fp16", "fp32", "int8", "int16"))
         non_negative("area_mm2", self.area_mm2)
 
 
@@ -275,12 +287,13 @@ class FabricSpec:
 
 @dataclass(frozen=True, slots=True)
 class MemorySpec:
-    """On-chip activation buffers of each core and the off-chip interface."""
+    """On-chip activation buffers of each core and the off-chip interface.
+
+    SRAM traffic costs energy but no time: its bandwidth is not a resource of the timed model
+    (`archsim/sim/core.py`, Simplifications)."""
 
     sram_bytes_per_core: int
     """Activation SRAM of one core, split equally between input and output buffers; >= 2."""
-    sram_bandwidth_bytes_per_ns: float
-    """Read or write bandwidth of one core's buffers; > 0."""
     sram_energy_pj_per_byte: float
     """Energy of one byte read or written; >= 0."""
     offchip_bandwidth_bytes_per_ns: float
@@ -292,7 +305,6 @@ class MemorySpec:
 
     def __post_init__(self) -> None:
         in_range("sram_bytes_per_core", self.sram_bytes_per_core, 1)
-        positive("sram_bandwidth_bytes_per_ns", self.sram_bandwidth_bytes_per_ns)
         non_negative("sram_energy_pj_per_byte", self.sram_energy_pj_per_byte)
         positive("offchip_bandwidth_bytes_per_ns", self.offchip_bandwidth_bytes_per_ns)
         non_negative("offchip_latency_ns", self.offchip_latency_ns)

@@ -73,7 +73,7 @@ def resnet9(rng: np.random.Generator, widths=(56, 112, 224, 224), classes: int =
     """CIFAR-10 ResNet-9 (Page's DAWNBench layout: prep, layer1 + residual, layer2, layer3 +
     residual, global max pool, linear) with batch norms folded.
 
-    The default widths give 1,866,536 weights, the count of the ResNet-9 run on HERMES (seeds/000,
+    The default widths give 1,866,536 weights, the count of the ResNet-9 run on HERMES (LG25,
     "Resnet-9 CNN with 1'866'536 weights ... 40 cores"); they are the only doubling widths of
     this layout with that count, and they tile into exactly 40 256x256 crossbars [E: inferred].
     """
@@ -162,7 +162,7 @@ def rnnt_decoder(rng: np.random.Generator, vocab=28, hidden=320, layers=2) -> Wo
 
 def kws_fc(rng: np.random.Generator) -> Workload:
     """The fully connected keyword-spotting network of AM23 (Fig. 3): 1,024 pruned inputs, 12
-    classes, on four 512x512 tiles. The layer widths are not in the facts; 1024-512-512-12 is
+    classes, on four 512x512 tiles. The layer widths are not published; 1024-512-512-12 is
     inferred from them [E]: the 1,024 inputs fill two 512-row tiles, the other two tiles hold
     one layer each."""
     return mlp(rng, sizes=(1024, 512, 512, 12), name="kws-fc")
@@ -191,7 +191,7 @@ def lstm(
 
 
 def caption_lstm(rng: np.random.Generator) -> Workload:
-    """HERMES' Flickr8k image-captioning LSTM (aimc-facts §1.8; seeds/000 "Image caption
+    """HERMES' Flickr8k image-captioning LSTM (LG25 "Image caption
     generation"): the LSTM and the dense word read-out on chip, the word and image embeddings
     off chip (the input is the embedded sequence). The talk gives 4,080,384 weights on all 64
     cores but not the layer sizes [NF]; assumed [E]: embedding 512, hidden 512, vocabulary
