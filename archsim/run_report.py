@@ -1,15 +1,17 @@
-"""The main job: a workload mapped on a chip, timed, costed and evaluated, as a report.
+"""The main job's report: a full-mode RunResult (mapped, timed, costed and evaluated) written
+into an explicit output directory by `write_report`; nothing is simulated here.
 
-Writes into an explicit output directory:
 - summary.md (report.html: the same with the pictures embedded): the chip (from its preset),
-  the mapping table, latency / throughput / energy /
-  power / efficiency with the bottleneck, accuracy against float over time, per-layer errors
-  and clipping, links to the pictures;
-- mapping.png (cores coloured by layer), utilisation.png (array busy per core), layers.png
-  (when each layer works on the first sample; each layer's busiest resource per sample), energy.png
-  (energy per sample by part), accuracy.png (accuracy vs time since programming);
-- accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement), layers.csv,
-  mapping.csv, components.csv (busy fractions), trace.json (Perfetto), run.json.
+  the mapping table, latency / throughput / energy / steady-state and average power /
+  efficiency with the bottleneck, accuracy against float over time, per-layer errors and
+  clipping, links to the pictures;
+- pictures (report_figures, mapping.report, sim.timeline): mapping.png, utilisation.png,
+  layers.png, energy.png, accuracy.png;
+- accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement,cosine), layers.csv,
+  mapping.csv, components.csv (busy fractions), trace.json (Perfetto), run.json (what was run
+  and the metrics).
+
+reports/README.md describes every file.
 """
 
 from __future__ import annotations
