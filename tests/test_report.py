@@ -99,6 +99,16 @@ def test_headline_numbers_agree_with_each_other(report):
     assert metrics["latency_ns"] == result.metrics.latency_ns
 
 
+def test_steady_state_power_does_not_depend_on_samples_streamed():
+    """digits-mlp timed with 8 and 64 samples: the period and the steady-state power are the
+    pipeline's, the same for both (within 1 %); the whole-run average power includes the fill,
+    whose share shrinks with more samples, so it rises towards the steady-state power."""
+    chip, w = load_chip("hermes"), load_workload("digits-mlp")
+    few, many = (simulate(chip, w, mode="timing", samples=s).metrics for s in (8, 64))
+    assert few.steady_state_power_w == pytest.approx(many.steady_state_power_w, rel=0.01)
+    assert few.average_power_w < many.average_power_w < many.steady_state_power_w
+
+
 def test_layers_picture_shows_the_printed_latency(report):
     """The left panel of layers.png spans the sample from its start to its end, output
     latency included: its extent is the latency printed in the text (2 decimals in us)."""
