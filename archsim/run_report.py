@@ -244,21 +244,20 @@ def format_metrics(m: Metrics) -> str:
 
 def _measures_note(result: RunResult) -> str:
     """What the accuracy measures mean for this network and how sure they are."""
-    n = result.accuracy.samples
-    note = (
-        f"\nIn accuracy.png the error bars are 95 % Wilson intervals over the {n} samples "
-        "(accuracy and agreement are fractions of samples); the cosine is the mean over samples "
-        "of the cosine between analog and float outputs.\n"
-    )
+    cosine = "the cosine is the mean over samples of the cosine between analog and float outputs"
     if random_weights(result.workload):
-        note += (
+        return (
             f"\n**{result.workload.name} has random weights**: its float model is untrained, so "
             "its top-1 class carries no information (a random network often picks the same class "
             "for every input), and agreement with float is not a meaningful measure. The "
-            "output cosine similarity to float is the measure of analog error here; "
-            "accuracy.png omits agreement.\n"
+            f"output cosine similarity to float is the measure of analog error here; {cosine}. "
+            "accuracy.png shows only the cosine.\n"
         )
-    return note
+    return (
+        "\nIn accuracy.png the error bars are 95 % Wilson intervals over the "
+        f"{result.accuracy.samples} samples (accuracy and agreement are fractions of samples); "
+        f"{cosine}.\n"
+    )
 
 
 def _or_na(value: float | None, spec: str) -> str:
