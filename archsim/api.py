@@ -57,6 +57,16 @@ class RunResult:
     activity: dict[str, float] = field(default_factory=dict)
     """Per layer mean |DAC code| / full scale measured on data (empty in timing mode, where the
     energy assumes `metrics.ASSUMED_ACTIVITY`; `metrics.activity_basis` says which)."""
+    samples: int = 0
+    """Samples asked for: evaluated by the functional half, streamed by the timed half."""
+    chunk: int = 1
+    """MVMs of one layer run back to back per array request in the timed half."""
+    times_s: tuple[float, ...] = ()
+    """Every time since programming the functional half evaluated (the first is
+    `t_inference_s`)."""
+    eval_settings: EvalSettings | None = None
+    """DAC/ADC calibration settings of the functional half (None: defaults, or no functional
+    half)."""
 
     @property
     def outputs(self) -> np.ndarray | None:
@@ -159,4 +169,8 @@ def simulate(
         sim=run,
         activity=activity,
         segments=tuple(parts or ()),
+        samples=samples,
+        chunk=chunk,
+        times_s=times,
+        eval_settings=eval_settings,
     )

@@ -264,9 +264,10 @@ def _setup(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from archsim.api import simulate
     from archsim.device_error import stderr_progress
     from archsim.mapping.report import format_mapping
-    from archsim.run_report import format_accuracy, format_metrics, write_run_report
+    from archsim.run_report import format_accuracy, format_metrics, write_report
 
     if args.out:
         check_dir("--out", args.out, RUN_REPORT)
@@ -275,26 +276,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "--out", Path("reports") / f"{chip.name}-{workload.name}", RUN_REPORT, make_parents=True
     )
     args.progress_shown = True
-    result = write_run_report(
+    result = simulate(
         chip,
         workload,
-        dataset,
-        out,
-        device=device,
-        times_s=times,
-        seed=args.seed,
+        mode="full",
         samples=args.stream,
+        dataset=dataset,
+        device=device,
+        t_inference_s=tuple(times),
+        seed=args.seed,
         chunk=args.chunk,
-        settings=_eval_settings(args),
+        eval_settings=_eval_settings(args),
         progress=stderr_progress,
     )
+    write_report(result, out)
     opt.end_progress()
     print(format_mapping(result.mapping))
     print()
     print(format_metrics(result.metrics))
     print()
     print(format_accuracy(result.accuracy))
-    print(f"report written to {out}/summary.md")
+    print(f"report written to {out}/report.html (the same as Markdown: summary.md)")
     return 0
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
-line-height:1.45;color:#222}pre{background:#f5f5f5;padding:.8rem;overflow-x:auto;font-size:.85rem}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .6rem}
+line-height:1.45;color:#222}pre{background:#f5f5f5;padding:.8rem;font-size:.85rem;
+white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;display:block;max-width:100%;overflow-x:auto}
+td,th{border:1px solid #ccc;padding:.25rem .6rem}
 img{max-width:100%;margin:.5rem 0}h1,h2{border-bottom:1px solid #ddd}"""
 
 

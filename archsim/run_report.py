@@ -1,15 +1,17 @@
-"""The main job: a workload mapped on a chip, timed, costed and evaluated, as a report.
+"""The main job's report: a full-mode RunResult (mapped, timed, costed and evaluated) written
+into an explicit output directory by `write_report`; nothing is simulated here.
 
-Writes into an explicit output directory:
 - summary.md (report.html: the same with the pictures embedded): the chip (from its preset),
-  the mapping table, latency / throughput / energy /
-  power / efficiency with the bottleneck, accuracy against float over time, per-layer errors
-  and clipping, links to the pictures;
-- mapping.png (cores coloured by layer), utilisation.png (array busy per core), layers.png
-  (when each layer works on the first sample; each layer's busiest resource per sample), energy.png
-  (energy per sample by part), accuracy.png (accuracy vs time since programming);
-- accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement), layers.csv,
-  mapping.csv, components.csv (busy fractions), trace.json (Perfetto), run.json.
+  the mapping table, latency / throughput / energy / steady-state and average power /
+  efficiency with the bottleneck, accuracy against float over time, per-layer errors and
+  clipping, links to the pictures;
+- pictures (report_figures, mapping.report, sim.timeline): mapping.png, utilisation.png,
+  layers.png, energy.png, accuracy.png;
+- accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement,cosine), layers.csv,
+  mapping.csv, components.csv (busy fractions), trace.json (Perfetto), run.json (what was run
+  and the metrics).
+
+reports/README.md describes every file.
 """
 
 from __future__ import annotations
@@ -17,26 +19,27 @@ from __future__ import annotations
 import csv
 import json
 import platform
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from archsim import __version__
-from archsim.api import RunResult, simulate
+from archsim.api import RunResult
 from archsim.checks import require_finite
+from archsim.errors import ArchsimError
 from archsim.evaluate import EvalResult, EvalSettings
 from archsim.html_report import markdown_to_html
 from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
 from archsim.outputs import atomic_dir, atomic_file
+from archsim.report_figures import accuracy_figure, energy_figure, save, utilisation_figure
 from archsim.sim.core import CoreTiming
 from archsim.sim.metrics import Metrics
 from archsim.sim.timeline import plot_layer_timing
 from archsim.sim.trace import write_trace
-from archsim.spec import ChipSpec, DeviceSpec
-from archsim.workload.catalog import Dataset
+from archsim.spec import ChipSpec
 from archsim.workload.ir import Workload
+from archsim.workload.zoo import ZOO
 
 DEFAULT_TIMES_S = (1.0, 3600.0, 86400.0, 31536000.0)
 """1 s, 1 hour, 1 day, 1 year."""
@@ -70,6 +73,7 @@ def accuracy_rows(result: EvalResult) -> list[dict]:
             "accuracy": "" if p.accuracy is None else p.accuracy,
             "float_accuracy": "" if result.float_accuracy is None else result.float_accuracy,
             "agreement": p.agreement,
+            "cosine": p.similarity,
         }
         for p in result.points
     ]
@@ -117,63 +121,38 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def write_run_report(
-    chip: ChipSpec,
-    workload: Workload,
-    dataset: Dataset,
-    out_dir: Path,
-    *,
-    device: DeviceSpec | None = None,
-    times_s: Sequence[float] = DEFAULT_TIMES_S,
-    seed: int = 0,
-    samples: int = 16,
-    chunk: int = 1,
-    settings: EvalSettings | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> RunResult:
-    """One full run (accuracy at every time, timing and energy for `samples` streamed samples),
-    written into `out_dir` (atomically: into a temporary directory beside it, renamed into
-    place at the end; an earlier report in `out_dir` is replaced)."""
-    result = simulate(
-        chip,
-        workload,
-        mode="full",
-        samples=samples,
-        dataset=dataset,
-        device=device,
-        t_inference_s=tuple(times_s),
-        seed=seed,
-        chunk=chunk,
-        eval_settings=settings,
-        progress=progress,
-    )
-    with atomic_dir(out_dir) as tmp:
-        _write_files(
-            chip,
-            workload,
-            result,
-            tmp,
-            times_s=times_s,
-            seed=seed,
-            samples=samples,
-            chunk=chunk,
-            settings=settings,
+def write_report(result: RunResult, out_dir: Path) -> None:
+    """Write the report of a full-mode run (`simulate(..., mode="full")`) into `out_dir`,
+    atomically: into a temporary directory beside it, renamed into place at the end (an
+    earlier report in `out_dir` is replaced). Nothing is simulated here.
+
+    Raises:
+        ArchsimError: `result` lacks its functional or its timed half.
+    """
+    if result.accuracy is None or result.metrics is None or result.sim is None:
+        raise ArchsimError(
+            f"write_report: expected a full-mode run (accuracy and timing), got mode {result.mode}"
         )
-    return result
+    with atomic_dir(out_dir) as tmp:
+        _write_files(result, tmp)
 
 
-def _write_files(chip, workload, result, out_dir, *, times_s, seed, samples, chunk, settings):
+def _write_files(result: RunResult, out_dir: Path) -> None:
+    chip, workload = result.chip, result.workload
     acc, m, mapping = result.accuracy, result.metrics, result.mapping
+    title = f"{workload.name} on {chip.name}"
+    frame = result.sim.recorder.to_frame()
     plot_mapping(mapping, out_dir / "mapping.png")
-    _plot_accuracy(acc, out_dir / "accuracy.png")
-    _plot_energy(m, out_dir / "energy.png", f"{workload.name} on {chip.name}")
-    _plot_utilisation(result, out_dir / "utilisation.png")
+    save(accuracy_figure(acc, random_weights(workload)), out_dir / "accuracy.png")
+    save(energy_figure(m, title), out_dir / "energy.png")
+    save(utilisation_figure(chip, m, title), out_dir / "utilisation.png")
     plot_layer_timing(
-        result.sim.recorder.to_frame(),
+        frame,
         m.samples,
         m.period_ns,
-        f"{workload.name} on {chip.name}",
+        title,
         out_dir / "layers.png",
+        sample_span_ns=(result.sim.sample_start_ns[0], result.sim.sample_end_ns[0]),
     )
     write_csv(accuracy_rows(acc), out_dir / "accuracy.csv")
     write_csv(mapping_rows(mapping), out_dir / "mapping.csv")
@@ -181,11 +160,10 @@ def _write_files(chip, workload, result, out_dir, *, times_s, seed, samples, chu
         [{"t_s": p.t_s, **asdict(s)} for p in acc.points for s in p.layers], out_dir / "layers.csv"
     )
     write_csv(m.utilisation.to_dict("records"), out_dir / "components.csv")
-    write_trace(result.sim.recorder.to_frame(), out_dir / "trace.json")
-    summary = _summary(chip, result)
+    write_trace(frame, out_dir / "trace.json")
+    summary = _summary(result)
     (out_dir / "summary.md").write_text(summary)
-    title = f"archsim: {workload.name} on {chip.name}"
-    (out_dir / "report.html").write_text(markdown_to_html(summary, out_dir, title))
+    (out_dir / "report.html").write_text(markdown_to_html(summary, out_dir, f"archsim: {title}"))
     run = {
         "chip": chip.name,
         "workload": workload.name,
@@ -193,12 +171,13 @@ def _write_files(chip, workload, result, out_dir, *, times_s, seed, samples, chu
         "device": acc.device,
         "dataset": acc.dataset,
         "samples_evaluated": acc.samples,
-        "samples_timed": samples,
-        "chunk": chunk,
-        "times_s": list(times_s),
-        "seed": seed,
-        "settings": asdict(settings or EvalSettings()),
+        "samples_timed": m.samples,
+        "chunk": result.chunk,
+        "times_s": list(result.times_s),
+        "seed": result.seed,
+        "settings": asdict(result.eval_settings or EvalSettings()),
         "activity": result.activity,
+        "metrics": metrics_record(m),
         "archsim": __version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -206,19 +185,38 @@ def _write_files(chip, workload, result, out_dir, *, times_s, seed, samples, chu
     (out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
 
 
+def metrics_record(m: Metrics) -> dict:
+    """The metrics as plain JSON values: every field but the utilisation table (which is
+    components.csv), plus the steady-state power."""
+    out = {f.name: getattr(m, f.name) for f in fields(m) if f.name != "utilisation"}
+    out["steady_state_power_w"] = m.steady_state_power_w
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in out.items()}
+
+
+def random_weights(workload: Workload) -> bool:
+    """True for a zoo network built with seeded random weights (no training, no labels): its
+    float model's top-1 class says nothing, so agreement with it is not a measure."""
+    entry = ZOO.get(workload.name) if workload.source == "zoo" else None
+    return entry is not None and entry.dataset is None
+
+
 def format_metrics(m: Metrics) -> str:
     """The timing and energy answers as aligned text."""
+    power = "power (steady state)     " if m.steady_state else "power (run / samples)    "
     lines = [
         f"latency (first sample)    {m.latency_ns / 1e3:10.2f} us",
         f"period{' (steady state)' if m.steady_state else ' (run / samples)'}"
         f"{'     ' if m.steady_state else '   '}{m.period_ns / 1e3:10.2f} us per sample "
         f"({m.throughput_per_s:,.0f} samples/s)",
-        f"effective throughput      {m.effective_tops:10.3f} TOPS "
+        f"effective throughput      {m.effective_tops:10.4g} TOPS "
         f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample)",
-        f"energy per sample         {m.energy_per_sample_pj / 1e6:10.3f} uJ",
-        f"average power             {m.average_power_w:10.3f} W",
-        f"efficiency                {_or_na(m.tops_per_w, '10.2f'):>10} TOPS/W, "
-        f"{m.tops_per_mm2:.3f} TOPS/mm2",
+        f"energy per sample         {m.energy_per_sample_pj / 1e6:10.4g} uJ",
+        f"{power} {m.steady_state_power_w:10.4g} W (energy per sample / period)",
+        f"average power (whole run) {m.average_power_w:10.4g} W (over {m.samples} samples, "
+        "pipeline fill and drain included)",
+        f"efficiency                {_or_na(m.tops_per_w, '10.4g'):>10} TOPS/W "
+        f"(throughput / {'steady-state' if m.steady_state else 'run'} power), "
+        f"{m.tops_per_mm2:.4g} TOPS/mm2",
         f"bottleneck                {m.bottleneck}",
         f"input activity            {m.activity_basis}",
         *(
@@ -244,98 +242,31 @@ def format_metrics(m: Metrics) -> str:
     return "\n".join(lines)
 
 
+def _measures_note(result: RunResult) -> str:
+    """What the accuracy measures mean for this network and how sure they are."""
+    cosine = "the cosine is the mean over samples of the cosine between analog and float outputs"
+    if random_weights(result.workload):
+        return (
+            f"\n**{result.workload.name} has random weights**: its float model is untrained, so "
+            "its top-1 class carries no information (a random network often picks the same class "
+            "for every input), and agreement with float is not a meaningful measure. The "
+            f"output cosine similarity to float is the measure of analog error here; {cosine}. "
+            "accuracy.png shows only the cosine.\n"
+        )
+    return (
+        "\nIn accuracy.png the error bars are 95 % Wilson intervals over the "
+        f"{result.accuracy.samples} samples (accuracy and agreement are fractions of samples); "
+        f"{cosine}.\n"
+    )
+
+
 def _or_na(value: float | None, spec: str) -> str:
     """`value` formatted, or "n/a" when it has none."""
     return "n/a" if value is None else format(value, spec)
 
 
-def _plot_energy(m: Metrics, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    parts = {k: v / 1e6 for k, v in m.energy_breakdown_pj.items() if v > 0}
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(list(parts), list(parts.values()), color="tab:orange")
-    ax.set_ylabel("energy per sample (uJ)")
-    ax.set_title(f"{title}: {m.energy_per_sample_pj / 1e6:.3g} uJ per sample")
-    ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _plot_utilisation(result: RunResult, path: Path) -> None:
-    """Busy fraction of each core's array in the steady state, on the chip floor."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    chip = result.chip
-    util = result.metrics.utilisation
-    arrays = util[util.op == "mvm"].groupby("component").busy.sum()
-    rows, cols = chip.cores.grid
-    grid = np.full((rows, cols), np.nan)
-    for core in range(chip.cores.count):
-        grid[divmod(core, cols)] = arrays.get(f"core{core}", 0.0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * cols, 0.8 + 0.6 * rows))
-    im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
-    for (r, c), v in np.ndenumerate(grid):
-        if not np.isnan(v):
-            ax.text(
-                c,
-                r,
-                f"{v:.0%}",
-                ha="center",
-                va="center",
-                fontsize=6,
-                color="white" if v < 0.6 else "black",
-            )
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.colorbar(im, ax=ax, label="array busy (steady state)")
-    ax.set_title(f"{result.workload.name} on {chip.name}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _plot_accuracy(result: EvalResult, path: Path) -> None:
-    """Accuracy, agreement with float and output similarity against time since programming."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = [max(p.t_s, 0.1) for p in result.points]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if result.float_accuracy is not None:
-        ax.plot(t, [100 * (p.accuracy or 0) for p in result.points], "o-", label="analog accuracy")
-        ax.axhline(100 * result.float_accuracy, color="k", ls="--", label="float accuracy")
-        ax.set_ylabel("top-1 accuracy (%)")
-    ax.plot(t, [100 * p.agreement for p in result.points], "s:", label="agreement with float")
-    ax.plot(
-        t,
-        [100 * p.similarity for p in result.points],
-        "^-.",
-        label="output cosine similarity to float",
-    )
-    if result.float_accuracy is None:
-        ax.set_ylabel("agreement / similarity with float (%)")
-    ax.set_xscale("log")
-    ax.set_xlabel("time since programming (s)")
-    ax.set_title(f"{result.workload} on {result.chip} ({result.device}), {result.samples} samples")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _summary(chip: ChipSpec, result: RunResult) -> str:
-    acc, m, mapping = result.accuracy, result.metrics, result.mapping
+def _summary(result: RunResult) -> str:
+    chip, acc, m, mapping = result.chip, result.accuracy, result.metrics, result.mapping
     figures = "\n".join(f"| {k} | {v} |" for k, v in chip_figures(chip))
     sources = "\n".join(f"- **{k}**: {v}" for k, v in chip.sources)
     grown = "".join(f"\n- {g}" for g in result.sim.enlarged_buffers) or " none"
@@ -367,13 +298,26 @@ energy from the input activity of each layer at t = {result.t_inference_s:g} s:
 {format_metrics(m)}
 ```
 
-![energy per sample](energy.png) ![array utilisation](utilisation.png)
+Throughput, efficiency and the steady-state power describe the pipeline once it is full:
+throughput / steady-state power = TOPS/W. The average power is the whole run's energy over its
+time; it includes filling and draining the pipeline, so it changes with the number of samples
+streamed (`--stream`).
+
+![energy per sample](energy.png)
+
+![array utilisation per core](utilisation.png)
+
+Per-layer timing. Left: when each layer works on the first sample, from its first input byte;
+the last bar is the output's off-chip latency, so the left panel ends at the latency above.
+Right: per layer, the busy time per sample of its busiest resource, against the period.
 
 ![per-layer timing](layers.png)
 
 SRAM grown so that the pipeline cannot stall for lack of a receptive field:{grown}
 
-A timeline of the first samples is in `trace.json` (open it in https://ui.perfetto.dev).
+A timeline of the first samples is in `trace.json` (open it in https://ui.perfetto.dev): one
+track per resource (a core's array, ADC bank and LDPU, each link, each GDPU, the off-chip
+port).
 
 ## Accuracy over time
 
@@ -384,7 +328,7 @@ calibrated once at the first time on a separate calibration batch; digital ops i
 ```
 {format_accuracy(acc)}
 ```
-
+{_measures_note(result)}
 ![accuracy over time](accuracy.png)
 
 Per analog layer, first batch: NRMSE against the exact product on the same inputs, the part

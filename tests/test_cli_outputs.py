@@ -261,7 +261,7 @@ def test_interrupted_run_keeps_the_previous_report_whole(cli, monkeypatch):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(run_report, "_plot_energy", interrupted)
+        m.setattr(run_report, "energy_figure", interrupted)
         code, _out, err = cli(*argv[:-2], "--seed", "1", "--out", "rep")
     assert (code, err.strip().splitlines()[-1]) == (130, "archsim: interrupted")
     assert {p.name: p.read_bytes() for p in (cli.workdir / "rep").iterdir()} == first

@@ -137,7 +137,7 @@ def test_cli_evaluate_csv(tmp_path, capsys):
     ]
     assert main(argv) == 0
     lines = csv.read_text().splitlines()
-    assert lines[0] == "workload,device,t_s,accuracy,float_accuracy,agreement"
+    assert lines[0] == "workload,device,t_s,accuracy,float_accuracy,agreement,cosine"
     cells = [line.split(",") for line in lines[1:]]
     assert [c[:3] for c in cells] == [
         ["digits-mlp", "hermes-pcm", "1.0"],

@@ -127,6 +127,30 @@ def plot_mapping(m: Mapping, path: Path) -> None:
         f"({m.placement} placement)",
         fontsize=9,
     )
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=cmap(i % 20), label=name) for i, name in enumerate(names)
+    ]
+    handles.append(plt.Rectangle((0, 0), 1, 1, color=(0.92, 0.92, 0.92), label="unused core"))
+    ax.legend(
+        handles=handles,
+        title="layer",
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=7,
+        title_fontsize=7,
+        borderaxespad=0,
+    )
+    ax.text(
+        0,
+        -0.04,
+        "cell: layer, then rR B,C = replica R, row block B, column block C of its weight matrix;"
+        "\n+N = N more layer blocks share this crossbar. Cores are numbered row by row, "
+        "core 0 top left.",
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize=6.5,
+    )
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)

@@ -89,6 +89,8 @@ class Metrics:
     energy_breakdown_pj: dict[str, float]
     """Per sample, by part (ENERGY_PARTS)."""
     average_power_w: float
+    """Total energy over the whole run's time, fill and drain included (see
+    `steady_state_power_w`)."""
     tops_per_w: float | None
     """Effective TOPS per watt; None when the run used no energy (a preset whose energies are
     all 0: the ratio has no value, and printing 0 or inf would be wrong)."""
@@ -113,6 +115,14 @@ class Metrics:
     """What input activity the array and PWM energies assume, and why."""
     steps_per_sample: int = 0
     """Time steps of the recurrent (LSTM) layers per sample; 0 without recurrent layers."""
+
+    @property
+    def steady_state_power_w(self) -> float:
+        """Power while samples stream: energy per sample over the period (pJ/ns = mW). Unlike
+        `average_power_w` (whole run, pipeline fill and drain included, so it changes with
+        the number of samples streamed) it is the power behind `tops_per_w`:
+        effective_tops / steady_state_power_w = tops_per_w."""
+        return self.energy_per_sample_pj / self.period_ns * 1e-3
 
     @property
     def step_latency_ns(self) -> float | None:

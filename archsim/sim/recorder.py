@@ -12,6 +12,24 @@ import pandas as pd
 
 COLUMNS = ("t0_ns", "t1_ns", "component", "op", "layer", "sample", "qty")
 
+RESOURCE_OF_OP = {
+    "mvm": "array",
+    "adc": "ADC bank",
+    "ldpu": "LDPU",
+    "gdpu": "unit",
+    "link": "port",
+    "offchip_in": "port",
+    "offchip_out": "port",
+    "weights_in": "port",
+    "program": "programming",
+    "sram_read": "SRAM",
+    "sram_write": "SRAM",
+}
+"""Which resource of its component an op's row holds: a core's array, ADC bank and LDPU are
+separate SimPy resources (capacity 1 each), so rows of one (component, resource) never
+overlap in time, while a core's "mvm" and "ldpu" rows do (post-processing of one MVM runs
+while the next integrates)."""
+
 
 class Recorder:
     """Appends event rows; `to_frame` builds the table once."""

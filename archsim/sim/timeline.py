@@ -39,10 +39,24 @@ def stage_times(frame: pd.DataFrame, samples: int) -> pd.DataFrame:
 
 
 def plot_layer_timing(
-    frame: pd.DataFrame, samples: int, period_ns: float, title: str, path: Path
-) -> None:
+    frame: pd.DataFrame,
+    samples: int,
+    period_ns: float,
+    title: str,
+    path: Path,
+    sample_span_ns: tuple[float, float] | None = None,
+) -> pd.DataFrame:
     """Two panels: the first sample's per-layer spans, and each layer's busiest resource per
-    sample against the measured period."""
+    sample against the measured period.
+
+    With `sample_span_ns` (the first sample's start and end, as the engine measured them), the
+    left panel starts at the sample's start and ends with an "output latency" bar reaching
+    its end, so it shows the same latency as `Metrics.latency_ns` (the last work row ends when
+    the output leaves the off-chip port; the off-chip latency follows).
+
+    Returns:
+        The spans drawn in the left panel (layer, start_ns, end_ns), relative to time 0.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,21 +64,28 @@ def plot_layer_timing(
 
     spans = layer_spans(frame, 0)
     stages = stage_times(frame, samples).set_index("layer").reindex(spans["layer"]).dropna()
+    t0 = 0.0
+    if sample_span_ns is not None:
+        t0, t1 = sample_span_ns
+        if t1 > spans["end_ns"].max():
+            tail = {"layer": "output latency", "start_ns": spans["end_ns"].max(), "end_ns": t1}
+            spans = pd.concat([spans, pd.DataFrame([tail])], ignore_index=True)
     n = len(spans)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.28 * n), sharey=True)
     y = range(n)
-    scale, unit = (1e3, "us") if spans["end_ns"].max() > 5e3 else (1.0, "ns")
+    scale, unit = (1e3, "us") if spans["end_ns"].max() - t0 > 5e3 else (1.0, "ns")
     left.barh(
         y,
         (spans["end_ns"] - spans["start_ns"]) / scale,
-        left=spans["start_ns"] / scale,
+        left=(spans["start_ns"] - t0) / scale,
         color="tab:blue",
         alpha=0.75,
     )
     left.set_yticks(list(y), spans["layer"], fontsize=7)
     left.invert_yaxis()
-    left.set_xlabel(f"time ({unit})")
-    left.set_title(f"sample 0: latency {spans['end_ns'].max() / scale:.3g} {unit}", fontsize=9)
+    left.set_xlabel(f"time since the sample's first input ({unit})")
+    latency_us = (spans["end_ns"].max() - t0) / 1e3
+    left.set_title(f"sample 0: latency {latency_us:.2f} us", fontsize=9)
     left.grid(True, axis="x", alpha=0.3)
     pos = [list(spans["layer"]).index(name) for name in stages.index]
     right.barh(pos, stages["busy_ns"] / scale, color="tab:orange", alpha=0.8)
@@ -78,3 +99,4 @@ def plot_layer_timing(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return spans
