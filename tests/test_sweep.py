@@ -150,6 +150,10 @@ def test_run_records_failed_points_and_resumes(tmp_path, monkeypatch):
     assert (ok.energy_per_sample_pj > 0).all() and (ok.period_ns > 0).all()
     assert ok.accuracy.between(0, 1).all() and ok["accuracy_t3600"].between(0, 1).all()
     assert (ok.cores_used <= ok.cores_available).all()
+    # TOPS/W is a steady-state figure: its power is the steady-state one, not the whole run's
+    ratio = ok.effective_tops / ok.steady_state_power_w / ok.tops_per_w
+    assert np.allclose(ratio, 1.0, rtol=1e-9)
+    assert (ok.average_power_w < ok.steady_state_power_w).all()  # 16 samples: fill and drain
     assert any(line.startswith("[4/4]") for line in lines)
 
     calls = []

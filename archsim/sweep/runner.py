@@ -298,6 +298,7 @@ def _result_cells(result) -> dict[str, Any]:
             energy_per_sample_pj=m.energy_per_sample_pj,
             effective_tops=m.effective_tops,
             tops_per_w=m.tops_per_w,
+            steady_state_power_w=m.steady_state_power_w,
             average_power_w=m.average_power_w,
             tops_per_mm2=m.tops_per_mm2,
             bottleneck=m.bottleneck,

@@ -78,6 +78,7 @@ METRIC_COLUMNS = (
     "energy_per_sample_pj",
     "effective_tops",
     "tops_per_w",
+    "steady_state_power_w",
     "average_power_w",
     "area_mm2",
     "tops_per_mm2",
@@ -92,6 +93,7 @@ _TIMED_COLUMNS = {
     "energy_per_sample_pj",
     "effective_tops",
     "tops_per_w",
+    "steady_state_power_w",
     "average_power_w",
     "tops_per_mm2",
 }
