@@ -1,4 +1,5 @@
-"""Device models against their equations (aimc-facts §2, §6; ready-made checks from §7).
+"""Device models against their equations (aihwkit's noise models of NAN19, WAN22 and FAL25; the
+numbers below are derived [D] from their published constants).
 
 Each statistical check uses enough samples that its tolerance (5 standard errors) is tight
 compared with the effect it checks.
@@ -41,7 +42,7 @@ def cmo_model():
 
 @pytest.mark.parametrize(("x", "sigma"), [(1.0, 1.055), (0.5, 0.953), (0.1, 0.448)])
 def test_pcm_programming_noise(pcm_model, rng, x, sigma):
-    """sigma_prog(x) of the PCM-like model at g_max 25 uS: 1.055 uS at x=1 (aimc-facts §7 row 6)."""
+    """sigma_prog(x) of the PCM-like model at g_max 25 uS: 1.055 uS at x=1 [D: NAN19, aihwkit]."""
     g_t = np.full(N, 25.0 * x)
     g = pcm_model.program(g_t, rng).g_us.astype(np.float64)
     assert abs(pcm_model.prog_sigma_us(np.array(25.0 * x)) - sigma) < 2e-3
@@ -58,7 +59,7 @@ def _folded_normal_mean(mu: float, sd: float) -> float:
 
 @pytest.mark.parametrize(("x", "mu", "sd"), [(1.0, 0.049, 0.008), (0.1, 0.0601, 0.0229)])
 def test_pcm_drift_exponent(pcm_model, rng, x, mu, sd):
-    """nu = |mu + sd xi| with mu, sd from the target (aimc-facts §7 row 7: ~0.049 at x = 1)."""
+    """nu = |mu + sd xi| with mu, sd from the target ([D: NAN19 via aihwkit] ~0.049 at x = 1)."""
     nu = pcm_model.program(np.full(N, 25.0 * x), rng).drift_exponent.astype(np.float64)
     m, s = pcm_model.drift_moments(np.array(25.0 * x))
     assert abs(m - mu) < 5e-4 and abs(s - sd) < 5e-4
@@ -85,14 +86,14 @@ def test_pcm_read_noise_grows_with_time(pcm_model, rng):
 
 
 def test_cmo_programming_noise_at_g_min(cmo_model, rng):
-    """0.2% acceptance: sigma_prog(9 uS) = 10.4 nS (aimc-facts §7 row 9)."""
+    """0.2% acceptance: sigma_prog(9 uS) = 10.4 nS [D: FAL25 via aihwkit]."""
     assert abs(float(cmo_model.prog_sigma_us(np.array(9.0))) - 0.0104) < 1e-4
     g = cmo_model.program(np.full(N, 9.0), rng).g_us.astype(np.float64) - 9.0
     assert _std_ok(g, 0.0104)
 
 
 def test_cmo_relaxation_after_ten_years(cmo_model, rng):
-    """Mean shift -1.74 uS and spread 1.234 uS at 10 years (aimc-facts §6.2, §7 row 10)."""
+    """Mean shift -1.74 uS and spread 1.234 uS at 10 years [D: FAL25, aihwkit]."""
     t = 315_360_000.0
     mean, sigma = cmo_model.relax_moments_us(t)
     assert abs(mean + 1.74) < 0.01 and abs(sigma - 1.234) < 1e-3
@@ -104,7 +105,7 @@ def test_cmo_relaxation_after_ten_years(cmo_model, rng):
 
 
 def test_cmo_read_noise_at_50_us(cmo_model):
-    """sigma_read(50 uS) = 0.171, 0.218, 0.269 uS at 1 s, 1 h, 10 years (aimc-facts §6.2)."""
+    """sigma_read(50 uS) = 0.171, 0.218, 0.269 uS at 1 s, 1 h, 10 years (FAL25, aihwkit)."""
     for t, want in ((1.0, 0.171), (3600.0, 0.218), (315_360_000.0, 0.269)):
         assert abs(float(cmo_model.read_sigma_us(np.array(50.0), t)) - want) < 2e-3
 
@@ -117,7 +118,7 @@ def test_cmo_is_exact_at_t0_and_refuses_unfitted_times(cmo_model, rng):
 
 
 def test_wan2022_spread_and_time_range(rng):
-    """sigma(x) at 1 s: 2.26 uS at x = 0.25, 2.02 at 0.5 (aimc-facts §2.4); interpolated in ln t
+    """sigma(x) at 1 s: 2.26 uS at x = 0.25, 2.02 at 0.5 (WAN22, aihwkit); interpolated in ln t
     between fitted times; no data outside them."""
     model = load_device("reram-wan2022").model
     g_max = model.g_max_us

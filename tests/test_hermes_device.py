@@ -1,4 +1,4 @@
-"""The HERMES-fitted PCM device (aimc-facts §2.2) on the `hermes` chip, and its read modes."""
+"""The HERMES-fitted PCM device (aihwkit HermesNoiseModel) on `hermes` chip, and its read modes."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_hermes_chips_use_the_hermes_fitted_device(chip):
 
 def test_programming_error_at_full_weight_is_five_percent(hermes, rng):
     """Acceptance: relative programming error at |w| = 1 on `hermes` is 5 +- 1 % (HERMES-Core
-    measured 4.8-5.3 %, aimc-facts §1.9); the generic PCM preset gave 3.0 %."""
+    measured 4.8-5.3 %, KA22); the generic PCM preset gave 3.0 %."""
     w = np.ones((256, 256))
     w[:, ::2] = -1.0  # both signs: the programmed polarity and the idle one at g_min
     prog = program_matrix(w, hermes.crossbar, hermes.device, rng)
@@ -40,7 +40,7 @@ def test_programming_error_at_full_weight_is_five_percent(hermes, rng):
 
 @pytest.mark.parametrize(("x", "sigma"), [(0.0, 0.166), (0.5, 0.991), (1.0, 1.093)])
 def test_polarity_of_two_devices_has_the_fitted_programming_std(hermes_pcm, rng, x, sigma):
-    """The sum of a polarity's two devices has aihwkit's 2-device sigma (aimc-facts §2.2)."""
+    """The sum of a polarity's two devices has aihwkit's 2-device sigma (HermesNoiseModel)."""
     m = hermes_pcm.model
     g_t = np.full((2, N), 10.35 * x)
     g = m.program(g_t, rng).g_us.astype(np.float64).sum(axis=0)
@@ -61,7 +61,7 @@ def test_drift_and_read_noise_over_time(hermes_pcm, rng):
     prog = m.program(np.full(N, 10.35), rng)
     g1 = m.at_time(prog, 1.0, rng)
     g_year = m.at_time(prog, 3.15e7, rng)
-    nu = 0.0736 - 0.0126 - 0.0436  # mean drift exponent at x = 1 (aimc-facts §2.2)
+    nu = 0.0736 - 0.0126 - 0.0436  # mean drift exponent at x = 1 (aihwkit HermesNoiseModel)
     assert abs(g_year.mean() / prog.g_us.mean() - ((3.15e7 + 300) / 300) ** -nu) < 0.02
     assert abs(g1.mean() / prog.g_us.mean() - 1) < 0.01
     assert np.std(g_year / prog.g_us) > np.std(g1 / prog.g_us) * 0.5

@@ -10,7 +10,7 @@ from archsim.api import simulate
 from archsim.mapping import map_workload
 from archsim.workload.catalog import load_workload
 
-PUBLISHED_WEIGHTS = 4_080_384  # seeds/000 "Image caption generation"; aimc-facts §1.8
+PUBLISHED_WEIGHTS = 4_080_384  # LG25 "Image caption generation"
 
 
 def test_caption_lstm_maps_on_all_64_hermes_cores(hermes):

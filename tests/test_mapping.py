@@ -41,7 +41,7 @@ def test_mapping_invariants(hermes, name, placement):
 
 
 def test_resnet9_needs_40_cores_and_is_replicated_into_the_rest(hermes):
-    """1,866,536 weights tile into 40 crossbars, as on HERMES (seeds/000: "40 cores")."""
+    """1,866,536 weights tile into 40 crossbars, as on HERMES (LG25: "40 cores")."""
     w = load_workload("resnet9")
     assert w.weight_count() == 1_866_536
     plain = map_workload(w, hermes, replication="none")
