@@ -163,7 +163,7 @@ class InputSpec:
 
         A PWM window holds one slice more than the longest pulse (`pulse_lsbs` = 2**(b-1) - 1):
         the published timing counts slices, e.g. 8-bit signed PWM as 128 slices (aihwkit's
-        IOParametersIRDropT; LG23's 133 ns MVM = 128 ns window + overhead). Energy follows the
+        IOParametersIRDropT; KA22's 128 ns integration, 133 ns with overhead). Energy follows the
         pulse (`pulse_lsbs`), time the window."""
         bits = self.pulse_bits
         steps = 1 << (bits - 1) if self.encoding == "pwm" else bits
