@@ -15,7 +15,7 @@ training or validation arrays.
   validation, test), each cut into non-overlapping windows of `seq_len` + 1 characters: x is
   the one-hot encoding of characters 0..T-1 of a window, (n, T, V), y the ids of characters
   1..T, (n, T). The text differs between Python versions; `CHAR_CORPUS` pins its length and
-  hash per minor version (training-facts §10: 464,970 characters, 103 symbols on 3.11).
+  hash per minor version (464,970 characters, 103 symbols on CPython 3.11.7).
 
 Simplifications: everything is read into memory on each call (MNIST's 110 MB CSV in about
 1.2 s); no augmentation; the char windows do not overlap (a window's last target is the next
