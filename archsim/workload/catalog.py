@@ -28,8 +28,13 @@ def mnist_cnn(rng: np.random.Generator | None = None) -> Workload:
     """The trained MNIST CNN of the `ccexam` package (read without torch)."""
     from archsim.workload.mnist import mnist_cnn_state_dict
 
-    w = mnist_cnn_state_dict()
-    g = GraphBuilder("mnist-cnn", "ccexam==1.0.0 (ccexam/weights/mnist.pth)")
+    return mnist_cnn_from(mnist_cnn_state_dict(), "ccexam==1.0.0 (ccexam/weights/mnist.pth)")
+
+
+def mnist_cnn_from(w: dict[str, np.ndarray], source: str) -> Workload:
+    """The ccexam MNIST CNN's architecture with the weights `w` (the keys and PyTorch layouts
+    of `archsim.workload.mnist.MNIST_CNN_SHAPES`)."""
+    g = GraphBuilder("mnist-cnn", source)
     x = L.input_(g, "input", (1, 28, 28))
     for i, key in ((1, "features.0"), (2, "features.3")):
         x = L.conv2d(g, f"conv{i}", x, w[f"{key}.weight"], w[f"{key}.bias"], pads=(1, 1, 1, 1))

