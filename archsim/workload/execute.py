@@ -409,7 +409,7 @@ _REDUCE = {"mean": np.mean, "sum": np.sum, "max": np.max, "min": np.min}
 
 def _reduce(op: ir.Reduce, args, matmul) -> np.ndarray:
     axes = tuple(a + 1 for a in op.axes)
-    return _REDUCE[op.fn](args[0], axis=axes, keepdims=op.keepdims).astype(np.float32)
+    return _REDUCE[op.fn](args[0], axis=axes, keepdims=op.keepdims).astype(real_dtype(args[0]))
 
 
 def _lrn(op: ir.Lrn, args, matmul) -> np.ndarray:
