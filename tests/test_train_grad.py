@@ -15,7 +15,7 @@ import pytest
 
 from archsim.errors import WorkloadError
 from archsim.train import ExactProduct, params_of, value_and_grad, with_params
-from archsim.train.rules import ACT_FNS
+from archsim.train.rules import ACT_FNS, RULES
 from archsim.workload import layers as L
 from archsim.workload.execute import run
 from archsim.workload.ir import GraphBuilder
@@ -294,3 +294,16 @@ def test_with_params_round_trip_and_refusals(rng):
         with_params(w, {**params, "p1.weight": np.ones(1)})
     with pytest.raises(WorkloadError, match=re.escape("'head.bias' expects shape (5,)")):
         with_params(w, {**params, "head.bias": np.ones(4)})
+
+
+def test_max_pool_tie_sends_the_gradient_once():
+    """A window of equal values (ReLU zeros, say) passes dy to its first element only, so the
+    input gradient sums to the output gradient (2 windows x dy = 3 -> 6), not 4 times it."""
+    g = GraphBuilder("tie")
+    x = L.input_(g, "x", (1, 2, 4))
+    w = g.get(L.pool(g, "pool", x, "max", (2, 2)))
+    xs = np.zeros((1, 1, 2, 4))
+    (dx,), _ = RULES[type(w)].backward(
+        w, [xs], np.zeros((1, 1, 1, 2)), None, np.full((1, 1, 1, 2), 3.0), [True], None
+    )
+    np.testing.assert_array_equal(dx[0, 0], [[3, 0, 3, 0], [0, 0, 0, 0]])
