@@ -108,13 +108,16 @@ def test_lstm_sequence_output(rng):
     ("fn", "kernel", "stride", "pads", "include"),
     [
         ("max", (2, 2), (2, 2), (0, 0, 0, 0), False),
+        ("max", (2, 2), (2, 2), (0, 0, 0, 1), False),
+        ("avg", (3, 3), (3, 3), (0, 0, 0, 1), False),
         ("max", (3, 3), (2, 1), (1, 1, 1, 0), False),
         ("avg", (3, 2), (2, 1), (1, 0, 1, 1), False),
         ("avg", (2, 2), (1, 1), (1, 1, 0, 0), True),
     ],
 )
 def test_pool(rng, fn, kernel, stride, pads, include):
-    """Continuous random inputs: no ties inside a max window (almost surely)."""
+    """Continuous random inputs: no ties inside a max window (almost surely). Windows that
+    tile the (padded) 6 x 5 input exactly, and windows that overlap or leave a margin."""
     g = GraphBuilder("pool")
     x = L.input_(g, "x", (2, 6, 5))
     x = L.affine(g, "aff", x, 1 + rand(rng, 2), rand(rng, 2))

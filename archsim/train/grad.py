@@ -10,6 +10,9 @@ Losses: "cross_entropy" (softmax and cross-entropy fused, on logits) and "mse". 
 cross-entropy, a trailing Softmax (or LogSoftmax) on the last axis of the network's output is
 skipped: the loss reads its input as the logits, which is exact for both.
 
+Products run on one BLAS thread (`archsim.blas`): a seed gives the same bits anywhere, which
+resuming from a checkpoint relies on, and two threads on two busy cores ran 4x slower.
+
 Simplifications: one network output; no gradient to the network inputs; the digital units' FP16
 rounding of inference is not applied in training.
 """
@@ -21,6 +24,7 @@ from typing import Protocol
 import networkx as nx
 import numpy as np
 
+from archsim.blas import one_blas_thread
 from archsim.errors import WorkloadError
 from archsim.train.params import Params, param_names, with_params
 from archsim.train.rules import RULES, add_grads, refusal
@@ -73,6 +77,7 @@ def logits_tensor(workload: ir.Workload, loss: str) -> str:
     return out.name
 
 
+@one_blas_thread
 def value_and_grad(
     workload: ir.Workload,
     params: Params,
