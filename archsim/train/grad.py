@@ -26,8 +26,8 @@ import numpy as np
 
 from archsim.blas import one_blas_thread
 from archsim.errors import WorkloadError
-from archsim.train.params import Params, param_names, with_params
-from archsim.train.rules import RULES, add_grads, refusal
+from archsim.train.params import Params, add_grads, param_names, with_params
+from archsim.train.rules import RULES, refusal
 from archsim.workload import execute, ir
 
 LOSSES = ("cross_entropy", "mse")

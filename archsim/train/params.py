@@ -94,3 +94,9 @@ def with_params(workload: ir.Workload, params: Params, *, copy: bool = True) -> 
         if key not in used and not (owner in analog and attr in PRODUCT_PARAMS):
             raise WorkloadError(f"{workload.name}: unknown parameter {key!r}")
     return dataclasses.replace(workload, graph=graph)
+
+
+def add_grads(total: Params, more: Params) -> None:
+    """total += more, key by key (new keys are added)."""
+    for k, v in more.items():
+        total[k] = total[k] + v if k in total else v
