@@ -310,3 +310,33 @@ def test_max_pool_tie_sends_the_gradient_once():
         w, [xs], np.zeros((1, 1, 1, 2)), None, np.full((1, 1, 1, 2), 3.0), [True], None
     )
     np.testing.assert_array_equal(dx[0, 0], [[3, 0, 3, 0], [0, 0, 0, 0]])
+
+
+def test_float32_gradients_agree_with_float64(rng):
+    """Training runs in float32: its gradients match the float64 ones to ~1e-6 relative
+    (float32 rounding through a few layers), checked at 1e-4."""
+    w = small_cnn(rng)
+    x = rand(rng, 16, 1, 8, 8, scale=1)
+    y = rng.integers(0, 5, 16)
+    _, g32, _ = value_and_grad(w, params_of(w), x.astype(np.float32), y)
+    _, g64, _ = value_and_grad(w, params_of(w, np.float64), x, y)
+    for key, g in g64.items():
+        assert g32[key].dtype == np.float32
+        assert np.linalg.norm(g32[key] - g) / np.linalg.norm(g) < 1e-4, key
+
+
+def test_gradient_descent_fits_a_small_batch(rng):
+    """Plain gradient descent with these gradients memorises 16 random images with random
+    labels (365 parameters have room for that): the loss falls below 0.01 nats (a broken
+    gradient stalls far above; seeds 1-3 end near 0.0015) and every label is predicted."""
+    w = small_cnn(rng)
+    params = params_of(w)
+    x = rand(rng, 16, 1, 8, 8, scale=1).astype(np.float32)
+    y = rng.integers(0, 5, 16)
+    first, _, _ = value_and_grad(w, params, x, y)
+    for _ in range(300):
+        value, grads, out = value_and_grad(w, params, x, y)
+        for key in params:
+            params[key] -= 0.3 * grads[key]
+    assert value < 0.01 < first
+    np.testing.assert_array_equal(out.argmax(axis=1), y)
