@@ -32,6 +32,11 @@ def fp16_round(x: np.ndarray, in_place: bool = False) -> np.ndarray:
     return round_fp16(x, in_place)
 
 
+def real_dtype(x: np.ndarray) -> type:
+    """float64 for float64 data (gradient checks in archsim.train), else float32."""
+    return np.float64 if x.dtype == np.float64 else np.float32
+
+
 def _creates_values(op: ir.Op) -> bool:
     """False for ops whose outputs are some of their inputs' values (moves, max, ReLU): on
     rounded inputs they need no rounding of their own."""
@@ -68,32 +73,15 @@ def run(
     Returns:
         {tensor name: (B, *shape) float32 array}.
     """
-    if not isinstance(inputs, dict):
-        if len(workload.inputs) != 1:
-            raise WorkloadError(f"{workload.name}: give a dict for its inputs {workload.inputs}")
-        inputs = {workload.inputs[0]: inputs}
+    batches = input_batches(workload, inputs)
     consumers = {n: workload.graph.out_degree(n) for n in workload.graph}
     values: dict[str, np.ndarray] = {}
     for op in workload.ops():
         if isinstance(op, ir.Input):
-            if op.name not in inputs:
-                raise WorkloadError(f"{workload.name}: no data for input {op.name!r}")
-            x = np.asarray(inputs[op.name], dtype=np.float32)
-            if x.shape[1:] != op.shape:
-                want = ", ".join(map(str, op.shape))
-                raise WorkloadError(
-                    f"{workload.name}: input {op.name!r} expects (B, {want}), got {x.shape}"
-                )
-            if not np.isfinite(x).all():
-                raise WorkloadError(
-                    f"{workload.name}: input {op.name!r} holds non-finite "
-                    "values (nan or inf); archsim computes on finite numbers "
-                    "only"
-                )
-            values[op.name] = x
+            values[op.name] = batches[op.name]
             continue
         args = [values[s] for s in op.inputs]
-        y = _forward(op, args, matmul)
+        y = forward_op(op, args, matmul)
         if not np.isfinite(y).all():
             raise WorkloadError(
                 f"{workload.name}: op {op.name!r} ({type(op).__name__}) gives "
@@ -113,6 +101,45 @@ def run(
     if keep:
         return values
     return {name: values[name] for name in workload.outputs}
+
+
+def input_batches(
+    workload: ir.Workload, inputs: np.ndarray | dict[str, np.ndarray], dtype: type = np.float32
+) -> dict[str, np.ndarray]:
+    """{input name: (B, *shape) array of `dtype`}, checked for shape and finite values.
+
+    Args:
+        workload: the graph.
+        inputs: the batch for the single input, or {input name: batch}.
+        dtype: float32 (archsim's compute type) or float64 (gradient checks).
+
+    Raises:
+        WorkloadError: a missing input, a wrong per-sample shape or a non-finite value.
+    """
+    if not isinstance(inputs, dict):
+        if len(workload.inputs) != 1:
+            raise WorkloadError(f"{workload.name}: give a dict for its inputs {workload.inputs}")
+        inputs = {workload.inputs[0]: inputs}
+    batches = {}
+    for op in workload.ops():
+        if not isinstance(op, ir.Input):
+            continue
+        if op.name not in inputs:
+            raise WorkloadError(f"{workload.name}: no data for input {op.name!r}")
+        x = np.asarray(inputs[op.name], dtype=dtype)
+        if x.shape[1:] != op.shape:
+            want = ", ".join(map(str, op.shape))
+            raise WorkloadError(
+                f"{workload.name}: input {op.name!r} expects (B, {want}), got {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise WorkloadError(
+                f"{workload.name}: input {op.name!r} holds non-finite "
+                "values (nan or inf); archsim computes on finite numbers "
+                "only"
+            )
+        batches[op.name] = x
+    return batches
 
 
 def _reads_input(workload: ir.Workload, op: ir.Op) -> bool:
@@ -136,7 +163,8 @@ def im2col(x: np.ndarray, op: ir.Conv2d, group: int = 0) -> np.ndarray:
     return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(-1, c_in * kh * kw)
 
 
-def _forward(op: ir.Op, args: list[np.ndarray], matmul: MatmulFn) -> np.ndarray:
+def forward_op(op: ir.Op, args: list[np.ndarray], matmul: MatmulFn) -> np.ndarray:
+    """One op's output from its input arrays (batch first); `matmul` does static products."""
     fn = _FORWARD.get(type(op))
     if fn is None:
         raise WorkloadError(f"op {op.name!r}: no forward rule for {type(op).__name__}")
@@ -148,7 +176,7 @@ def _conv(op: ir.Conv2d, args, matmul) -> np.ndarray:
     b = x.shape[0]
     c_out, ho, wo = op.shape
     per_group = c_out // op.groups
-    out = np.empty((b, ho, wo, c_out), dtype=np.float32)
+    out = np.empty((b, ho, wo, c_out), dtype=real_dtype(x))
     for g in range(op.groups):
         y = matmul(op, g, im2col(x, op, g))
         out[..., g * per_group : (g + 1) * per_group] = y.reshape(b, ho, wo, per_group)
@@ -165,7 +193,8 @@ def _linear(op: ir.Linear, args, matmul) -> np.ndarray:
     return y.reshape(x.shape[0], *op.shape)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), written with tanh so it never overflows."""
     return 0.5 * np.tanh(0.5 * x) + 0.5
 
 
@@ -173,20 +202,20 @@ def _lstm(op: ir.Lstm, args, matmul) -> np.ndarray:
     x = args[0]
     b, steps, _ = x.shape
     hid = op.hidden
-    h = np.zeros((b, hid), dtype=np.float32)
-    c = np.zeros((b, hid), dtype=np.float32)
-    out = np.empty((b, steps, hid), dtype=np.float32)
+    h = np.zeros((b, hid), dtype=real_dtype(x))
+    c = np.zeros((b, hid), dtype=real_dtype(x))
+    out = np.empty((b, steps, hid), dtype=real_dtype(x))
     bias = op.bias if op.bias is not None else 0.0
     for t in range(steps):
         z = matmul(op, 0, np.concatenate([x[:, t], h], axis=1)) + bias
         i, o, f, g = (z[:, k * hid : (k + 1) * hid] for k in range(4))
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        h = _sigmoid(o) * np.tanh(c)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
         out[:, t] = h
     return out
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
+def erf(x: np.ndarray) -> np.ndarray:
     # Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: keeps scipy out of the dependencies
     s = np.sign(x)
     a = np.abs(x)
@@ -194,7 +223,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
     poly = t * (
         0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
     )
-    return (s * (1.0 - poly * np.exp(-a * a))).astype(np.float32)
+    return (s * (1.0 - poly * np.exp(-a * a))).astype(real_dtype(x))
 
 
 def _act(op: ir.Act, args, matmul) -> np.ndarray:
@@ -202,16 +231,16 @@ def _act(op: ir.Act, args, matmul) -> np.ndarray:
     if op.fn == "relu":
         return np.maximum(x, 0)
     if op.fn == "sigmoid":
-        return _sigmoid(x)
+        return sigmoid(x)
     if op.fn == "tanh":
         return np.tanh(x)
     if op.fn == "gelu":
-        return 0.5 * x * (1.0 + _erf(x / np.float32(np.sqrt(2.0))))
+        return 0.5 * x * (1.0 + erf(x / np.float32(np.sqrt(2.0))))
     if op.fn == "gelu_tanh":
         inner = np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x * x * x)
-        return (0.5 * x * (1.0 + np.tanh(inner))).astype(np.float32)
+        return (0.5 * x * (1.0 + np.tanh(inner))).astype(real_dtype(x))
     if op.fn == "erf":
-        return _erf(x)
+        return erf(x)
     if op.fn == "fp16":
         return round_fp16(x)
     if op.fn == "clip":
@@ -268,14 +297,14 @@ def _binary(op: ir.Binary, args, matmul) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if op.const is None:
             a, b = args
-            y = f(_align(a, op.shape), _align(b, op.shape))
+            y = f(align(a, op.shape), align(b, op.shape))
         else:
             a = args[0]
             y = f(op.const, a) if op.const_first else f(a, op.const)
-    return np.broadcast_to(y, (y.shape[0], *op.shape)).astype(np.float32)
+    return np.broadcast_to(y, (y.shape[0], *op.shape)).astype(real_dtype(args[0]))
 
 
-def _align(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def align(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Insert singleton axes after the batch axis so per-sample shapes broadcast."""
     missing = len(shape) - (x.ndim - 1)
     return x.reshape(x.shape[0], *((1,) * missing), *x.shape[1:]) if missing > 0 else x
@@ -310,18 +339,27 @@ def _pool(op: ir.Pool, args, matmul) -> np.ndarray:
     xp = np.pad(x, pad) if any(op.pads) else x
     win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, :: op.stride[0], :: op.stride[1]]
     total = win[:, :, :ho, :wo].sum(axis=(4, 5))
+    return (total / pool_count(op, x.shape[2:])).astype(real_dtype(x))
+
+
+def pool_count(op: ir.Pool, hw: tuple[int, int]) -> float | np.ndarray:
+    """Divisor of an average pool over an (H, W) input: kh * kw, or per output pixel (Ho, Wo)
+    the number of window elements inside the unpadded input."""
+    kh, kw = op.kernel
     if op.count_include_pad or not any(op.pads):
-        return (total / (kh * kw)).astype(np.float32)
-    ones = np.pad(np.ones(x.shape[2:], np.float32), pad[2:])
+        return kh * kw
+    pt, pl, pb, pr = op.pads
+    _, ho, wo = op.shape
+    ones = np.pad(np.ones(hw, np.float32), ((pt, pb), (pl, pr)))
     count = sliding_window_view(ones, (kh, kw))[:: op.stride[0], :: op.stride[1]][:ho, :wo]
-    return (total / count.sum(axis=(2, 3))).astype(np.float32)
+    return count.sum(axis=(2, 3))
 
 
 def _global_pool(op: ir.GlobalPool, args, matmul) -> np.ndarray:
     x = args[0]
     axes = tuple(range(2, x.ndim))
     y = x.mean(axis=axes, keepdims=True) if op.fn == "avg" else x.max(axis=axes, keepdims=True)
-    return y.astype(np.float32)
+    return y.astype(real_dtype(x))
 
 
 def _softmax(op: ir.Softmax, args, matmul) -> np.ndarray:
@@ -329,8 +367,8 @@ def _softmax(op: ir.Softmax, args, matmul) -> np.ndarray:
     shifted = x - x.max(axis=op.axis + 1, keepdims=True)
     e = np.exp(shifted)
     if op.log:
-        return (shifted - np.log(e.sum(axis=op.axis + 1, keepdims=True))).astype(np.float32)
-    return (e / e.sum(axis=op.axis + 1, keepdims=True)).astype(np.float32)
+        return (shifted - np.log(e.sum(axis=op.axis + 1, keepdims=True))).astype(real_dtype(x))
+    return (e / e.sum(axis=op.axis + 1, keepdims=True)).astype(real_dtype(x))
 
 
 def _layernorm(op: ir.LayerNorm, args, matmul) -> np.ndarray:
@@ -343,7 +381,7 @@ def _layernorm(op: ir.LayerNorm, args, matmul) -> np.ndarray:
         y = y * op.gamma
     if op.beta is not None:
         y = y + op.beta
-    return y.astype(np.float32)
+    return y.astype(real_dtype(x))
 
 
 def _slice(op: ir.Slice, args, matmul) -> np.ndarray:
@@ -371,7 +409,7 @@ _REDUCE = {"mean": np.mean, "sum": np.sum, "max": np.max, "min": np.min}
 
 def _reduce(op: ir.Reduce, args, matmul) -> np.ndarray:
     axes = tuple(a + 1 for a in op.axes)
-    return _REDUCE[op.fn](args[0], axis=axes, keepdims=op.keepdims).astype(np.float32)
+    return _REDUCE[op.fn](args[0], axis=axes, keepdims=op.keepdims).astype(real_dtype(args[0]))
 
 
 def _lrn(op: ir.Lrn, args, matmul) -> np.ndarray:
@@ -401,8 +439,8 @@ _FORWARD = {
     ir.Concat: lambda op, a, m: np.concatenate(a, axis=op.axis + 1),
     ir.Softmax: _softmax,
     ir.LayerNorm: _layernorm,
-    ir.MatMul: lambda op, a, m: np.matmul(_align(a[0], op.shape), _align(a[1], op.shape)).astype(
-        np.float32
+    ir.MatMul: lambda op, a, m: np.matmul(align(a[0], op.shape), align(a[1], op.shape)).astype(
+        real_dtype(a[0])
     ),
     ir.SliceLast: lambda op, a, m: np.take(a[0], -1, axis=op.axis + 1),
     ir.Slice: _slice,
