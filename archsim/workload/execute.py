@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from archsim.blas import one_blas_thread
 from archsim.errors import WorkloadError
 from archsim.kernels.fp16 import round_fp16
 from archsim.workload import ir
@@ -51,6 +52,7 @@ def _creates_values(op: ir.Op) -> bool:
     return True
 
 
+@one_blas_thread
 def run(
     workload: ir.Workload,
     inputs: np.ndarray | dict[str, np.ndarray],
