@@ -339,6 +339,17 @@ def test_settings_errors_name_file_and_key(tmp_path, text, match):
         load_training(path)
 
 
+def test_overrides_replace_preset_values_and_are_checked():
+    s = load_training("hermes", {"training.weight_noise": 0.0, "training.input_range.decay": 0})
+    assert s.weight_noise == 0.0 and s.input_range.decay == 0.0
+    assert s.output_noise == load_training("hermes").output_noise
+    with pytest.raises(
+        ConfigError,
+        match=r"hermes.toml: training.dac_bits: expected .* \(with training.dac_bits = 1\)",
+    ):
+        load_training("hermes", {"training.dac_bits": 1})
+
+
 def test_missing_training_table_and_unknown_preset(tmp_path):
     path = tmp_path / "empty.toml"
     path.write_text("")

@@ -12,12 +12,21 @@ types and out-of-range values raise `ConfigError` naming the file and the key pa
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from archsim.checks import converter_bits, in_range, non_negative, positive
-from archsim.config import _build, _resolve, _source, _unknown, models_dir, read_toml
+from archsim.config import (
+    _build,
+    _resolve,
+    _source,
+    _unknown,
+    models_dir,
+    override_table,
+    read_toml,
+)
 from archsim.errors import ConfigError, SpecError
 from archsim.spec import ChipSpec
 
@@ -136,19 +145,32 @@ def training_presets() -> list[str]:
     return sorted(p.stem for p in (models_dir() / "training").glob("*.toml"))
 
 
-def load_training(name_or_path: str | Path) -> HwaSettings:
+def load_training(
+    name_or_path: str | Path, overrides: Mapping[str, Any] | None = None
+) -> HwaSettings:
     """Read the `[training]` table of a training preset, by name or path.
+
+    `overrides` replace values by dotted key path as written in the file, as for
+    `archsim.config.load_chip`: {"training.weight_noise": 0.05, "training.input_range.decay": 0}.
 
     Raises:
         ConfigError: missing or malformed file, a table other than [training], or a key that is
-            unknown, mistyped or out of range; the message names the file and the key path.
+            unknown, mistyped or out of range; the message names the file and the key path (and
+            the overrides, if any).
     """
     path = _resolve(name_or_path, models_dir() / "training", "training", training_presets())
     raw = read_toml(path)
+    given = ""
+    if overrides:
+        given = " (with " + ", ".join(f"{k} = {v!r}" for k, v in overrides.items()) + ")"
+        try:
+            raw = override_table(raw, overrides)
+        except SpecError as e:
+            raise ConfigError(f"{path}: override {e}") from None
     try:
         return settings_from_table(raw, path.stem)
     except SpecError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(f"{path}: {e}{given}") from None
 
 
 def settings_from_table(raw: dict, default_name: str = "default") -> HwaSettings:
