@@ -78,15 +78,15 @@ def input_grad(x, g, starts, beta, sums):
             up = zero
             low = zero
             count = 0
-            for j in range(xs.shape[0]):
+            for j in range(xs.shape[0]):  # branch-free: speed does not depend on the data
                 v = xs[j]
                 gj = gs[j]
-                up += gj if v >= hi and gj < zero else zero
-                low += gj if v <= -hi and gj > zero else zero
-                count += 1 if v >= hi or v <= -hi else 0
-            for j in range(xs.shape[0]):
-                v = xs[j]
-                gs[j] = zero if v > hi or v < -hi else gs[j]
+                over = v >= hi
+                under = v <= -hi
+                up += min(gj, zero) * over
+                low += max(gj, zero) * under
+                count += over | under
+                gs[j] = zero if (v > hi) | (v < -hi) else gj
             sums[b, 0] += up
             sums[b, 1] += low
             sums[b, 2] += count
