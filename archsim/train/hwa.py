@@ -192,7 +192,10 @@ class HwaProduct:
     def _slices(starts: np.ndarray) -> list[slice]:
         return [slice(int(a), int(b)) for a, b in pairwise(starts)]
 
-    def _forward(self, op, group, x, w, params, *, noisy: bool):
+    def _forward(
+        self, op: ir.Op, group: int, x: np.ndarray, w: np.ndarray, params: Params, *, noisy: bool
+    ) -> tuple[np.ndarray, _Context]:
+        """`forward` with the noise on or off (`init_params` runs it off whatever `eval` is)."""
         s = self.settings
         x = np.ascontiguousarray(x)
         w = np.asarray(w, dtype=x.dtype)
