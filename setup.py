@@ -13,7 +13,11 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA = {"models": ("*.toml", "devices/*.toml"), "workloads": ("*.npz",), "docs": ("*.md",)}
+DATA = {
+    "models": ("*.toml", "devices/*.toml", "training/*.toml"),
+    "workloads": ("*.npz",),
+    "docs": ("*.md",),
+}
 """Top-level data directory -> the files of it that are shipped (glob patterns)."""
 
 

@@ -34,6 +34,7 @@ def test_wheel_ships_every_preset_and_zoo_weight_file(wheel):
     shipped = [
         *ROOT.glob("models/*.toml"),
         *ROOT.glob("models/devices/*.toml"),
+        *ROOT.glob("models/training/*.toml"),
         *ROOT.glob("workloads/*.npz"),
         *ROOT.glob("docs/*.md"),  # docs/sources.md: the citations the presets use
     ]
