@@ -35,11 +35,9 @@ from archsim.errors import WorkloadError
 from archsim.kernels import hwa as kernels
 from archsim.kernels.counter_rng import normal_table, split_key
 from archsim.mvm import noise_key
+from archsim.train.params import Params
 from archsim.train.settings import HwaSettings
 from archsim.workload import execute, ir
-
-Params = dict[str, np.ndarray]
-"""Parameter name -> array; the same alias as archsim.train.params.Params."""
 
 RANGE_FLOOR = 1e-6
 """Smallest input range `post_step` leaves (a range at or below 0 would clip everything)."""
