@@ -7,6 +7,7 @@ IR's backward rules.
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
@@ -387,3 +388,90 @@ def test_sigkilled_process_resumes_to_the_same_weights(tmp_path):
     whole = run(tmp_path / "whole", s)
     for key in whole.params:
         assert np.array_equal(whole.params[key], resumed.params[key]), key
+
+
+# ---------------------------------------------------------------- archsim train
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--workload", "digits-cnn", "--lr", "-1"], "--lr: expected a finite number > 0"),
+        (["--workload", "digits-cnn", "--lr", "nan"], "--lr: expected a finite number > 0"),
+        (["--workload", "digits-cnn", "--momentum", "1"], "--momentum: expected 0 <= value < 1"),
+        (["--workload", "digits-cnn", "--epochs", "0"], "--epochs: expected >= 1, got 0"),
+        (["--workload", "digits-cnn", "--batch-size", "x"], "--batch-size: expected an integer"),
+        (["--workload", "digits-cnn", "--data", "cifar"], "--data: invalid choice: 'cifar'"),
+        (["--workload", "digits-cnn", "--method", "analog"], "--method: invalid choice"),
+        (
+            ["--workload", "digits-cnn", "--milestones", "2"],
+            '--milestones: expected schedule "step"',
+        ),
+        (
+            ["--workload", "digits-cnn", "--schedule", "step", "--milestones", "3,1"],
+            "--milestones: expected increasing epochs >= 1",
+        ),
+        (["--workload", "digits-cnn", "--warmup-epochs", "-1"], "--warmup-epochs: expected"),
+        (["--workload", "digits-cnn", "--resume", "--fresh"], "not allowed with argument"),
+        (["--workload", "net.onnx"], "--data: required for --workload net.onnx"),
+        (["--workload", "resnet9", "--data", "mnist"], "--workload: expected one of mnist-cnn"),
+        (["--workload", "digits-cnn", "--out", "notes.txt"], "--out notes.txt: is a file"),
+        (["--workload", "digits-cnn", "--out", "other"], "(not an archsim training report"),
+        (["--workload", "digits-cnn", "--seed", "-1"], "--seed: expected >= 0"),
+        (["--workload", "digits-cnn", "--epoch", "3"], "unrecognized arguments: --epoch"),
+    ],
+)
+def test_train_cli_refusals(cli, argv, match):
+    (cli.workdir / "notes.txt").write_text("mine\n")
+    (cli.workdir / "other").mkdir()
+    (cli.workdir / "other" / "keep.txt").write_text("mine\n")
+    cli.refused("train", *argv, match=match)
+
+
+def test_train_cli_writes_report_and_resumes(cli, monkeypatch):
+    """The command's own work around `train`, with the stand-in network, data and gradient:
+    progress lines, train.json, history.csv, curves.png, summary.md, the exported network;
+    a second run with more epochs resumes, --fresh starts over."""
+    import functools
+
+    import archsim.cli_train as cli_train
+    import archsim.train.loop as loop
+
+    exported = []
+    monkeypatch.setattr(cli_train, "_workload", lambda args: regression_workload())
+    monkeypatch.setattr(cli_train, "_data", lambda name, seed, workload: blobs())
+    monkeypatch.setattr(
+        cli_train, "_export", lambda w, params, path: exported.append(params) or path
+    )
+    monkeypatch.setattr(
+        loop,
+        "train",
+        functools.partial(loop.train, grad_fn=softmax_regression_grad, params=zero_params()),
+    )
+    args = ["train", "--workload", "digits-cnn", "--lr", "0.1", "--batch-size", "32"]
+    code, out, err = cli(*args, "--epochs", "2", "--out", "run")
+    assert code == 0, err
+    assert [line.split("  ")[0] for line in err.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+    assert "test accuracy 9" in out
+    report = cli.workdir / "run"
+    assert sorted(p.name for p in report.iterdir()) == [
+        "checkpoints",
+        "curves.png",
+        "history.csv",
+        "summary.md",
+        "train.json",
+    ]
+    assert (report / "history.csv").read_text().count("\n") == 3
+    assert "| 2 | " in (report / "summary.md").read_text()
+    code, out, err = cli(*args, "--epochs", "3", "--out", "run")
+    assert (
+        code == 0
+        and err.count("epoch ") == 1
+        and "resumed after epoch 2" in (report / "summary.md").read_text()
+    )
+    assert json.loads((report / "train.json").read_text())["final"]["epoch"] == 3
+    marker = (report / "train.json").read_text()
+    assert cli.refused(*args, "--epochs", "3", "--lr", "0.2", "--out", "run", match="lr=0.1")
+    assert (report / "train.json").read_text() == marker
+    code, out, err = cli(*args, "--epochs", "1", "--lr", "0.2", "--out", "run", "--fresh")
+    assert code == 0 and err.count("epoch ") == 1 and len(exported) == 3
