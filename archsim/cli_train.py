@@ -23,7 +23,7 @@ from archsim.outputs import TRAIN_REPORT, atomic_file, check_dir
 MODEL_DATA = {"mnist-cnn": "mnist", "digits-cnn": "digits", "char-lstm": "chars"}
 """The trainable architectures (archsim.train.models) and the data set each is trained on."""
 
-DEFAULT_LR = {"sgd": 0.05, "adam": 0.001}
+DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
 """--lr when not given, per optimiser (estimate: what trains the three models in a few epochs)."""
 
 

@@ -475,3 +475,67 @@ def test_train_cli_writes_report_and_resumes(cli, monkeypatch):
     assert (report / "train.json").read_text() == marker
     code, out, err = cli(*args, "--epochs", "1", "--lr", "0.2", "--out", "run", "--fresh")
     assert code == 0 and err.count("epoch ") == 1 and len(exported) == 3
+
+
+def _needs_training_modules():
+    for module in ("grad", "params", "data", "models", "export"):
+        pytest.importorskip(f"archsim.train.{module}")
+
+
+def _checkpoint_params(out: Path) -> dict[str, np.ndarray]:
+    _, ck = latest_checkpoint(out)
+    return ck.params
+
+
+def test_train_cli_refuses_data_that_does_not_fit(cli):
+    _needs_training_modules()
+    cli.refused(
+        "train", "--workload", "digits-cnn", "--data", "chars", match="--data chars: samples"
+    )
+
+
+def test_train_cli_exports_the_trained_weights(cli):
+    """The ONNX file holds the weights of the last checkpoint (input ranges left out)."""
+    _needs_training_modules()
+    from archsim.workload.catalog import load_workload
+
+    params_of = pytest.importorskip("archsim.train.params").params_of
+
+    argv = ("--workload", "digits-cnn", "--epochs", "2", "--train-samples", "256")
+    code, _, err = cli("train", *argv, "--test-samples", "100", "--out", "d")
+    assert code == 0, err
+    trained = params_of(load_workload(cli.workdir / "d" / "digits-cnn.onnx"))
+    saved = _checkpoint_params(cli.workdir / "d")
+    assert set(trained) <= set(saved)
+    for key, value in trained.items():
+        assert np.allclose(value, saved[key], rtol=0, atol=1e-7), key
+
+
+def test_sigkilled_archsim_train_resumes_to_the_same_weights(tmp_path):
+    """`archsim train` killed (SIGKILL) after its first checkpoint and started again ends
+    with the weights of an uninterrupted run with the same seed."""
+    _needs_training_modules()
+    argv = [sys.executable, "-m", "archsim.cli", "train", "--workload", "digits-cnn"]
+    argv += ["--epochs", "8", "--batch-size", "32", "--train-samples", "256"]
+    argv += ["--test-samples", "50", "--seed", "3", "--out"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*argv, str(killed)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((killed / CHECKPOINTS).glob("epoch-*.npz")):
+            assert proc.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert latest_checkpoint(killed)[1].epoch < 8
+    from archsim.cli import main
+
+    for out in (killed, tmp_path / "whole"):  # resumed, and uninterrupted, in this process
+        assert main([*argv[3:], str(out)]) == 0
+    assert "resumed after epoch" in (killed / "summary.md").read_text()
+    whole, resumed = _checkpoint_params(tmp_path / "whole"), _checkpoint_params(killed)
+    for key in whole:
+        assert np.array_equal(whole[key], resumed[key]), key
