@@ -6,7 +6,8 @@ retraining of a float-trained export, the recipe of training-facts §9). The out
 holds `train.json` (written before the first checkpoint to mark the directory as a training
 run; rewritten with the final epoch at the end), a checkpoint per epoch (`checkpoints/`,
 resumed by the next run unless `--fresh`), and at the end the trained network as ONNX,
-`history.csv`, `curves.png` (loss and accuracy per epoch) and `summary.md`.
+`history.csv`, `curves.png` (loss and accuracy per epoch) and `summary.md`, which also gives
+the trained network's accuracy on `--chip` after each of `--times` of drift (classification).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def add_parser(sub) -> None:
             "--workload mnist-cnn --data mnist --epochs 3 --batch-size 128 --out mnist-float",
             "--workload mnist-float/mnist-cnn.onnx --data mnist --method hwa --epochs 1 "
             "--lr 0.01 --out mnist-hwa",
+            "--workload mnist-float/mnist-cnn.onnx --data mnist --method hwa "
+            "--training reram-wan2022 --out mnist-hwa-reram",
             "--workload char-lstm --optimizer adam --schedule cosine --epochs 10",
         ),
     )
@@ -59,7 +62,29 @@ def add_parser(sub) -> None:
         help="float: exact products; hwa: hardware-aware (noise, input ranges, quantisation, "
         "clipping as the chip's training settings say) (float)",
     )
-    tr.add_argument("--chip", default="hermes", help="chip preset for --method hwa (hermes)")
+    tr.add_argument(
+        "--chip", default="hermes", help="chip whose crossbar blocks --method hwa uses (hermes)"
+    )
+    tr.add_argument(
+        "--training",
+        help="HWA training preset (models/training/NAME.toml) or TOML path (the chip's name)",
+    )
+    tr.add_argument(
+        "--device", help="device preset replacing the chip's in the drift evaluation (chip's)"
+    )
+    tr.add_argument(
+        "--times",
+        type=opt.times,
+        default="1,3600,86400,31536000",
+        help="times since programming in s at which the trained network is evaluated on "
+        "--chip (1 s .. 1 year)",
+    )
+    tr.add_argument(
+        "--drift-samples",
+        type=opt.integer(0),
+        default=1000,
+        help="test samples of the drift evaluation; 0 skips it (1000)",
+    )
     tr.add_argument("--epochs", type=opt.count, default=5, help="epochs to finish (5)")
     tr.add_argument("--batch-size", type=opt.count, default=64, help="samples per step (64)")
     tr.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="(sgd)")
@@ -154,10 +179,12 @@ def run(args: argparse.Namespace) -> int:
     check_dir("--out", out, TRAIN_REPORT, make_parents=args.out is None)
     workload = _workload(args)
     data = _data(data_name, args.seed, workload)
+    drift = _drift_setup(args, workload, data)
     product = _hwa_product(args) if args.method == "hwa" else None
     if not (out / TRAIN_REPORT).is_file():  # mark the directory before the first checkpoint
         with atomic_file(out / TRAIN_REPORT) as tmp:
             tmp.write_text(json.dumps(_command(args, data_name), indent=1) + "\n")
+    args.lr = settings.lr
     args.progress_shown = True
 
     def progress(record: dict) -> None:
@@ -178,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
     )
     onnx_path = _export(workload, result.params, out / f"{stem}.onnx")
-    _write_report(out, args, data_name, result, onnx_path)
+    points = _drift(drift, workload, result.params, data, args.seed) if drift else None
+    _write_report(out, args, data_name, result, onnx_path, points)
     print(f"trained {workload.name} on {data_name}: {_final(result.history[-1])}")
     print(f"wrote {onnx_path}, {out / 'summary.md'}, {out / 'curves.png'}")
     return 0
@@ -217,32 +245,79 @@ def _data(name: str, seed: int, workload):
 
 
 def _hwa_product(args: argparse.Namespace):
-    """The hardware-aware product for --chip: its training settings, its crossbar rows."""
-    import numpy as np
-
+    """The hardware-aware product: --training settings (the chip's), blocks of the chip's rows."""
     from archsim.config import load_chip
     from archsim.train.hwa import HwaProduct
-    from archsim.train.settings import load_hwa_settings
+    from archsim.train.loop import product_rng
+    from archsim.train.settings import load_training
 
     chip = load_chip(args.chip)
-    settings = load_hwa_settings(chip.name)
-    rng = np.random.default_rng(np.random.SeedSequence([args.seed, 1]))
-    return HwaProduct(settings, chip.crossbar.rows, rng)
+    args.training = args.training or chip.name
+    settings = load_training(args.training)
+    return HwaProduct(settings, settings.rows_for(chip), product_rng(args.seed))
+
+
+def _drift_setup(args: argparse.Namespace, workload, data):
+    """(chip, device) for the drift evaluation, checked before training; None when skipped
+    (--drift-samples 0, or sequence data: the evaluator scores classes, not perplexity)."""
+    if args.drift_samples == 0 or data.kind != "classification":
+        return None
+    from archsim.config import load_chip, load_device
+    from archsim.mapping.mapper import map_workload
+
+    chip = load_chip(args.chip)
+    device = load_device(args.device) if args.device else chip.device
+    device.check_times(args.times)
+    map_workload(workload, chip)  # refuse a network that does not fit before training it
+    return chip, device, args.times, args.drift_samples
+
+
+def _drift(setup, workload, params, data, seed: int):
+    """The trained network on the chip: accuracy at each time (archsim.evaluate)."""
+    from archsim.device_error import stderr_progress
+    from archsim.evaluate import evaluate
+    from archsim.workload.catalog import Dataset
+
+    chip, device, times, samples = setup
+    dataset = Dataset(
+        f"{data.name} (test split)",
+        data.x_test[:samples],
+        data.y_test[:samples],
+        data.x_train[:256],
+    )
+    result = evaluate(
+        chip,
+        _trained(workload, params),
+        dataset,
+        times,
+        device=device,
+        seed=seed,
+        progress=stderr_progress,
+    )
+    opt.end_progress()
+    return result
 
 
 def _command(args: argparse.Namespace, data_name: str) -> dict:
-    keys = ("workload", "method", "chip", "epochs", "batch_size", "optimizer", "lr", "seed")
+    keys = ("workload", "method", "chip", "training", "epochs", "batch_size", "optimizer")
+    keys += ("lr", "seed")
     return {"command": "train", "data": data_name, **{k: getattr(args, k) for k in keys}}
 
 
-def _export(workload, params, path: Path) -> Path:
-    """Write the trained network (without HWA-only extras such as input ranges) as ONNX."""
-    from archsim.train.export import export_onnx
+def _trained(workload, params):
+    """The workload carrying the trained parameters (HWA-only extras such as input ranges
+    are left out: the network itself has no place for them)."""
     from archsim.train.params import params_of, with_params
 
-    own = params_of(workload)
+    return with_params(workload, {k: params[k] for k in params_of(workload)})
+
+
+def _export(workload, params, path: Path) -> Path:
+    """Write the trained network as ONNX."""
+    from archsim.train.export import export_onnx
+
     with atomic_file(path) as tmp:
-        export_onnx(with_params(workload, {k: params[k] for k in own}), tmp)
+        export_onnx(_trained(workload, params), tmp)
     return path
 
 
@@ -252,8 +327,9 @@ def _final(record: dict) -> str:
     return f"test accuracy {record.get('test_accuracy', float('nan')):.2f} %"
 
 
-def _write_report(out: Path, args, data_name: str, result, onnx_path: Path) -> None:
-    """history.csv, curves.png and summary.md; train.json gains the final record."""
+def _write_report(out: Path, args, data_name: str, result, onnx_path: Path, drift) -> None:
+    """history.csv, curves.png, summary.md (with the drift table when evaluated) and
+    train.json with the final record."""
     h = result.history
     keys = list(dict.fromkeys(k for r in h for k in r))
     with atomic_file(out / "history.csv") as tmp:
@@ -280,11 +356,44 @@ def _write_report(out: Path, args, data_name: str, result, onnx_path: Path) -> N
             f"{r['samples_per_s']:.0f} |"
         )
     lines += ["", f"Network: `{onnx_path.name}` (ONNX). Curves: `curves.png`."]
+    rows = _drift_rows(drift) if drift is not None else []
+    if rows:
+        lines += [
+            "",
+            f"## On {drift.chip} with {drift.device}: {drift.samples} test samples, seed "
+            f"{args.seed}",
+            "",
+            "A*(t) = (100 - e(t)) / (100 - e_float), e the error in %.",
+            "",
+            "| t (s) | accuracy | float | A*(t) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['t_s']:g} | {r['accuracy']:.2f} % | {r['float_accuracy']:.2f} % | "
+            f"{r['a_star']:.1f} % |"
+            for r in rows
+        ]
     with atomic_file(out / "summary.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     record = _command(args, data_name) | {"final": h[-1], "onnx": onnx_path.name}
+    if rows:
+        record["drift"] = rows
     with atomic_file(out / TRAIN_REPORT) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _drift_rows(result) -> list[dict]:
+    """Accuracy (%), float accuracy (%) and A*(t) (%) per time of an EvalResult."""
+    f = 100 * result.float_accuracy
+    return [
+        {
+            "t_s": p.t_s,
+            "accuracy": 100 * p.accuracy,
+            "float_accuracy": f,
+            "a_star": 100 * p.accuracy / f if f else float("nan"),
+        }
+        for p in result.points
+    ]
 
 
 def _plot_curves(history: list[dict], path: Path, title: str) -> None:

@@ -97,7 +97,7 @@ class NoisyProduct:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.training = True
+        self.eval = False
         self.inits = 0
         self.post_steps = 0
         self.eval_forwards = 0
@@ -108,7 +108,7 @@ class NoisyProduct:
         return params | {"fc.input_range": np.array([3 * first.std()], np.float32)}
 
     def forward(self, op, group, x, w, params):
-        if self.training:
+        if not self.eval:
             w = w + 0.05 * np.abs(w).max() * self.rng.standard_normal(w.shape).astype(w.dtype)
         else:
             self.eval_forwards += 1
@@ -303,13 +303,13 @@ def test_resume_after_one_epoch_is_bit_identical(tmp_path, optimizer, noisy):
 
 def test_product_hooks(tmp_path):
     """init_params once (its input range kept), post_step after each of the ceil(600/32) = 19
-    steps per epoch, and evaluation with training off: one eval forward per test batch."""
+    steps per epoch, and evaluation with eval on: one noise-free forward per test batch."""
     product = NoisyProduct(np.random.default_rng(0))
     s = TrainSettings(epochs=2, batch_size=32, lr=0.1, eval_batch_size=100)
     result = run(tmp_path, s, product=product)
     assert product.inits == 1 and "fc.input_range" in result.params
     assert product.post_steps == 2 * 19
-    assert product.eval_forwards == 2 * 3 and product.training is True
+    assert product.eval_forwards == 2 * 3 and product.eval is False
     assert np.abs(result.params["fc.weight"]).max() <= 5
 
 
@@ -419,6 +419,8 @@ def test_sigkilled_process_resumes_to_the_same_weights(tmp_path):
         (["--workload", "digits-cnn", "--out", "other"], "(not an archsim training report"),
         (["--workload", "digits-cnn", "--seed", "-1"], "--seed: expected >= 0"),
         (["--workload", "digits-cnn", "--epoch", "3"], "unrecognized arguments: --epoch"),
+        (["--workload", "digits-cnn", "--times", "1,1e11"], "--times: expected times"),
+        (["--workload", "digits-cnn", "--drift-samples", "-1"], "--drift-samples: expected"),
     ],
 )
 def test_train_cli_refusals(cli, argv, match):
@@ -449,6 +451,7 @@ def test_train_cli_writes_report_and_resumes(cli, monkeypatch):
         functools.partial(loop.train, grad_fn=softmax_regression_grad, params=zero_params()),
     )
     args = ["train", "--workload", "digits-cnn", "--lr", "0.1", "--batch-size", "32"]
+    args += ["--drift-samples", "0"]
     code, out, err = cli(*args, "--epochs", "2", "--out", "run")
     assert code == 0, err
     assert [line.split("  ")[0] for line in err.splitlines()] == ["epoch 1/2", "epoch 2/2"]
@@ -495,15 +498,24 @@ def test_train_cli_refuses_data_that_does_not_fit(cli):
 
 
 def test_train_cli_exports_the_trained_weights(cli):
-    """The ONNX file holds the weights of the last checkpoint (input ranges left out)."""
+    """The ONNX file holds the weights of the last checkpoint (input ranges left out); the
+    drift evaluation's float reference (archsim.evaluate's forward) on the same 50 test
+    samples gives the accuracy the training loop measured in its last epoch."""
     _needs_training_modules()
     from archsim.workload.catalog import load_workload
 
     params_of = pytest.importorskip("archsim.train.params").params_of
 
     argv = ("--workload", "digits-cnn", "--epochs", "2", "--train-samples", "256")
-    code, _, err = cli("train", *argv, "--test-samples", "100", "--out", "d")
+    argv += ("--test-samples", "50", "--drift-samples", "50", "--times", "1,86400")
+    code, _, err = cli("train", *argv, "--out", "d")
     assert code == 0, err
+    report = json.loads((cli.workdir / "d" / "train.json").read_text())
+    assert [r["t_s"] for r in report["drift"]] == [1, 86400]
+    assert report["drift"][0]["float_accuracy"] == pytest.approx(
+        report["final"]["test_accuracy"], abs=1e-9
+    )
+    assert "| 86400 | " in (cli.workdir / "d" / "summary.md").read_text()
     trained = params_of(load_workload(cli.workdir / "d" / "digits-cnn.onnx"))
     saved = _checkpoint_params(cli.workdir / "d")
     assert set(trained) <= set(saved)

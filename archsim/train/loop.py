@@ -8,9 +8,9 @@ training noise off, and writes a checkpoint. A run started again with the same s
 seed resumes after the last finished epoch and ends with bit-identical parameters.
 
 Randomness: one `SeedSequence(seed)` is spawned into the shuffling generator, the generator
-handed to the gradient function (noise drawn during a step) and the one that picks the batches
-the product initialises its input ranges from. The product's own generator (`product.rng`),
-when it has one, is checkpointed as well.
+handed to the gradient function (noise drawn during a step), the one that picks the batches
+the product initialises its input ranges from, and `product_rng(seed)` for the caller's analog
+product. The product's generator (`product.rng`), when it has one, is checkpointed as well.
 
 Simplifications: the last batch of an epoch may be smaller; no early stopping; no validation
 split apart from the test split (the data's own split decides what the test is).
@@ -155,7 +155,7 @@ def train(
         out_dir: where the checkpoints go (`<out_dir>/checkpoints/`).
         product: an AnalogProduct (HWA) for every static-weight product; None = exact. Its
             `init_params` (if any) runs once on a fresh start, `post_step` after every step;
-            during evaluation its `training` attribute (if any) is False.
+            during evaluation its `eval` attribute (if any) is True (noise off).
         progress: called with a record after every epoch, and with a partial record (it has
             a "batch" key) about every 2 s inside an epoch.
         grad_fn: the gradient function (archsim.train.grad.value_and_grad).
@@ -180,7 +180,7 @@ def train(
         "method": type(product).__name__ if product is not None else "float",
         **settings.run_identity(),
     }
-    shuffle_ss, step_ss, init_ss = np.random.SeedSequence(seed).spawn(3)
+    shuffle_ss, step_ss, init_ss, _ = _seeds(seed)
     rngs = {"shuffle": np.random.default_rng(shuffle_ss), "step": np.random.default_rng(step_ss)}
     if isinstance(getattr(product, "rng", None), np.random.Generator):
         rngs["product"] = product.rng
@@ -297,9 +297,9 @@ def evaluate(
     if settings.test_samples is not None:
         x, y = x[: settings.test_samples], y[: settings.test_samples]
     tally = _Tally()
-    training = getattr(product, "training", None)
-    if training is not None:
-        product.training = False
+    was_eval = getattr(product, "eval", None)
+    if was_eval is not None:
+        product.eval = True
     try:
         for i in range(0, len(x), settings.eval_batch_size):
             xb, yb = x[i : i + settings.eval_batch_size], y[i : i + settings.eval_batch_size]
@@ -308,8 +308,8 @@ def evaluate(
             )
             tally.add(loss, out, yb)
     finally:
-        if training is not None:
-            product.training = training
+        if was_eval is not None:
+            product.eval = was_eval
     return {"test_loss": tally.mean_loss(), **tally.metrics("test_")}
 
 
@@ -343,6 +343,16 @@ class _Tally:
         if self.sequence:
             out[f"{prefix}perplexity"] = math.exp(self.mean_loss())
         return out
+
+
+def _seeds(seed: int) -> list[np.random.SeedSequence]:
+    """The run's seed tree: shuffling, gradient function, input-range batches, product."""
+    return np.random.SeedSequence(seed).spawn(4)
+
+
+def product_rng(seed: int) -> np.random.Generator:
+    """The generator an analog product of the run with `seed` draws its noise from."""
+    return np.random.default_rng(_seeds(seed)[3])
 
 
 def _start_params(workload: ir.Workload, params: Params | None) -> Params:
