@@ -390,7 +390,7 @@ def _drift_rows(result) -> list[dict]:
             "t_s": p.t_s,
             "accuracy": 100 * p.accuracy,
             "float_accuracy": f,
-            "a_star": 100 * p.accuracy / f if f else float("nan"),
+            "a_star": 100 * (100 * p.accuracy) / f if f else float("nan"),
         }
         for p in result.points
     ]

@@ -95,8 +95,9 @@ class NoisyProduct:
     """A stand-in AnalogProduct: x @ (W + 0.05 * max|W| * noise) while training, drawing from
     its own generator; counts the hooks the loop calls."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, tile_rows: int = 4) -> None:
         self.rng = rng
+        self.tile_rows = tile_rows
         self.eval = False
         self.inits = 0
         self.post_steps = 0
@@ -326,6 +327,18 @@ def test_resume_refuses_other_settings_and_fewer_epochs(tmp_path):
     assert latest_checkpoint(tmp_path)[1].epoch == 1
 
 
+def test_resume_refuses_another_product(tmp_path):
+    """The method and the product's block rows are part of the run a checkpoint belongs to."""
+    s1, s2 = TrainSettings(epochs=1, lr=0.1), TrainSettings(epochs=2, lr=0.1)
+    run(tmp_path, s1, product=NoisyProduct(np.random.default_rng(0), tile_rows=4))
+    with pytest.raises(
+        ArchsimError, match=r"product\.tile_rows=4, this run has product\.tile_rows=8"
+    ):
+        run(tmp_path, s2, product=NoisyProduct(np.random.default_rng(0), tile_rows=8))
+    with pytest.raises(ArchsimError, match="method='NoisyProduct', this run has method='float'"):
+        run(tmp_path, s2)
+
+
 def test_cosine_schedule_ties_the_checkpoint_to_epochs(tmp_path):
     """Under cosine the curve depends on the epoch count, so a changed count is refused."""
     cos = Schedule("cosine")
@@ -516,6 +529,9 @@ def test_train_cli_exports_the_trained_weights(cli):
     assert report["drift"][0]["float_accuracy"] == pytest.approx(
         report["final"]["test_accuracy"], abs=1e-9
     )
+    for r in report["drift"]:  # A* = (100 - e) / (100 - e_float) = accuracy / float accuracy
+        assert r["a_star"] == pytest.approx(100 * r["accuracy"] / r["float_accuracy"])
+        assert 0 <= r["accuracy"] <= 100
     assert "| 86400 | " in (cli.workdir / "d" / "summary.md").read_text()
     trained = params_of(load_workload(cli.workdir / "d" / "digits-cnn.onnx"))
     saved = _checkpoint_params(cli.workdir / "d")

@@ -60,7 +60,7 @@ def save_checkpoint(out_dir: Path, ck: Checkpoint) -> Path:
     }
     arrays = {f"param/{k}": v for k, v in ck.params.items()}
     arrays |= {f"optim/{k}": v for k, v in ck.optimizer.items()}
-    arrays["meta"] = np.array(json.dumps(meta))
+    arrays["meta"] = np.array(json.dumps(meta, default=str))
     with atomic_file(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     for old in _checkpoints(out_dir):
@@ -109,7 +109,7 @@ def check_same_run(path: Path, saved: dict, run: dict) -> None:
     Raises:
         ArchsimError: one line naming the first differing key and both values.
     """
-    now = json.loads(json.dumps(run))
+    now = json.loads(json.dumps(run, default=str))
     for key in sorted(set(saved) | set(now)):
         if saved.get(key) != now.get(key):
             raise ArchsimError(

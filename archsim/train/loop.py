@@ -103,8 +103,7 @@ class TrainSettings:
         """The settings a resumed run must share with its checkpoint: all but `epochs`, unless
         the cosine schedule's curve depends on it."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out |= {f"schedule.{k}": v for k, v in dataclasses.asdict(self.schedule).items()}
-        del out["schedule"]
+        out |= _flat("schedule", dataclasses.asdict(out.pop("schedule")))
         if self.schedule.kind != "cosine":
             del out["epochs"]
         return out
@@ -178,6 +177,7 @@ def train(
         "data": data.name,
         "train_samples_used": len(x),
         "method": type(product).__name__ if product is not None else "float",
+        **_flat("product", _product_identity(product)),
         **settings.run_identity(),
     }
     shuffle_ss, step_ss, init_ss, _ = _seeds(seed)
@@ -185,58 +185,26 @@ def train(
     if isinstance(getattr(product, "rng", None), np.random.Generator):
         rngs["product"] = product.rng
     opt = make_optimizer(settings)
-    history: list[dict] = []
-    start = 0
-    found = latest_checkpoint(out_dir) if resume else None
     if not resume:
         clear_checkpoints(out_dir)
+    found = latest_checkpoint(out_dir)
     if found is not None:
-        path, ck = found
-        check_same_run(path, ck.run, run)
-        if ck.epoch > settings.epochs:
-            raise ArchsimError(
-                f"{path}: has {ck.epoch} finished epochs, more than the {settings.epochs} "
-                "asked for; ask for more epochs or start over (--fresh, resume=False)"
-            )
-        params, start, history = ck.params, ck.epoch, list(ck.history)
-        opt.load_state(ck.optimizer)
-        for name, state in ck.rng_states.items():
-            rngs[name].bit_generator.state = state
+        params, start, history = _resume(*found, run, settings, opt, rngs)
     else:
-        params = _start_params(workload, params)
+        params, start, history = _start_params(workload, params), 0, []
         if hasattr(product, "init_params"):
-            init_rng = np.random.default_rng(init_ss)
-            params = product.init_params(
-                workload, params, _batches(x, settings.batch_size, init_rng)
-            )
-    steps = math.ceil(len(x) / settings.batch_size)
+            batches = _batches(x, settings.batch_size, np.random.default_rng(init_ss))
+            params = product.init_params(workload, params, batches)
     for epoch in range(start, settings.epochs):
         t0 = time.perf_counter()
         fit = _Tally()
+        step = _Step(workload, settings, opt, grad_fn, product, rngs["step"])
         order = rngs["shuffle"].permutation(len(x))
+        steps = math.ceil(len(x) / settings.batch_size)
         last = t0
         for b in range(steps):
             idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
-            opt.lr = settings.lr * settings.schedule.factor(
-                epoch * steps + b, steps, settings.epochs
-            )
-            loss, grads, out = grad_fn(
-                workload,
-                params,
-                x[idx],
-                y[idx],
-                loss=settings.loss,
-                product=product,
-                rng=rngs["step"],
-            )
-            if not math.isfinite(loss):
-                raise ArchsimError(
-                    f"training diverged: loss {loss} at epoch {epoch + 1}, batch {b + 1}; "
-                    f"try a smaller learning rate than {settings.lr:g}"
-                )
-            opt.step(params, grads)
-            if hasattr(product, "post_step"):
-                product.post_step(params)
+            loss, out = step(params, x[idx], y[idx], epoch * steps + b, steps)
             fit.add(loss, out, y[idx])
             if progress is not None and time.perf_counter() - last > 2.0:
                 last = time.perf_counter()
@@ -254,31 +222,85 @@ def train(
         test = evaluate(
             workload, params, data, settings, product=product, grad_fn=grad_fn, rng=rngs["step"]
         )
-        record = {
-            "epoch": epoch + 1,
-            "epochs": settings.epochs,
-            "lr": opt.lr,
-            "loss": fit.mean_loss(),
-            **fit.metrics("train_"),
-            **test,
-            "samples_per_s": len(x) / train_s,
-            "wall_s": time.perf_counter() - t0,
-        }
-        history.append(record)
-        save_checkpoint(
-            out_dir,
-            Checkpoint(
-                epoch=epoch + 1,
-                params=params,
-                optimizer=opt.state(),
-                rng_states={name: r.bit_generator.state for name, r in rngs.items()},
-                history=history,
-                run=run,
-            ),
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "epochs": settings.epochs,
+                "lr": opt.lr,
+                "loss": fit.mean_loss(),
+                **fit.metrics("train_"),
+                **test,
+                "samples_per_s": len(x) / train_s,
+                "wall_s": time.perf_counter() - t0,
+            }
         )
+        states = {name: r.bit_generator.state for name, r in rngs.items()}
+        save_checkpoint(out_dir, Checkpoint(epoch + 1, params, opt.state(), states, history, run))
         if progress is not None:
-            progress(record)
+            progress(history[-1])
     return TrainResult(params=params, history=history, resumed_from=start)
+
+
+class _Step:
+    """One optimiser step: learning rate from the schedule, gradient, update, the product's
+    post-step clipping."""
+
+    def __init__(self, workload, settings, opt, grad_fn, product, rng) -> None:
+        self.workload, self.settings, self.opt = workload, settings, opt
+        self.grad_fn, self.product, self.rng = grad_fn, product, rng
+
+    def __call__(self, params: Params, x, y, step: int, steps_per_epoch: int):
+        """Update `params` in place on batch (x, y); returns the batch's loss and output."""
+        s = self.settings
+        self.opt.lr = s.lr * s.schedule.factor(step, steps_per_epoch, s.epochs)
+        loss, grads, out = self.grad_fn(
+            self.workload, params, x, y, loss=s.loss, product=self.product, rng=self.rng
+        )
+        if not math.isfinite(loss):
+            raise ArchsimError(
+                f"training diverged: loss {loss} at epoch {step // steps_per_epoch + 1}, "
+                f"batch {step % steps_per_epoch + 1}; try a smaller learning rate than {s.lr:g}"
+            )
+        self.opt.step(params, grads)
+        if hasattr(self.product, "post_step"):
+            self.product.post_step(params)
+        return loss, out
+
+
+def _resume(path: Path, ck: Checkpoint, run: dict, settings: TrainSettings, opt, rngs):
+    """Parameters, finished epochs and history of checkpoint `ck`; restores the optimiser
+    and the generators. Refuses a checkpoint of another run or past `settings.epochs`."""
+    check_same_run(path, ck.run, run)
+    if ck.epoch > settings.epochs:
+        raise ArchsimError(
+            f"{path}: has {ck.epoch} finished epochs, more than the {settings.epochs} "
+            "asked for; ask for more epochs or start over (--fresh, resume=False)"
+        )
+    opt.load_state(ck.optimizer)
+    for name, state in ck.rng_states.items():
+        rngs[name].bit_generator.state = state
+    return ck.params, ck.epoch, list(ck.history)
+
+
+def _product_identity(product) -> dict[str, Any]:
+    """What a resumed run must share about the product: its settings (a dataclass) and block
+    rows, when it has them."""
+    settings = getattr(product, "settings", None)
+    out = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else {}
+    if hasattr(product, "tile_rows"):
+        out["tile_rows"] = product.tile_rows
+    return out
+
+
+def _flat(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"prefix.a.b": 1}: one key per setting, so a mismatch names it."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(f"{prefix}.{k}", v)
+        else:
+            out[f"{prefix}.{k}"] = v
+    return out
 
 
 def evaluate(
