@@ -204,6 +204,12 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         resume=args.resume,
     )
+    if result.resumed_from == settings.epochs:
+        print(
+            f"archsim: {out} already holds {settings.epochs} finished epochs; writing the "
+            "network and report again (more --epochs continue, --fresh starts over)",
+            file=sys.stderr,
+        )
     onnx_path = _export(workload, result.params, out / f"{stem}.onnx")
     points = _drift(drift, workload, result.params, data, args.seed) if drift else None
     _write_report(out, args, data_name, result, onnx_path, points)

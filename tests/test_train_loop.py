@@ -487,11 +487,13 @@ def test_train_cli_writes_report_and_resumes(cli, monkeypatch):
         and "resumed after epoch 2" in (report / "summary.md").read_text()
     )
     assert json.loads((report / "train.json").read_text())["final"]["epoch"] == 3
+    code, out, err = cli(*args, "--epochs", "3", "--out", "run")
+    assert code == 0 and "already holds 3 finished epochs" in err and len(exported) == 3
     marker = (report / "train.json").read_text()
     assert cli.refused(*args, "--epochs", "3", "--lr", "0.2", "--out", "run", match="lr=0.1")
     assert (report / "train.json").read_text() == marker
     code, out, err = cli(*args, "--epochs", "1", "--lr", "0.2", "--out", "run", "--fresh")
-    assert code == 0 and err.count("epoch ") == 1 and len(exported) == 3
+    assert code == 0 and err.count("epoch ") == 1 and len(exported) == 4
 
 
 def _needs_training_modules():
