@@ -363,6 +363,8 @@ def _write_report(out: Path, args, data_name: str, result, onnx_path: Path, drif
         )
     lines += ["", f"Network: `{onnx_path.name}` (ONNX). Curves: `curves.png`."]
     rows = _drift_rows(drift) if drift is not None else []
+    if "test_perplexity" in h[-1]:
+        lines += ["", "No drift evaluation: archsim.evaluate scores classes, not perplexity."]
     if rows:
         lines += [
             "",
