@@ -2,7 +2,8 @@
 
 A trainable architecture named by `--workload` (mnist-cnn, digits-cnn, char-lstm) starts from
 fresh seeded weights; an .onnx or .toml file starts from its own weights (fine-tuning, e.g. HWA
-retraining of a float-trained export, the recipe of training-facts §9). The output directory
+retraining of a float-trained export: float first, then retraining with noise, the recipe of
+Rasch et al., Nat. Commun. 14, 5282, 2023). The output directory
 holds `train.json` (written before the first checkpoint to mark the directory as a training
 run; rewritten with the final epoch at the end), a checkpoint per epoch (`checkpoints/`,
 resumed by the next run unless `--fresh`), and at the end the trained network as ONNX,
