@@ -29,7 +29,10 @@ SWEEP_REPORT = "sweep.json"
 """The file that marks a directory as a sweep's (results.csv beside it, resumed by the next)."""
 MAP_REPORT = "map.json"
 """The file that marks a directory as a mapping's (`archsim map`), replaced whole by the next."""
-_KINDS = {RUN_REPORT: "run", SWEEP_REPORT: "sweep", MAP_REPORT: "map"}
+TRAIN_REPORT = "train.json"
+"""The file that marks a directory as a training run's (`archsim train`; checkpoints beside it,
+resumed by the next)."""
+_KINDS = {RUN_REPORT: "run", SWEEP_REPORT: "sweep", MAP_REPORT: "map", TRAIN_REPORT: "training"}
 
 
 class OutputError(ArchsimError):
@@ -71,8 +74,8 @@ def check_dir(option: str, path: Path, marker: str, *, make_parents: bool = Fals
     """Check that `path` can be (re)written as a report directory; returns it.
 
     An existing directory must be writable and either empty or an earlier report of the same
-    kind (it holds `marker`: RUN_REPORT, SWEEP_REPORT or MAP_REPORT): a report never replaces a
-    directory of other files, and one kind of report never replaces another.
+    kind (it holds `marker`: RUN_REPORT, SWEEP_REPORT, MAP_REPORT or TRAIN_REPORT): a report
+    never replaces a directory of other files, and one kind of report never replaces another.
 
     Raises:
         OutputError: `path` is a file, a directory of other files or not writable, or its

@@ -1,0 +1,432 @@
+"""The `archsim train` command: train a network on a data set, float or hardware-aware.
+
+A trainable architecture named by `--workload` (mnist-cnn, digits-cnn, char-lstm) starts from
+fresh seeded weights; an .onnx or .toml file starts from its own weights (fine-tuning, e.g. HWA
+retraining of a float-trained export: float first, then retraining with noise, the recipe of
+Rasch et al., Nat. Commun. 14, 5282, 2023). The output directory
+holds `train.json` (written before the first checkpoint to mark the directory as a training
+run; rewritten with the final epoch at the end), a checkpoint per epoch (`checkpoints/`,
+resumed by the next run unless `--fresh`), and at the end the trained network as ONNX,
+`history.csv`, `curves.png` (loss and accuracy per epoch) and `summary.md`, which also gives
+the trained network's accuracy on `--chip` after each of `--times` of drift (classification).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from archsim import cli_options as opt
+from archsim.errors import ArchsimError
+from archsim.outputs import TRAIN_REPORT, atomic_file, check_dir
+
+MODEL_DATA = {"mnist-cnn": "mnist", "digits-cnn": "digits", "char-lstm": "chars"}
+"""The trainable architectures (archsim.train.models) and the data set each is trained on."""
+
+DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
+"""--lr when not given, per optimiser (estimate: what trains the three models in a few epochs)."""
+
+
+def add_parser(sub) -> None:
+    """Add `train` to the subcommands `sub`."""
+    tr = opt.command(
+        sub,
+        "train",
+        "train a network (float or hardware-aware); write ONNX, checkpoints and a report",
+        (
+            "--workload digits-cnn --epochs 5 --out digits-float",
+            "--workload mnist-cnn --data mnist --epochs 3 --batch-size 128 --out mnist-float",
+            "--workload mnist-float/mnist-cnn.onnx --data mnist --method hwa --epochs 1 "
+            "--lr 0.01 --out mnist-hwa",
+            "--workload mnist-float/mnist-cnn.onnx --data mnist --method hwa "
+            "--training reram-wan2022 --out mnist-hwa-reram",
+            "--workload char-lstm --optimizer adam --schedule cosine --epochs 10",
+        ),
+    )
+    tr.add_argument(
+        "--workload",
+        required=True,
+        help=f"architecture to train from scratch ({', '.join(MODEL_DATA)}), or an .onnx / "
+        ".toml file whose weights are fine-tuned",
+    )
+    tr.add_argument(
+        "--data",
+        choices=sorted(set(MODEL_DATA.values())),
+        help="training data (the architecture's own; required for files)",
+    )
+    tr.add_argument(
+        "--method",
+        choices=("float", "hwa"),
+        default="float",
+        help="float: exact products; hwa: hardware-aware (noise, input ranges, quantisation, "
+        "clipping as the chip's training settings say) (float)",
+    )
+    tr.add_argument(
+        "--chip", default="hermes", help="chip whose crossbar blocks --method hwa uses (hermes)"
+    )
+    tr.add_argument(
+        "--training",
+        help="HWA training preset (models/training/NAME.toml) or TOML path (the chip's name)",
+    )
+    tr.add_argument(
+        "--device", help="device preset replacing the chip's in the drift evaluation (chip's)"
+    )
+    tr.add_argument(
+        "--times",
+        type=opt.times,
+        default="1,3600,86400,31536000",
+        help="times since programming in s at which the trained network is evaluated on "
+        "--chip (1 s .. 1 year)",
+    )
+    tr.add_argument(
+        "--drift-samples",
+        type=opt.integer(0),
+        default=1000,
+        help="test samples of the drift evaluation; 0 skips it (1000)",
+    )
+    tr.add_argument("--epochs", type=opt.count, default=5, help="epochs to finish (5)")
+    tr.add_argument("--batch-size", type=opt.count, default=64, help="samples per step (64)")
+    tr.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="(sgd)")
+    tr.add_argument(
+        "--lr",
+        type=float,
+        help=f"base learning rate (sgd {DEFAULT_LR['sgd']}, adam {DEFAULT_LR['adam']})",
+    )
+    tr.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
+    tr.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (0)")
+    tr.add_argument(
+        "--schedule",
+        choices=("constant", "step", "cosine"),
+        default="constant",
+        help="learning-rate schedule (constant)",
+    )
+    tr.add_argument(
+        "--milestones",
+        type=_epochs_list,
+        default=(),
+        help="comma list of epochs after which --schedule step multiplies the rate by 0.1",
+    )
+    tr.add_argument(
+        "--warmup-epochs", type=float, default=0.0, help="linear warm-up length in epochs (0)"
+    )
+    tr.add_argument(
+        "--train-samples", type=opt.count, help="train on the first N training samples (all)"
+    )
+    tr.add_argument(
+        "--test-samples", type=opt.count, help="evaluate on the first N test samples (all)"
+    )
+    opt.add_seed(tr)
+    tr.add_argument("--out", type=Path, help="output directory (reports/train-<workload>-<method>)")
+    again = tr.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        dest="resume",
+        action="store_true",
+        default=True,
+        help="continue from the last checkpoint in --out (default)",
+    )
+    again.add_argument(
+        "--fresh", dest="resume", action="store_false", help="discard checkpoints in --out"
+    )
+    tr.set_defaults(
+        func=run,
+        option_keys={
+            "lr": "--lr",
+            "momentum": "--momentum",
+            "weight_decay": "--weight-decay",
+            "warmup_epochs": "--warmup-epochs",
+            "milestones": "--milestones",
+        },
+    )
+
+
+def _epochs_list(text: str) -> tuple[int, ...]:
+    """An argparse type: a comma list of epoch numbers >= 1."""
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of epochs, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """`archsim train`: check everything, train, then write the network and the report."""
+    from archsim.train.loop import TrainSettings, format_progress, train
+    from archsim.train.optim import Schedule
+
+    settings = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer],
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=Schedule(
+            args.schedule,
+            milestones=args.milestones,
+            warmup_epochs=args.warmup_epochs,
+        ),
+        train_samples=args.train_samples,
+        test_samples=args.test_samples,
+    )
+    data_name = args.data or MODEL_DATA.get(args.workload)
+    if data_name is None:
+        raise ArchsimError(
+            f"--data: required for --workload {args.workload} (mnist, digits, chars)"
+        )
+    stem = Path(args.workload).stem if args.workload not in MODEL_DATA else args.workload
+    out = args.out or Path("reports") / f"train-{stem}-{args.method}"
+    check_dir("--out", out, TRAIN_REPORT, make_parents=args.out is None)
+    workload = _workload(args)
+    data = _data(data_name, args.seed, workload)
+    drift = _drift_setup(args, workload, data)
+    product = _hwa_product(args) if args.method == "hwa" else None
+    if not (out / TRAIN_REPORT).is_file():  # mark the directory before the first checkpoint
+        with atomic_file(out / TRAIN_REPORT) as tmp:
+            tmp.write_text(json.dumps(_command(args, data_name), indent=1) + "\n")
+    args.lr = settings.lr
+    args.progress_shown = True
+
+    def progress(record: dict) -> None:
+        line = format_progress(record)
+        if "batch" not in record:
+            print(f"\r{line:<78}" if sys.stderr.isatty() else line, file=sys.stderr, flush=True)
+        elif sys.stderr.isatty():
+            print(f"\r{line:<78}", end="", file=sys.stderr, flush=True)
+
+    result = train(
+        workload,
+        data,
+        settings,
+        seed=args.seed,
+        out_dir=out,
+        product=product,
+        progress=progress,
+        resume=args.resume,
+    )
+    if result.resumed_from == settings.epochs:
+        print(
+            f"archsim: {out} already holds {settings.epochs} finished epochs; writing the "
+            "network and report again (more --epochs continue, --fresh starts over)",
+            file=sys.stderr,
+        )
+    onnx_path = _export(workload, result.params, out / f"{stem}.onnx")
+    points = _drift(drift, workload, result.params, data, args.seed) if drift else None
+    _write_report(out, args, data_name, result, onnx_path, points)
+    print(f"trained {workload.name} on {data_name}: {_final(result.history[-1])}")
+    print(f"wrote {onnx_path}, {out / 'summary.md'}, {out / 'curves.png'}")
+    return 0
+
+
+def _workload(args: argparse.Namespace):
+    """A trainable architecture with fresh weights, or the network of an .onnx / .toml file."""
+    import numpy as np
+
+    if args.workload in MODEL_DATA:
+        from archsim.train.models import build_model
+
+        return build_model(args.workload, np.random.default_rng(args.seed))
+    from archsim.workload.catalog import load_workload
+
+    if not args.workload.endswith((".onnx", ".toml")):
+        raise ArchsimError(
+            f"--workload: expected one of {', '.join(MODEL_DATA)} or an .onnx / .toml file, "
+            f"got {args.workload!r}"
+        )
+    return load_workload(args.workload, seed=args.seed)
+
+
+def _data(name: str, seed: int, workload):
+    """The data set `name`, refused when its inputs do not fit the network's input."""
+    from archsim.train.data import load_training_data
+
+    data = load_training_data(name, seed=seed)
+    shape = workload.op(workload.inputs[0]).shape
+    if len(workload.inputs) != 1 or tuple(data.x_train.shape[1:]) != tuple(shape):
+        raise ArchsimError(
+            f"--data {name}: samples of shape {tuple(data.x_train.shape[1:])} do not fit "
+            f"{workload.name}'s input {tuple(shape)}"
+        )
+    return data
+
+
+def _hwa_product(args: argparse.Namespace):
+    """The hardware-aware product: --training settings (the chip's), blocks of the chip's rows."""
+    from archsim.config import load_chip
+    from archsim.train.hwa import HwaProduct
+    from archsim.train.loop import product_rng
+    from archsim.train.settings import load_training
+
+    chip = load_chip(args.chip)
+    args.training = args.training or chip.name
+    settings = load_training(args.training)
+    return HwaProduct(settings, settings.rows_for(chip), product_rng(args.seed))
+
+
+def _drift_setup(args: argparse.Namespace, workload, data):
+    """(chip, device) for the drift evaluation, checked before training; None when skipped
+    (--drift-samples 0, or sequence data: the evaluator scores classes, not perplexity)."""
+    if args.drift_samples == 0 or data.kind != "classification":
+        return None
+    from archsim.config import load_chip, load_device
+    from archsim.mapping.mapper import map_workload
+
+    chip = load_chip(args.chip)
+    device = load_device(args.device) if args.device else chip.device
+    device.check_times(args.times)
+    map_workload(workload, chip)  # refuse a network that does not fit before training it
+    return chip, device, args.times, args.drift_samples
+
+
+def _drift(setup, workload, params, data, seed: int):
+    """The trained network on the chip: accuracy at each time (archsim.evaluate)."""
+    from archsim.device_error import stderr_progress
+    from archsim.evaluate import evaluate
+    from archsim.workload.catalog import Dataset
+
+    chip, device, times, samples = setup
+    dataset = Dataset(
+        f"{data.name} (test split)",
+        data.x_test[:samples],
+        data.y_test[:samples],
+        data.x_train[:256],
+    )
+    result = evaluate(
+        chip,
+        _trained(workload, params),
+        dataset,
+        times,
+        device=device,
+        seed=seed,
+        progress=stderr_progress,
+    )
+    opt.end_progress()
+    return result
+
+
+def _command(args: argparse.Namespace, data_name: str) -> dict:
+    keys = ("workload", "method", "chip", "training", "epochs", "batch_size", "optimizer")
+    keys += ("lr", "seed")
+    return {"command": "train", "data": data_name, **{k: getattr(args, k) for k in keys}}
+
+
+def _trained(workload, params):
+    """The workload carrying the trained parameters (HWA-only extras such as input ranges
+    are left out: the network itself has no place for them)."""
+    from archsim.train.params import params_of, with_params
+
+    return with_params(workload, {k: params[k] for k in params_of(workload)})
+
+
+def _export(workload, params, path: Path) -> Path:
+    """Write the trained network as ONNX."""
+    from archsim.train.export import export_onnx
+
+    with atomic_file(path) as tmp:
+        export_onnx(_trained(workload, params), tmp)
+    return path
+
+
+def _final(record: dict) -> str:
+    if "test_perplexity" in record:
+        return f"test perplexity {record['test_perplexity']:.3f}"
+    return f"test accuracy {record.get('test_accuracy', float('nan')):.2f} %"
+
+
+def _write_report(out: Path, args, data_name: str, result, onnx_path: Path, drift) -> None:
+    """history.csv, curves.png, summary.md (with the drift table when evaluated) and
+    train.json with the final record."""
+    h = result.history
+    keys = list(dict.fromkeys(k for r in h for k in r))
+    with atomic_file(out / "history.csv") as tmp:
+        rows = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in h]
+        tmp.write_text("\n".join(rows) + "\n")
+    _plot_curves(h, out / "curves.png", f"{args.workload} on {data_name}, {args.method}")
+    metric = "perplexity" if "test_perplexity" in h[-1] else "accuracy"
+    unit = "" if metric == "perplexity" else " %"
+    lines = [
+        f"# Training: {args.workload} on {data_name} ({args.method})",
+        "",
+        f"Optimiser {args.optimizer}, lr {h[-1]['lr']:g} at the end, batch {args.batch_size}, "
+        f"seed {args.seed}; {len(h)} epochs"
+        + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else "")
+        + ".",
+        "",
+        f"| epoch | loss | train {metric} | test {metric} | samples/s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in h:
+        lines.append(
+            f"| {r['epoch']} | {r['loss']:.4f} | {r.get(f'train_{metric}', float('nan')):.2f}"
+            f"{unit} | {r.get(f'test_{metric}', float('nan')):.2f}{unit} | "
+            f"{r['samples_per_s']:.0f} |"
+        )
+    lines += ["", f"Network: `{onnx_path.name}` (ONNX). Curves: `curves.png`."]
+    rows = _drift_rows(drift) if drift is not None else []
+    if "test_perplexity" in h[-1]:
+        lines += ["", "No drift evaluation: archsim.evaluate scores classes, not perplexity."]
+    if rows:
+        lines += [
+            "",
+            f"## On {drift.chip} with {drift.device}: {drift.samples} test samples, seed "
+            f"{args.seed}",
+            "",
+            "A*(t) = (100 - e(t)) / (100 - e_float), e the error in %.",
+            "",
+            "| t (s) | accuracy | float | A*(t) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['t_s']:g} | {r['accuracy']:.2f} % | {r['float_accuracy']:.2f} % | "
+            f"{r['a_star']:.1f} % |"
+            for r in rows
+        ]
+    with atomic_file(out / "summary.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    record = _command(args, data_name) | {"final": h[-1], "onnx": onnx_path.name}
+    if rows:
+        record["drift"] = rows
+    with atomic_file(out / TRAIN_REPORT) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _drift_rows(result) -> list[dict]:
+    """Accuracy (%), float accuracy (%) and A*(t) (%) per time of an EvalResult."""
+    f = 100 * result.float_accuracy
+    return [
+        {
+            "t_s": p.t_s,
+            "accuracy": 100 * p.accuracy,
+            "float_accuracy": f,
+            "a_star": 100 * (100 * p.accuracy) / f if f else float("nan"),
+        }
+        for p in result.points
+    ]
+
+
+def _plot_curves(history: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    metric = "perplexity" if "test_perplexity" in history[-1] else "accuracy"
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.6))
+    ax_loss.plot(epochs, [r["loss"] for r in history], "o-", label="train")
+    ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", label="test")
+    ax_loss.set_ylabel("loss")
+    for split, marker in (("train", "o-"), ("test", "s-")):
+        values = [r.get(f"{split}_{metric}", float("nan")) for r in history]
+        ax_metric.plot(epochs, values, marker, label=split)
+    ax_metric.set_ylabel(metric + (" (%)" if metric == "accuracy" else ""))
+    for ax in (ax_loss, ax_metric):
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
