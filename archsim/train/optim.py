@@ -19,9 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archsim.errors import SpecError
-
-Params = dict[str, np.ndarray]
-"""Parameter or gradient arrays by name (`"fc1.weight"`), as in archsim/train/params.py."""
+from archsim.train.params import Params
 
 SCHEDULES = ("constant", "step", "cosine")
 
