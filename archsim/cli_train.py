@@ -7,8 +7,9 @@ Rasch et al., Nat. Commun. 14, 5282, 2023). The output directory
 holds `train.json` (written before the first checkpoint to mark the directory as a training
 run; rewritten with the final epoch at the end), a checkpoint per epoch (`checkpoints/`,
 resumed by the next run unless `--fresh`), and at the end the trained network as ONNX,
-`history.csv`, `curves.png` (loss and accuracy per epoch) and `summary.md`, which also gives
-the trained network's accuracy on `--chip` after each of `--times` of drift (classification).
+`history.csv`, `curves.png` (loss and accuracy per epoch), `summary.md` and `report.html`
+(archsim.train.report), which also give the trained network's accuracy on `--chip` after each
+of `--times` of drift (classification).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 from archsim import cli_options as opt
 from archsim.errors import ArchsimError
 from archsim.outputs import TRAIN_REPORT, atomic_file, check_dir
+from archsim.train.models import MODELS
 
-MODEL_DATA = {"mnist-cnn": "mnist", "digits-cnn": "digits", "char-lstm": "chars"}
-"""The trainable architectures (archsim.train.models) and the data set each is trained on."""
+MODEL_DATA = {name: m.data for name, m in MODELS.items()}
+"""The trainable architectures (archsim.train.models.MODELS) and the data set each learns."""
 
 DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
 """--lr when not given, per optimiser (estimate: what trains the three models in a few epochs)."""
@@ -213,9 +215,20 @@ def run(args: argparse.Namespace) -> int:
         )
     onnx_path = _export(workload, result.params, out / f"{stem}.onnx")
     points = _drift(drift, workload, result.params, data, args.seed) if drift else None
-    _write_report(out, args, data_name, result, onnx_path, points)
+    from archsim.train.report import write_train_report
+
+    write_train_report(
+        out,
+        title=f"{args.workload} on {data_name} ({args.method})",
+        setup=f"Optimiser {args.optimizer}, lr {result.history[-1]['lr']:g} at the end, batch "
+        f"{args.batch_size}, seed {args.seed}",
+        result=result,
+        onnx_name=onnx_path.name,
+        drift=points,
+        record=_command(args, data_name),
+    )
     print(f"trained {workload.name} on {data_name}: {_final(result.history[-1])}")
-    print(f"wrote {onnx_path}, {out / 'summary.md'}, {out / 'curves.png'}")
+    print(f"report written to {out / 'report.html'} (network: {onnx_path})")
     return 0
 
 
@@ -332,101 +345,3 @@ def _final(record: dict) -> str:
     if "test_perplexity" in record:
         return f"test perplexity {record['test_perplexity']:.3f}"
     return f"test accuracy {record.get('test_accuracy', float('nan')):.2f} %"
-
-
-def _write_report(out: Path, args, data_name: str, result, onnx_path: Path, drift) -> None:
-    """history.csv, curves.png, summary.md (with the drift table when evaluated) and
-    train.json with the final record."""
-    h = result.history
-    keys = list(dict.fromkeys(k for r in h for k in r))
-    with atomic_file(out / "history.csv") as tmp:
-        rows = [",".join(keys)] + [",".join(f"{r.get(k, '')}" for k in keys) for r in h]
-        tmp.write_text("\n".join(rows) + "\n")
-    _plot_curves(h, out / "curves.png", f"{args.workload} on {data_name}, {args.method}")
-    metric = "perplexity" if "test_perplexity" in h[-1] else "accuracy"
-    unit = "" if metric == "perplexity" else " %"
-    lines = [
-        f"# Training: {args.workload} on {data_name} ({args.method})",
-        "",
-        f"Optimiser {args.optimizer}, lr {h[-1]['lr']:g} at the end, batch {args.batch_size}, "
-        f"seed {args.seed}; {len(h)} epochs"
-        + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else "")
-        + ".",
-        "",
-        f"| epoch | loss | train {metric} | test {metric} | samples/s |",
-        "|---|---|---|---|---|",
-    ]
-    for r in h:
-        lines.append(
-            f"| {r['epoch']} | {r['loss']:.4f} | {r.get(f'train_{metric}', float('nan')):.2f}"
-            f"{unit} | {r.get(f'test_{metric}', float('nan')):.2f}{unit} | "
-            f"{r['samples_per_s']:.0f} |"
-        )
-    lines += ["", f"Network: `{onnx_path.name}` (ONNX). Curves: `curves.png`."]
-    rows = _drift_rows(drift) if drift is not None else []
-    if "test_perplexity" in h[-1]:
-        lines += ["", "No drift evaluation: archsim.evaluate scores classes, not perplexity."]
-    if rows:
-        lines += [
-            "",
-            f"## On {drift.chip} with {drift.device}: {drift.samples} test samples, seed "
-            f"{args.seed}",
-            "",
-            "A*(t) = (100 - e(t)) / (100 - e_float), e the error in %.",
-            "",
-            "| t (s) | accuracy | float | A*(t) |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['t_s']:g} | {r['accuracy']:.2f} % | {r['float_accuracy']:.2f} % | "
-            f"{r['a_star']:.1f} % |"
-            for r in rows
-        ]
-    with atomic_file(out / "summary.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    record = _command(args, data_name) | {"final": h[-1], "onnx": onnx_path.name}
-    if rows:
-        record["drift"] = rows
-    with atomic_file(out / TRAIN_REPORT) as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-
-
-def _drift_rows(result) -> list[dict]:
-    """Accuracy (%), float accuracy (%) and A*(t) (%) per time of an EvalResult."""
-    f = 100 * result.float_accuracy
-    return [
-        {
-            "t_s": p.t_s,
-            "accuracy": 100 * p.accuracy,
-            "float_accuracy": f,
-            "a_star": 100 * (100 * p.accuracy) / f if f else float("nan"),
-        }
-        for p in result.points
-    ]
-
-
-def _plot_curves(history: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in history]
-    metric = "perplexity" if "test_perplexity" in history[-1] else "accuracy"
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.6))
-    ax_loss.plot(epochs, [r["loss"] for r in history], "o-", label="train")
-    ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", label="test")
-    ax_loss.set_ylabel("loss")
-    for split, marker in (("train", "o-"), ("test", "s-")):
-        values = [r.get(f"{split}_{metric}", float("nan")) for r in history]
-        ax_metric.plot(epochs, values, marker, label=split)
-    ax_metric.set_ylabel(metric + (" (%)" if metric == "accuracy" else ""))
-    for ax in (ax_loss, ax_metric):
-        ax.set_xlabel("epoch")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)

@@ -446,7 +446,8 @@ def test_train_cli_refusals(cli, options, match):
 
 def test_train_cli_writes_report_and_resumes(cli, monkeypatch):
     """The command's own work around `train`, with the stand-in network, data and gradient:
-    progress lines, train.json, history.csv, curves.png, summary.md, the exported network;
+    progress lines, train.json, history.csv, curves.png, summary.md, report.html, the exported
+    network;
     a second run with more epochs resumes, --fresh starts over."""
     import functools
 
@@ -475,6 +476,7 @@ def test_train_cli_writes_report_and_resumes(cli, monkeypatch):
         "checkpoints",
         "curves.png",
         "history.csv",
+        "report.html",
         "summary.md",
         "train.json",
     ]
