@@ -9,10 +9,9 @@ returns the gradients of the inputs (None where `need` is False) and of the op's
 
 The rules of the analog ops (Conv2d, Linear, Lstm) live in `archsim.train.analog_rules`.
 
-Simplifications: max pooling passes the gradient to the first maximum of a window (row-major,
-`archsim.kernels.windows.max_pool_backward`), as a global max does; no rules for comparisons
-(Binary max/min/pow/prelu), Lrn, non-constant Pad, Reduce max/min, or the activations outside
-`ACT_FNS`: training refuses those ops.
+Simplifications: max pooling passes the gradient to the first maximum of a window (row-major),
+as a global max does; no rules for comparisons (Binary max/min/pow/prelu), Lrn, non-constant
+Pad, Reduce max/min, or the activations outside `ACT_FNS`: training refuses those ops.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from archsim.kernels import windows
 from archsim.train.analog_rules import analog_forward, conv_backward, linear_backward, lstm_backward
 from archsim.train.params import Params
 from archsim.workload import execute, ir
@@ -142,21 +140,33 @@ def _offsets(op: ir.Pool):
 def _pool_backward(op: ir.Pool, args, y, ctx, dy, need, product):
     x = args[0]
     pt, pl, pb, pr = op.pads
-    if op.fn == "max":
-        dx = np.zeros(x.shape, dy.dtype)
-        windows.max_pool_backward(x, y, dy, *op.kernel, *op.stride, pt, pl, dx)
-        return [dx], {}
     padded = (*x.shape[:2], x.shape[2] + pt + pb, x.shape[3] + pl + pr)
     _, ho, wo = op.shape
     # windows that tile the padded input write every element once: no zeroing, no adds
     tiles = op.stride == op.kernel and padded[2:] == (ho * op.kernel[0], wo * op.kernel[1])
     dxp = np.empty(padded, dy.dtype) if tiles else np.zeros(padded, dy.dtype)
-    share = dy / execute.pool_count(op, x.shape[2:])
-    for rows, cols in _offsets(op):
-        if tiles:
-            dxp[:, :, rows, cols] = share
-        else:
-            dxp[:, :, rows, cols] += share
+    if op.fn == "max":
+        pad = ((0, 0), (0, 0), (pt, pb), (pl, pr))
+        xp = np.pad(x, pad, constant_values=-np.inf) if any(op.pads) else x
+        taken = None
+        for rows, cols in _offsets(op):
+            hit = xp[:, :, rows, cols] == y
+            if taken is None:
+                taken = hit
+            else:
+                np.greater(hit, taken, out=hit)  # a maximum not taken by an earlier offset
+                taken |= hit
+            if tiles:
+                np.multiply(dy, hit, out=dxp[:, :, rows, cols])
+            else:
+                dxp[:, :, rows, cols] += dy * hit
+    else:
+        share = dy / execute.pool_count(op, x.shape[2:])
+        for rows, cols in _offsets(op):
+            if tiles:
+                dxp[:, :, rows, cols] = share
+            else:
+                dxp[:, :, rows, cols] += share
     return [dxp[:, :, pt : pt + x.shape[2], pl : pl + x.shape[3]]], {}
 
 
