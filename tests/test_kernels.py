@@ -14,6 +14,7 @@ from archsim.kernels.counter_rng import (
     table_indices,
 )
 from archsim.kernels.dac import quantize_inputs
+from archsim.kernels.hwa import noisy_weights
 from archsim.kernels.irdrop import apply_ir_drop
 from tests import reference as ref
 
@@ -184,6 +185,24 @@ def test_counter_normals_are_a_pure_function_of_the_counter():
     other = np.empty(100, np.float32)
     standard_normals(1050, k0, k1, normal_table(), other)
     assert not np.array_equal(whole, other)
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+def test_noisy_weights_match_counter_normals_row_by_row(per_column):
+    """Row k of a (7, 5) matrix in blocks [0, 3) and [3, 7) gets w + scale_b * xi, xi the
+    normals of counters 3k .. 3k + 2 (ceil(5 / 2) per row), as standard_normals draws them."""
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((7, 5)).astype(np.float32)
+    starts = np.array([0, 3, 7], dtype=np.int64)
+    scale = rng.uniform(0.1, 1.0, (2, 5 if per_column else 1)).astype(np.float32)
+    k0, k1 = split_key(12345)
+    out = np.empty_like(w)
+    noisy_weights(w, starts, scale, k0, k1, normal_table(), out)
+    xi = np.empty_like(w)
+    for k in range(7):
+        standard_normals(3 * k, k0, k1, normal_table(), xi[k])
+    want = w + np.repeat(scale, [3, 4], axis=0) * xi
+    np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-7)  # FMA may round once less
 
 
 def test_normal_table_is_standardised():

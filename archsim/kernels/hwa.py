@@ -146,3 +146,40 @@ def output_stage(part, noise_std, key0, key1, start, table, bound, step, acc, ke
             saturated += 0 if ok else 1
             ar[j] += u
     return saturated
+
+
+@numba.njit(**JIT_OPTIONS)
+def noisy_weights(w, starts, scale, key0, key1, table, out):
+    """Weights with fresh Gaussian noise scaled per block (and column): one pass, no draw array.
+
+    out[k, j] = w[k, j] + scale[b, j or 0] * xi[k, j] for row k in block b, xi a counter-based
+    normal (archsim.kernels.counter_rng): row k takes the ceil(N / 2) counters from
+    k * ceil(N / 2), two normals each. Replaces a NumPy normal draw of the whole matrix (8 ns per
+    normal) and three passes (scale, multiply, add): on the MNIST CNN's fc1 (3136 x 128) 0.5 ms
+    against 4.5 ms.
+
+    Args:
+        w: (K, N) weights.
+        starts: (n_blocks + 1,) int64 block edges along K.
+        scale: (n_blocks, 1) per block or (n_blocks, N) per column, noise std in weight units.
+        key0, key1: counter-RNG key words (uint64, `split_key`).
+        table: counter_rng.normal_table().
+        out: (K, N) output, same dtype as w.
+    """
+    n = w.shape[1]
+    half = (n + 1) // 2
+    idx = np.empty(2 * half, dtype=np.uint32)
+    per_column = scale.shape[1] > 1
+    for b in range(starts.shape[0] - 1):
+        s = scale[b]
+        s0 = s[0]
+        for k in range(starts[b], starts[b + 1]):
+            table_indices(k * half, key0, key1, idx)
+            wr = w[k]
+            orow = out[k]
+            if per_column:
+                for j in range(n):
+                    orow[j] = wr[j] + s[j] * table[idx[j]]
+            else:
+                for j in range(n):
+                    orow[j] = wr[j] + s0 * table[idx[j]]

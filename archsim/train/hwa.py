@@ -6,7 +6,8 @@ Lightning's order per block b with input range beta_b (learned, `"<op>.input_ran
 1. clamp x to +-beta_b (no gradient to clipped inputs; beta_b gets BU24's range gradient);
 2. DAC: round to steps of beta_b / (2**(dac_bits-1) - 1), straight-through gradient;
 3. weight noise (training only): w + weight_noise x max|w| x xi, max over the block (per tensor)
-   or each of its columns, re-drawn every forward;
+   or each of its columns, re-drawn every forward (counter-based normals, one fused pass:
+   `archsim.kernels.hwa.noisy_weights`);
 4. y_b = x_b @ w_b (noisy);
 5. output noise (training only): + output_noise x beta_b x w_max x xi per output;
 6. ADC: round to steps of bound / (2**(adc_bits-1) - 1), bound = out_bound x beta_b x w_max,
@@ -216,11 +217,15 @@ class HwaProduct:
             kernels.clamp_quantize(x, starts, beta, x.dtype.type(qmax), xq)
         else:
             xq = x
-        wmax_noise = self._wmax(w, slices, s.weight_noise_scope == "column")
         wmax = self._wmax(w, slices, s.clip_scope == "column")  # of the programmed weights
         if noisy and s.weight_noise > 0:
-            xi = self.rng.standard_normal(w.shape, dtype=x.dtype)
-            w = w + s.weight_noise * np.repeat(wmax_noise, np.diff(starts), axis=0) * xi
+            same = s.weight_noise_scope == s.clip_scope
+            wmax_noise = wmax if same else self._wmax(w, slices, s.weight_noise_scope == "column")
+            k0, k1 = split_key(noise_key(self.rng))
+            noisy_w = np.empty_like(w)
+            scale = np.ascontiguousarray(s.weight_noise * wmax_noise, dtype=x.dtype)
+            kernels.noisy_weights(w, starts, scale, k0, k1, normal_table(), noisy_w)
+            w = noisy_w
         out_noise = s.output_noise if noisy else 0.0
         keep = None
         if not (out_noise or s.adc_bits or s.out_bound):

@@ -178,13 +178,15 @@ def _conv(op: ir.Conv2d, args, matmul) -> np.ndarray:
     b = x.shape[0]
     c_out, ho, wo = op.shape
     per_group = c_out // op.groups
-    out = np.empty((b, ho, wo, c_out), dtype=real_dtype(x))
+    out = np.empty((b, c_out, ho, wo), dtype=real_dtype(x))
     for g in range(op.groups):
-        y = matmul(op, g, im2col(x, op, g))
-        out[..., g * per_group : (g + 1) * per_group] = y.reshape(b, ho, wo, per_group)
-    if op.bias is not None:
-        out += op.bias
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        y = matmul(op, g, im2col(x, op, g)).reshape(b, ho, wo, per_group).transpose(0, 3, 1, 2)
+        part = out[:, g * per_group : (g + 1) * per_group]
+        if op.bias is None:
+            part[...] = y
+        else:  # bias add and NHWC -> NCHW in one pass
+            np.add(y, op.bias[g * per_group : (g + 1) * per_group, None, None], out=part)
+    return out
 
 
 def _linear(op: ir.Linear, args, matmul) -> np.ndarray:
