@@ -7,7 +7,10 @@ column), so normalised weights lie in [-1, 1]. Then:
   to g_min + |w| (g_max - g_min), the m devices of the other side to g_min; the read-out weight
   is (sum G+ - sum G-) / (m (g_max - g_min));
 - single device (devices_per_weight = 1): w in [-1, 1] maps linearly onto [g_min, g_max] and the
-  mid-range current is subtracted digitally: w = (G - g_mid) / ((g_max - g_min) / 2).
+  current of a reference device programmed to g_mid (a reference column per crossbar block, aged
+  like the weights; `archsim.crossbar`) is subtracted: w = (G - G_ref) / ((g_max - g_min) / 2).
+  Without a reference read (`g_ref_us` None) the nominal g_mid is subtracted, exact only for a
+  device that does not drift.
 
 Device axis layout: index d < m holds the positive side, d >= m the negative side.
 """
@@ -55,14 +58,22 @@ def to_targets(
 
 
 def to_weights(
-    g_us: np.ndarray, devices_per_weight: int, g_min_us: float, g_max_us: float
+    g_us: np.ndarray,
+    devices_per_weight: int,
+    g_min_us: float,
+    g_max_us: float,
+    g_ref_us: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Normalised weights (float32, shape (K, N)) read from device conductances (D, K, N)."""
+    """Normalised weights (float32, shape (K, N)) read from device conductances (D, K, N).
+
+    Args:
+        g_ref_us: single device only: the read conductance of the reference device each weight's
+            mid-range current is taken from, broadcastable to (K, N); None = the nominal g_mid.
+    """
     span = g_max_us - g_min_us
     if devices_per_weight == 1:
-        return ((g_us[0] - np.float32((g_min_us + g_max_us) / 2)) / np.float32(span / 2)).astype(
-            np.float32
-        )
+        mid = np.float32((g_min_us + g_max_us) / 2) if g_ref_us is None else g_ref_us
+        return ((g_us[0] - mid) / np.float32(span / 2)).astype(np.float32)
     m = devices_per_weight // 2
     diff = g_us[:m].sum(axis=0, dtype=np.float32) - g_us[m:].sum(axis=0, dtype=np.float32)
     return (diff / np.float32(m * span)).astype(np.float32)

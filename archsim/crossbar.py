@@ -6,6 +6,13 @@ A K x N weight matrix is normalised by a digital scale, converted to device cond
 aihwkit does). The read-out, a `MatrixState`, is what every MVM (`archsim.mvm`) uses. Global
 drift compensation rescales each crossbar block by the ratio of its summed |weights| right after
 programming to now (a periodic summed-current read of the block on the chip).
+
+A single-device weight (devices_per_weight = 1) is read against a reference column in each
+crossbar block: one device per row, programmed to mid-range conductance g_mid with the same noise
+and drift law as the weights, driven by the same inputs; its current is subtracted from every
+weight column's current of the block. Subtracting the undrifted g_mid instead would shift every
+weight negative as the devices drift. Simplification: the reference column adds no area, energy
+or ADC conversion; its error is common to the block's columns, row by row.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ class ProgrammedMatrix:
     reference_abs: np.ndarray
     """(row blocks, col blocks) sum of |normalised weight| per block right after programming,
     the reference of global drift compensation."""
+    reference: ProgrammedDevices | None = None
+    """Single-device weights only: the reference columns programmed to g_mid, shape
+    (1, K, column blocks), one device per row of each crossbar block; None when differential."""
     polarity_seed: int | None = None
     """Seed of the devices' read-polarity ratios (`bipolar_read`), or None when the device has
     no polarity asymmetry or the weight is not differential."""
@@ -117,12 +127,20 @@ def program_matrix(
     g_min, g_max = device.g_min_us, device.g_max_us
     targets = to_targets(w_norm, crossbar.devices_per_weight, g_min, g_max)
     devices = device.model.program(targets, rng)
-    w_prog = to_weights(devices.g_us, crossbar.devices_per_weight, g_min, g_max)
-    reference = _block_abs_sums(w_prog, crossbar.rows, crossbar.cols)
     seed = None
     if _polarity_asymmetry(device) is not None and crossbar.differential:
         seed = int(rng.integers(0, 2**63 - 1))  # drawn in every read mode: same chip in each
-    return ProgrammedMatrix(crossbar, device, w_scale, devices, reference, seed)
+    ref_devices = None
+    if not crossbar.differential and crossbar.mid_reference == "column":
+        mid = np.float32((g_min + g_max) / 2)
+        nb = math.ceil(w.shape[1] / crossbar.cols)
+        ref_devices = device.model.program(np.full((1, w.shape[0], nb), mid, np.float32), rng)
+    g_ref = (
+        None if ref_devices is None else _per_column(ref_devices.g_us[0], crossbar.cols, w.shape[1])
+    )
+    w_prog = to_weights(devices.g_us, crossbar.devices_per_weight, g_min, g_max, g_ref)
+    reference_abs = _block_abs_sums(w_prog, crossbar.rows, crossbar.cols)
+    return ProgrammedMatrix(crossbar, device, w_scale, devices, reference_abs, ref_devices, seed)
 
 
 def read_state(
@@ -150,7 +168,11 @@ def read_state(
     xb, dev = programmed.crossbar, programmed.device
     g = dev.model.at_time(programmed.devices, float(t_s), rng)
     d = xb.devices_per_weight
-    w_eff = np.ascontiguousarray(to_weights(g, d, dev.g_min_us, dev.g_max_us))
+    g_ref = None
+    if programmed.reference is not None:
+        g_ref_blocks = dev.model.at_time(programmed.reference, float(t_s), rng)[0]
+        g_ref = _per_column(g_ref_blocks, xb.cols, programmed.shape[1])
+    w_eff = np.ascontiguousarray(to_weights(g, d, dev.g_min_us, dev.g_max_us, g_ref))
     w_eff_neg = None
     w_pos = w_eff
     if bipolar_read and programmed.polarity_seed is not None:
@@ -199,6 +221,11 @@ def _polarity_ratio(programmed: ProgrammedMatrix, shape: tuple[int, ...]) -> np.
     rng = np.random.default_rng(programmed.polarity_seed)
     a = mean + std * rng.standard_normal(shape, dtype=np.float32)
     return np.maximum(1.0 + a, 0.0).astype(np.float32)
+
+
+def _per_column(per_block: np.ndarray, cols: int, n: int) -> np.ndarray:
+    """(K, column blocks) reference conductances, repeated to the (K, N) weights they serve."""
+    return np.repeat(per_block, cols, axis=1)[:, :n]
 
 
 def _block_abs_sums(w: np.ndarray, rows: int, cols: int) -> np.ndarray:

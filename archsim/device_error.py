@@ -48,6 +48,9 @@ class DeviceErrorSetup:
     """ADC bits incl. sign; 0 = no output quantization (and no ADC clipping)."""
     devices_per_weight: int = 2
     """Devices per weight: 2 = one per polarity, 1 = single device against a reference."""
+    mid_reference: str = "column"
+    """Single device: "column" (an aged reference column) or "digital" (nominal g_mid), as
+    `CrossbarSpec.mid_reference`."""
     vectors: int = 1000
     """Input vectors per seed and time."""
     seeds: int = 3
@@ -63,6 +66,10 @@ class DeviceErrorSetup:
     def __post_init__(self) -> None:
         if self.inputs not in ("uniform", "normal"):
             raise ArchsimError(f"inputs: expected 'uniform' or 'normal', got {self.inputs!r}")
+        if self.mid_reference not in ("column", "digital"):
+            raise ArchsimError(
+                f"mid_reference: expected 'column' or 'digital', got {self.mid_reference!r}"
+            )
         for name in ("rows", "cols", "vectors", "seeds"):
             if getattr(self, name) < 1:
                 raise ArchsimError(f"{name}: expected >= 1, got {getattr(self, name)}")
@@ -117,6 +124,7 @@ def device_error(
         rows=setup.rows,
         cols=setup.cols,
         devices_per_weight=setup.devices_per_weight,
+        mid_reference=setup.mid_reference,
         wire_resistance_ohm=setup.wire_resistance_ohm if setup.ir_drop else 0.0,
         ir_drop=setup.ir_drop,
     )

@@ -25,6 +25,7 @@ MVM_NS = {
     "hermes": 128 * 1.0 + 5.0,
     "hermes-256": 128 * 1.0 + 5.0,
     "hermes-core": 128 * 1.0 + 5.0,
+    "hermes-pcm-1dev": 128 * 1.0 + 5.0,
     "ibm-analog-fabric": 128 * 0.3125,
     "ibm-speech": 256 * 1.2,
     "neurram": 8 * 368.0,
@@ -56,7 +57,10 @@ def test_every_chip_preset_runs_a_one_layer_network(name):
     assert m.energy_per_sample_pj > 0 and m.tops_per_w > 0
     assert r.outputs.shape == (samples, cols)
     (layer,) = r.accuracy.points[0].layers
-    assert layer.nrmse < 0.25  # 1 s after programming, 8-bit class converters
+    # 1 s after programming, 8-bit class converters; one PCM device per weight sits at mid range
+    # with 0.95 uS programming noise of a 12.5 uS half span, and so does its reference: 0.11 of a
+    # full-scale weight per product, about 0.4 of a random layer's output spread
+    assert layer.nrmse < (0.5 if name == "hermes-pcm-1dev" else 0.25)
 
 
 @pytest.fixture(scope="module")

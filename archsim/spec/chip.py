@@ -70,6 +70,11 @@ class CrossbarSpec:
     for weight reloads; >= 0."""
     program_energy_pj_per_device: float = 0.0
     """Energy to program one device, for weight reloads; >= 0."""
+    mid_reference: Literal["column", "digital"] = "column"
+    """Single device only: what removes the mid-range current. "column": a reference column per
+    crossbar block, programmed to g_mid and aged with the weights (`archsim.crossbar`);
+    "digital": the nominal g_mid subtracted digitally (aihwkit's SingleDeviceConductanceConverter),
+    exact only for a device that neither drifts nor relaxes."""
 
     def __post_init__(self) -> None:
         in_range("rows", self.rows, 1, 1 << 16)
@@ -83,6 +88,10 @@ class CrossbarSpec:
         non_negative("energy_pj_per_row_lsb", self.energy_pj_per_row_lsb)
         non_negative("program_ns_per_row", self.program_ns_per_row)
         non_negative("program_energy_pj_per_device", self.program_energy_pj_per_device)
+        if self.mid_reference not in ("column", "digital"):
+            raise SpecError(
+                "mid_reference", f"expected 'column' or 'digital', got {self.mid_reference!r}"
+            )
 
     @property
     def devices_per_polarity(self) -> int:
