@@ -30,6 +30,7 @@ import numpy as np
 
 from archsim.errors import WorkloadError
 from archsim.spec import ChipSpec
+from archsim.train import report
 from archsim.train.params import Params
 from archsim.workload import ir
 
@@ -97,12 +98,12 @@ SEED_ROWS = (
 )
 
 
-def a_star(value: float, fp: float, metric: str) -> float:
-    """Normalised accuracy in %: 100 (100 - e) / (100 - e_FP) for an error in % (RA23), or
-    100 ppl_FP / ppl for a perplexity."""
+def normalised_accuracy(value: float, fp: float, metric: str) -> float:
+    """A* in %: for an error in % RA23's (100 - e) / (100 - e_FP) (`archsim.train.report.a_star`
+    on the accuracies), for a perplexity the ratio 100 ppl_FP / ppl."""
     if metric == "perplexity":
         return 100.0 * fp / value
-    return 100.0 * (100.0 - value) / (100.0 - fp)
+    return report.a_star(100.0 - value, 100.0 - fp)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -136,7 +137,7 @@ class Row:
     @property
     def a_star(self) -> np.ndarray:
         """A*(t) in % of the mean metric (module docstring)."""
-        return np.array([a_star(float(m), self.fp, self.metric) for m in self.mean])
+        return np.array([normalised_accuracy(float(m), self.fp, self.metric) for m in self.mean])
 
 
 def chip_product(chip: ChipSpec, seed: int, training: str | None = None):
