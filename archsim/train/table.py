@@ -232,15 +232,16 @@ def _model_rows(name, recipe: Recipe, chip, out: Path, seeds, seed, progress) ->
         params=fl.params,
     )
     t2 = time.perf_counter()
-    dataset = _test_set(data, recipe.eval_samples)
+    dataset = test_set(data, recipe.eval_samples)
     metric = "perplexity" if data.kind == "sequence" else "error"
     chip_run = _ChipRun(name, metric, chip, dataset, seeds, seed, say)
     fp = chip_run.row("float", network(workload, fl.params), None, t1 - t0)
     return [fp, chip_run.row("hwa", network(workload, hwa.params), fp.fp, t2 - t1)]
 
 
-def _test_set(data, samples: int | None):
-    """The evaluator's data: the first `samples` test samples, calibrated on training ones."""
+def test_set(data, samples: int | None):
+    """The evaluator's data (a catalog Dataset) of a TrainData: the first `samples` test
+    samples (None = all), DAC/ADC calibration on the first 256 training samples."""
     from archsim.workload.catalog import Dataset
 
     n = len(data.x_test) if samples is None else min(samples, len(data.x_test))
