@@ -120,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
         args.models, chip, out, seeds=args.seeds, seed=args.seed, recipes=recipes, progress=say
     )
     write_table(rows, out, chip=chip.name, command=command)
-    record["wall_s"] = {f"{r.model} {r.training}": round(r.wall_s, 1) for r in rows}
+    record["wall_s"] = {
+        f"{r.model} {r.training}": {"train": round(r.train_s, 1), "chip": round(r.eval_s, 1)}
+        for r in rows
+    }
     record["total_wall_s"] = round(time.perf_counter() - t0, 1)
     with atomic_file(out / TABLE_REPORT) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
