@@ -267,14 +267,11 @@ def _data(name: str, seed: int, workload):
 def _hwa_product(args: argparse.Namespace):
     """The hardware-aware product: --training settings (the chip's), blocks of the chip's rows."""
     from archsim.config import load_chip
-    from archsim.train.hwa import HwaProduct
-    from archsim.train.loop import product_rng
-    from archsim.train.settings import load_training
+    from archsim.train.table import chip_product
 
     chip = load_chip(args.chip)
     args.training = args.training or chip.name
-    settings = load_training(args.training)
-    return HwaProduct(settings, settings.rows_for(chip), product_rng(args.seed))
+    return chip_product(chip, args.seed, args.training)
 
 
 def _drift_setup(args: argparse.Namespace, workload, data):
@@ -296,18 +293,13 @@ def _drift(setup, workload, params, data, seed: int):
     """The trained network on the chip: accuracy at each time (archsim.evaluate)."""
     from archsim.device_error import stderr_progress
     from archsim.evaluate import evaluate
-    from archsim.workload.catalog import Dataset
+    from archsim.train.table import network, test_set
 
     chip, device, times, samples = setup
-    dataset = Dataset(
-        f"{data.name} (test split)",
-        data.x_test[:samples],
-        data.y_test[:samples],
-        data.x_train[:256],
-    )
+    dataset = test_set(data, samples)
     result = evaluate(
         chip,
-        _trained(workload, params),
+        network(workload, params),
         dataset,
         times,
         device=device,
@@ -324,20 +316,13 @@ def _command(args: argparse.Namespace, data_name: str) -> dict:
     return {"command": "train", "data": data_name, **{k: getattr(args, k) for k in keys}}
 
 
-def _trained(workload, params):
-    """The workload carrying the trained parameters (HWA-only extras such as input ranges
-    are left out: the network itself has no place for them)."""
-    from archsim.train.params import params_of, with_params
-
-    return with_params(workload, {k: params[k] for k in params_of(workload)})
-
-
 def _export(workload, params, path: Path) -> Path:
     """Write the trained network as ONNX."""
     from archsim.train.export import export_onnx
+    from archsim.train.table import network
 
     with atomic_file(path) as tmp:
-        export_onnx(_trained(workload, params), tmp)
+        export_onnx(network(workload, params), tmp)
     return path
 
 

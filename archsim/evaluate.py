@@ -10,8 +10,10 @@ activations of a separate calibration batch, and then kept. Digital ops run in t
 unit's precision (FP16 rounding of every digital result for HERMES).
 
 Reported per time: top-1 accuracy against labels, agreement of the top-1 class with the float
-model, and per analog layer (on the first batch) the NRMSE of its output against the exact
-product with the same input, and the clipping rates of its DACs and ADCs.
+model, for sequence outputs (samples, T, V) with next-token labels (samples, T) the perplexity
+exp(mean cross-entropy over all positions), and per analog layer (on the first batch) the NRMSE
+of its output against the exact product with the same input, and the clipping rates of its DACs
+and ADCs.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class EvalPoint:
     """Wall time of the analog evaluation at this time."""
     similarity: float = float("nan")
     """Mean cosine similarity between each sample's analog and float outputs."""
+    perplexity: float | None = None
+    """exp(mean cross-entropy) of sequence outputs against (samples, T) labels (else None)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,8 @@ class EvalResult:
     """Network outputs (samples, ...) at each time, when asked for."""
     reference: np.ndarray | None = field(default=None, repr=False)
     """Float outputs, when asked for."""
+    float_perplexity: float | None = None
+    """The float model's perplexity (sequence outputs with labels; else None)."""
 
 
 @dataclass(slots=True)
@@ -162,6 +168,7 @@ def evaluate(
     float_wall = time.perf_counter() - t0
     ref_pred = ref_logits.argmax(axis=-1)
     float_acc = _accuracy(ref_pred, dataset.labels)
+    float_ppl = _perplexity(ref_logits, dataset.labels)
 
     programmed = programmed or program(chip, workload, mapping, device=device, seed=seed)
     layers = {pl.name: _Layer(workload.op(pl.name), pl.copies) for pl in programmed.layers}
@@ -192,7 +199,15 @@ def evaluate(
         wall = time.perf_counter() - start
         acc = _accuracy(pred, dataset.labels) if dataset.task == "classify" else None
         points.append(
-            EvalPoint(t, acc, agreement, stats.rows(layers), wall, _mean_cosine(logits, ref_logits))
+            EvalPoint(
+                t,
+                acc,
+                agreement,
+                stats.rows(layers),
+                wall,
+                _mean_cosine(logits, ref_logits),
+                _perplexity(logits, dataset.labels),
+            )
         )
         if progress:
             progress(f"{workload.name}: t = {t:g} s done")
@@ -208,6 +223,7 @@ def evaluate(
         mapping,
         tuple(outputs),
         ref_logits if keep_outputs else None,
+        float_ppl,
     )
 
 
@@ -235,6 +251,18 @@ def _accuracy(pred: np.ndarray, labels: np.ndarray | None) -> float | None:
     if labels is None or pred.ndim != 1:
         return None
     return float(np.mean(pred == labels))
+
+
+def _perplexity(logits: np.ndarray, labels: np.ndarray | None) -> float | None:
+    """exp of the mean cross-entropy of softmax(logits) (samples, T, V) at the labelled
+    tokens (samples, T), in float64; None unless the output is such a sequence."""
+    if labels is None or labels.ndim != 2 or logits.shape[:-1] != labels.shape:
+        return None
+    z = logits.astype(np.float64)
+    z -= z.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    picked = np.take_along_axis(log_p, labels[..., None].astype(np.intp), axis=-1)
+    return float(np.exp(-picked.mean()))
 
 
 def _batched(workload, x, matmul, digital, batch) -> np.ndarray:

@@ -32,7 +32,16 @@ MAP_REPORT = "map.json"
 TRAIN_REPORT = "train.json"
 """The file that marks a directory as a training run's (`archsim train`; checkpoints beside it,
 resumed by the next)."""
-_KINDS = {RUN_REPORT: "run", SWEEP_REPORT: "sweep", MAP_REPORT: "map", TRAIN_REPORT: "training"}
+TABLE_REPORT = "hwa-table.json"
+"""The file that marks a directory as `archsim hwa-table`'s (training runs beside it, reused by
+the next)."""
+_KINDS = {
+    RUN_REPORT: "run",
+    SWEEP_REPORT: "sweep",
+    MAP_REPORT: "map",
+    TRAIN_REPORT: "training",
+    TABLE_REPORT: "HWA table",
+}
 
 
 class OutputError(ArchsimError):

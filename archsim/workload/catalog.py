@@ -107,7 +107,8 @@ class Dataset:
     x: np.ndarray
     """(n, *input shape) float32."""
     labels: np.ndarray | None
-    """(n,) int64 class labels, or None (accuracy is then agreement with float only)."""
+    """(n,) int64 class labels, or None (accuracy is then agreement with float only); for a
+    network with sequence outputs (n, T, V), (n, T) next-token ids (evaluate: perplexity)."""
     x_calibration: np.ndarray
     """Inputs used to set the DAC/ADC ranges; never the evaluated ones."""
     task: Literal["classify", "embed"] = "classify"
