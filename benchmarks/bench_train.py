@@ -1,12 +1,14 @@
 """Float against hardware-aware (HWA) training of the MNIST CNN, one epoch each, same run.
 
-Trains `mnist-cnn` (fresh seeded weights) for one epoch on the MNIST training images with the
-training loop itself (`archsim.train.loop.train`: seeded shuffling, SGD steps, checkpoint), first
-with exact products (`archsim train --method float`), then with the HWA product of the `hermes`
-training preset on the chip's 256-row crossbar blocks (`--method hwa`), at the batch size that
-`archsim train` defaults to. The epoch time is the loop's own (samples / its samples/s: steps
-only, no evaluation or checkpoint); HWA's input-range initialisation is timed apart. The test
-accuracy (on `--test-samples`) only shows that the epoch trained.
+Trains `mnist-cnn` for one epoch on the MNIST training images with the training loop itself
+(`archsim.train.loop.train`: seeded shuffling, SGD steps, checkpoint), first from fresh seeded
+weights with exact products (`archsim train --method float`), then from the weights that epoch
+gave with the HWA product of the `hermes` training preset on the chip's 256-row crossbar blocks
+(`--method hwa` on the float export: the recipe, float first, then HWA retraining), at the
+batch size `archsim train` defaults to. The epoch time is the loop's own (samples / its
+samples/s: steps only, no evaluation or checkpoint); the rest of the call (HWA's input-range
+initialisation, evaluation, checkpoint) is `other_s`. The test accuracy (on `--test-samples`)
+only shows that the epoch trained.
 
 Because other jobs share the machine, the epochs are followed by `--pairs` pairs of steps, a
 float step then an HWA step on the same batch, whose median ratio does not drift with the load;
@@ -35,7 +37,6 @@ from archsim.train.grad import value_and_grad
 from archsim.train.hwa import HwaProduct
 from archsim.train.loop import TrainSettings, make_optimizer, product_rng, train
 from archsim.train.models import build_model
-from archsim.train.params import params_of
 from archsim.train.settings import load_training
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,31 +53,36 @@ def hwa_product(chip: str, preset: str, seed: int) -> HwaProduct:
     return HwaProduct(settings, settings.rows_for(load_chip(chip)), product_rng(seed))
 
 
-def one_epoch(data, settings: TrainSettings, seed: int, product) -> dict:
-    """One epoch of `archsim.train.loop.train` from fresh weights; its record plus timings."""
+def one_epoch(data, settings: TrainSettings, seed: int, product, params=None) -> dict:
+    """One epoch of `archsim.train.loop.train` from `params` (default fresh weights); its
+    record plus timings and the trained parameters."""
     workload = build_model("mnist-cnn", np.random.default_rng(seed))
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        result = train(workload, data, settings, seed=seed, out_dir=Path(out), product=product)
+        result = train(
+            workload, data, settings, seed=seed, out_dir=Path(out), product=product, params=params
+        )
         total = time.perf_counter() - t0
     record = result.history[-1]
     epoch_s = (
         min(len(data.x_train), settings.train_samples or len(data.x_train))
         / record["samples_per_s"]
     )
-    return {**record, "epoch_s": epoch_s, "other_s": total - epoch_s}
+    return {**record, "epoch_s": epoch_s, "other_s": total - epoch_s, "params": result.params}
 
 
-def paired_steps(data, batch: int, pairs: int, seed: int, chip: str, preset: str):
+def paired_steps(data, start, batch: int, pairs: int, seed: int, chip: str, preset: str):
     """Median time of a float and of an HWA optimiser step (gradient, SGD update, HWA's
-    clipping), alternated on the same batches of `batch` samples."""
+    clipping) from the parameters `start`, alternated on the same batches of `batch` samples."""
     workload = build_model("mnist-cnn", np.random.default_rng(seed))
     product = hwa_product(chip, preset, seed)
     runs = {
-        "float": (None, params_of(workload)),
+        "float": (None, {k: v.copy() for k, v in start.items()}),
         "hwa": (
             product,
-            product.init_params(workload, params_of(workload), [data.x_train[:batch]]),
+            product.init_params(
+                workload, {k: v.copy() for k, v in start.items()}, [data.x_train[:batch]]
+            ),
         ),
     }
     opts = {name: make_optimizer(TrainSettings()) for name in runs}
@@ -135,12 +141,9 @@ def main() -> None:
         f"mnist-cnn, one epoch of {n} images, batch {settings.batch_size}, SGD, float32, "
         f"HWA: {args.training} preset on {args.chip} blocks; load average {load()}"
     )
-    rows = {
-        "float": one_epoch(data, settings, args.seed, None),
-        "hwa": one_epoch(
-            data, settings, args.seed, hwa_product(args.chip, args.training, args.seed)
-        ),
-    }
+    rows = {"float": one_epoch(data, settings, args.seed, None)}
+    product = hwa_product(args.chip, args.training, args.seed)
+    rows["hwa"] = one_epoch(data, settings, args.seed, product, rows["float"]["params"])
     print(
         f"{'method':>7} {'epoch_s':>8} {'samples/s':>10} {'x float':>8} {'other_s':>8}"
         f" {'test_acc':>9}"
@@ -153,8 +156,9 @@ def main() -> None:
         )
     print(f"load average after the epochs: {load()}")
     if args.pairs > 0:
+        start = rows["float"]["params"]
         med = paired_steps(
-            data, settings.batch_size, args.pairs, args.seed, args.chip, args.training
+            data, start, settings.batch_size, args.pairs, args.seed, args.chip, args.training
         )
         print(
             f"paired steps (median of {args.pairs}): float {med['float'] * 1e3:.1f} ms, "
