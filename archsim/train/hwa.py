@@ -233,12 +233,13 @@ class HwaProduct:
         if not (out_noise or s.adc_bits or s.out_bound):
             y = xq @ w
         else:
-            y = np.zeros((x.shape[0], w.shape[1]), dtype=x.dtype)
+            y = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)  # the first block writes it
             keep = []
             n = w.shape[1]
             k0, k1 = split_key(noise_key(self.rng)) if out_noise else (np.uint64(0),) * 2
             first = x.shape[0] * ((n + 1) // 2)  # counters per block
-            part = np.empty_like(y)  # one block's product, reused by every block
+            # one block's product, reused by every block; one block converts in place
+            part = y if len(slices) == 1 else np.empty_like(y)
             for b, sl in enumerate(slices):
                 ref = np.ascontiguousarray(np.broadcast_to(beta[b] * wmax[b], (n,)))
                 bound = s.out_bound * ref if s.out_bound else np.full_like(ref, np.inf)
@@ -247,7 +248,7 @@ class HwaProduct:
                 np.matmul(xq[:, sl], w[sl], out=part)
                 table = normal_table()
                 hit = kernels.output_stage(
-                    part, out_noise * ref, k0, k1, b * first, table, bound, step, y, mask
+                    part, out_noise * ref, k0, k1, b * first, table, bound, step, y, b == 0, mask
                 )
                 keep.append(mask if hit else None)
             if all(m is None for m in keep):
