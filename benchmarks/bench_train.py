@@ -7,8 +7,9 @@ the chip's 256-row crossbar blocks), each with the training loop's own step (lea
 the schedule, gradient, SGD update, HWA's weight clipping) at the settings `archsim train`
 defaults to (batch 64, SGD, lr 0.01, momentum 0.9). An epoch's time is the sum of its steps.
 Alternating step by step keeps the ratio honest on a machine shared with other jobs, whose load
-moves by 2x within minutes (two epochs run one after the other gave ratios from 1.2 to 2.4 for
-the same code); the load average is printed before and after.
+moves by 2x within minutes (two epochs run one after the other gave a ratio of 2.42 where
+alternated steps of the same code, in the same run, gave 1.42); the load average is printed
+before and after.
 
 Both start from the weights of `--warmup` float steps (untimed): HWA training fine-tunes a
 float-trained network (the recipe, float first), and a fresh one has outputs far from the
