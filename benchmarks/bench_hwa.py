@@ -47,7 +47,7 @@ def main() -> None:
         _, ctx = hwa.forward(op, 0, x, w, params)
         hwa.backward(ctx, dy)
 
-    t_exact, t_hwa = paired_times(exact, analog, args.repeats)
+    t_exact, t_hwa = paired_times((exact, analog), args.repeats)
     print(f"x ({rows}, {k}) @ w ({k}, {n}), float32, {args.tile}-row blocks, forward + backward")
     print(f"  exact {t_exact * 1e3:7.1f} ms")
     print(f"  hwa   {t_hwa * 1e3:7.1f} ms   ratio {t_hwa / t_exact:.2f}")

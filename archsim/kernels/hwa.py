@@ -93,10 +93,11 @@ def input_grad(x, g, starts, beta, sums):
 
 
 @numba.njit(**JIT_OPTIONS)
-def output_stage(part, noise_std, key0, key1, start, table, bound, step, acc, keep):
+def output_stage(part, noise_std, key0, key1, start, table, bound, step, acc, first, keep):
     """Output noise, ADC quantisation and bound of one block's partial sums, added to `acc`.
 
-    acc += clip(rint((part + noise_std * xi) / step) * step, -bound, bound) per element, xi a
+    acc += clip(rint((part + noise_std * xi) / step) * step, -bound, bound) per element (with
+    `first`: acc = that, so acc needs no zeroing and may be `part` itself), xi a
     counter-based normal (archsim.kernels.counter_rng): row r takes the ceil(N / 2) counters
     from start + r * ceil(N / 2), two normals each. noise_std 0 skips the noise, step 0 the
     quantisation; bound is inf for no clamp.
@@ -108,6 +109,7 @@ def output_stage(part, noise_std, key0, key1, start, table, bound, step, acc, ke
         key0, key1, start: counter-RNG key words (uint64, `split_key`) and first counter (int).
         table: counter_rng.normal_table().
         acc: (rows, N) running digital sum of the blocks.
+        first: overwrite acc (the first block) instead of adding to it.
         keep: (rows, N) bool output: True where the output did not saturate (gradient passes).
 
     Returns:
@@ -144,7 +146,7 @@ def output_stage(part, noise_std, key0, key1, start, table, bound, step, acc, ke
             ok = u == v[j]
             kr[j] = ok
             saturated += 0 if ok else 1
-            ar[j] += u
+            ar[j] = u if first else ar[j] + u
     return saturated
 
 

@@ -96,10 +96,12 @@ class HwaProduct:
         else:
             g = np.empty_like(ctx.xq)
             dw = np.empty(ctx.w.shape, dtype=ctx.xq.dtype)
+            masked = np.empty_like(dy)
             for b, sl in enumerate(self._slices(ctx.starts)):
-                dyb = dy if ctx.keep[b] is None else dy * ctx.keep[b]
-                g[:, sl] = dyb @ ctx.w[sl].T
-                dw[sl] = ctx.xq[:, sl].T @ dyb
+                dyb = dy if ctx.keep[b] is None else np.multiply(dy, ctx.keep[b], out=masked)
+                # BLAS writes the column block of g in place (no temporary, no strided copy)
+                np.matmul(dyb, ctx.w[sl].T, out=g[:, sl])
+                np.matmul(ctx.xq[:, sl].T, dyb, out=dw[sl])
         if not self.settings.input_range.enable:
             return g, dw, {}
         sums = np.empty((len(ctx.beta), 3))
@@ -231,20 +233,22 @@ class HwaProduct:
         if not (out_noise or s.adc_bits or s.out_bound):
             y = xq @ w
         else:
-            y = np.zeros((x.shape[0], w.shape[1]), dtype=x.dtype)
+            y = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)  # the first block writes it
             keep = []
             n = w.shape[1]
             k0, k1 = split_key(noise_key(self.rng)) if out_noise else (np.uint64(0),) * 2
             first = x.shape[0] * ((n + 1) // 2)  # counters per block
+            # one block's product, reused by every block; one block converts in place
+            part = y if len(slices) == 1 else np.empty_like(y)
             for b, sl in enumerate(slices):
                 ref = np.ascontiguousarray(np.broadcast_to(beta[b] * wmax[b], (n,)))
                 bound = s.out_bound * ref if s.out_bound else np.full_like(ref, np.inf)
                 step = bound / largest_code(s.adc_bits) if s.adc_bits else np.zeros_like(ref)
                 mask = np.empty(y.shape, dtype=np.bool_)
-                part = xq[:, sl] @ w[sl]
+                np.matmul(xq[:, sl], w[sl], out=part)
                 table = normal_table()
                 hit = kernels.output_stage(
-                    part, out_noise * ref, k0, k1, b * first, table, bound, step, y, mask
+                    part, out_noise * ref, k0, k1, b * first, table, bound, step, y, b == 0, mask
                 )
                 keep.append(mask if hit else None)
             if all(m is None for m in keep):

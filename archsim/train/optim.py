@@ -65,9 +65,9 @@ class Sgd:
         """Update every array of `params` that has a gradient in `grads`, in place."""
         for key, grad in grads.items():
             p = params[key]
-            g = grad.astype(p.dtype, copy=True)
+            g = grad.astype(p.dtype, copy=False)  # read only: no copy of the gradient
             if self.weight_decay:
-                g += self.weight_decay * p
+                g = g + self.weight_decay * p
             if self.momentum:
                 b = self._buf.get(key)
                 if b is None:
