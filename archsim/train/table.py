@@ -76,7 +76,7 @@ RECIPES: dict[str, Recipe] = {
 
 @dataclass(frozen=True, slots=True)
 class SeedRow:
-    """A row of seed 000's table: RA23 Table 3 as LG25 shows it (training-facts §9)."""
+    """A row of seed 000's table: RA23 Table 3 as LG25 shows it."""
 
     network: str
     fp: float
