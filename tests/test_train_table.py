@@ -25,7 +25,7 @@ def _sequences(rng, n: int, steps: int, vocab: int) -> tuple[np.ndarray, np.ndar
 
 
 def test_seed_rows_reproduce_their_published_normalised_accuracy():
-    """RA23 Table 3 via LG25: (100 - e(t)) / (100 - e_FP) reproduces 8 of the 11 published A*
+    """(100 - e(t)) / (100 - e_FP) reproduces 8 of the 11 published A* (RA23 via LG25)
     rows to within 0.1 (the PTB row included, read as errors); ResNet-32 computes to
     98.7 / 98.4 / 97.1."""
     close = [
