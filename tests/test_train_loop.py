@@ -434,6 +434,7 @@ def test_sigkilled_process_resumes_to_the_same_weights(tmp_path):
         ("--epoch 3", "unrecognized arguments: --epoch"),
         ("--times 1,1e11", "--times: expected times"),
         ("--drift-samples -1", "--drift-samples: expected"),
+        ("--method hwa", "--method hwa: fine-tunes a trained network; train digits-cnn with"),
     ],
 )
 def test_train_cli_refusals(cli, options, match):
