@@ -283,8 +283,8 @@ def _hwa_product(args: argparse.Namespace):
 
 def _drift_setup(args: argparse.Namespace, workload, data):
     """(chip, device) for the drift evaluation, checked before training; None when skipped
-    (--drift-samples 0, or sequence data: the evaluator scores classes, not perplexity)."""
-    if args.drift_samples == 0 or data.kind != "classification":
+    (--drift-samples 0)."""
+    if args.drift_samples == 0:
         return None
     from archsim.config import load_chip, load_device
     from archsim.mapping.mapper import map_workload
@@ -297,7 +297,7 @@ def _drift_setup(args: argparse.Namespace, workload, data):
 
 
 def _drift(setup, workload, params, data, seed: int):
-    """The trained network on the chip: accuracy at each time (archsim.evaluate)."""
+    """The trained network on the chip: accuracy or perplexity at each time (archsim.evaluate)."""
     from archsim.device_error import stderr_progress
     from archsim.evaluate import evaluate
     from archsim.train.table import network, test_set

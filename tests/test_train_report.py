@@ -23,3 +23,18 @@ def test_a_star_reproduces_the_published_one_year_column(e_fp, e_1y, published):
 
 def test_a_star_without_a_float_accuracy_is_nan():
     assert a_star(50.0, 0.0) != a_star(50.0, 0.0)
+
+
+def test_drift_rows_of_a_sequence_model_use_the_perplexity_ratio():
+    """A language model is judged on perplexity: float 4.0, 5.0 after drift -> A* = 80 %."""
+    from types import SimpleNamespace
+
+    from archsim.train.report import drift_rows
+
+    result = SimpleNamespace(
+        float_perplexity=4.0,
+        float_accuracy=None,
+        points=[SimpleNamespace(t_s=1.0, perplexity=5.0, accuracy=None)],
+    )
+    (row,) = drift_rows(result)
+    assert row == {"t_s": 1.0, "perplexity": 5.0, "float_perplexity": 4.0, "a_star": 80.0}

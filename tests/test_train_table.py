@@ -14,7 +14,8 @@ from archsim.train.data import one_hot
 from archsim.train.grad import value_and_grad
 from archsim.train.models import char_lstm
 from archsim.train.params import params_of
-from archsim.train.table import SEED_ROWS, TIMES_S, normalised_accuracy
+from archsim.train.report import normalised_accuracy
+from archsim.train.table import SEED_ROWS, TIMES_S
 from archsim.workload import ir
 from archsim.workload.catalog import Dataset
 

@@ -23,8 +23,28 @@ def a_star(accuracy_pct: float, float_accuracy_pct: float) -> float:
     return 100.0 * accuracy_pct / float_accuracy_pct
 
 
+def normalised_accuracy(value: float, fp: float, metric: str) -> float:
+    """A* in % of a metric: for an error in % RA23's (100 - e) / (100 - e_FP) (`a_star` on the
+    accuracies), for a perplexity the ratio 100 ppl_FP / ppl."""
+    if metric == "perplexity":
+        return 100.0 * fp / value
+    return a_star(100.0 - value, 100.0 - fp)
+
+
 def drift_rows(result) -> list[dict]:
-    """Accuracy (%), float accuracy (%) and A*(t) (%) per time of an EvalResult."""
+    """Per time of an EvalResult: the metric (accuracy in % or perplexity), its float value and
+    A*(t) in %."""
+    if result.float_perplexity is not None:
+        f = result.float_perplexity
+        return [
+            {
+                "t_s": p.t_s,
+                "perplexity": p.perplexity,
+                "float_perplexity": f,
+                "a_star": normalised_accuracy(p.perplexity, f, "perplexity"),
+            }
+            for p in result.points
+        ]
     f = 100 * result.float_accuracy
     return [
         {
@@ -85,20 +105,25 @@ def write_train_report(
         )
     lines += ["", f"Network: `{onnx_name}` (ONNX)."]
     rows = drift_rows(drift) if drift is not None else []
-    if metric == "perplexity":
-        lines += ["", "No drift evaluation: archsim.evaluate scores classes, not perplexity."]
     if rows:
+        key = "perplexity" if "perplexity" in rows[0] else "accuracy"
+        unit = "" if key == "perplexity" else " %"
+        formula = (
+            "A*(t) = 100 ppl_float / ppl(t), the perplexity ratio."
+            if key == "perplexity"
+            else "A*(t) = (100 - e(t)) / (100 - e_float), e the error in %."
+        )
         lines += [
             "",
             f"## On {drift.chip} with {drift.device}: {drift.samples} test samples",
             "",
-            "A*(t) = (100 - e(t)) / (100 - e_float), e the error in %.",
+            formula,
             "",
-            "| t (s) | accuracy | float | A*(t) |",
+            f"| t (s) | {key} | float | A*(t) |",
             "|---|---|---|---|",
         ]
         lines += [
-            f"| {r['t_s']:g} | {r['accuracy']:.2f} % | {r['float_accuracy']:.2f} % | "
+            f"| {r['t_s']:g} | {r[key]:.2f}{unit} | {r['float_' + key]:.2f}{unit} | "
             f"{r['a_star']:.1f} % |"
             for r in rows
         ]

@@ -102,14 +102,6 @@ SEED_ROWS = (
 )
 
 
-def normalised_accuracy(value: float, fp: float, metric: str) -> float:
-    """A* in %: for an error in % RA23's (100 - e) / (100 - e_FP) (`archsim.train.report.a_star`
-    on the accuracies), for a perplexity the ratio 100 ppl_FP / ppl."""
-    if metric == "perplexity":
-        return 100.0 * fp / value
-    return report.a_star(100.0 - value, 100.0 - fp)
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class Row:
     """One network of the table on the chip: its metric at each time over programming seeds."""
@@ -147,7 +139,9 @@ class Row:
     @property
     def a_star(self) -> np.ndarray:
         """A*(t) in % of the mean metric (module docstring)."""
-        return np.array([normalised_accuracy(float(m), self.fp, self.metric) for m in self.mean])
+        return np.array(
+            [report.normalised_accuracy(float(m), self.fp, self.metric) for m in self.mean]
+        )
 
 
 def chip_product(chip: ChipSpec, seed: int, training: str | None = None):
