@@ -169,3 +169,19 @@ def test_hwa_table_writes_a_well_formed_table(cli):
 )
 def test_hwa_table_refuses_bad_options(cli, args, match):
     cli.refused("hwa-table", *args, match=match)
+
+
+def test_recipe_training_presets_exist_and_apply_to_their_chip():
+    """Every (chip, preset) pair of a recipe names a shipped chip and training preset; the
+    char-LSTM on hermes trains with noise relative to each column's max |w| (the chip's own
+    per-column weight scaling), not with the chip's per-tensor default."""
+    from archsim.config import chip_presets
+    from archsim.train.settings import load_training, training_presets
+    from archsim.train.table import RECIPES
+
+    for recipe in RECIPES.values():
+        for chip, preset in recipe.training:
+            assert chip in chip_presets() and preset in training_presets()
+    lstm = load_training(dict(RECIPES["char-lstm"].training)["hermes"])
+    assert lstm.weight_noise_scope == lstm.clip_scope == "column"
+    assert load_training("hermes").weight_noise_scope == "tensor"
