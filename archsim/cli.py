@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from archsim import cli_device_error, cli_hwa_table, cli_train
+from archsim import cli_catalog, cli_device_error, cli_hwa_table, cli_train
 from archsim import cli_options as opt
 from archsim.errors import ArchsimError
 from archsim.outputs import (
@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     va.add_argument("--chip", action="append", help="preset(s) to check (all with figures)")
     va.add_argument("--csv", type=Path, help="write the table as CSV to PATH")
-    va.set_defaults(func=_cmd_validate)
+    va.set_defaults(func=cli_catalog.validate)
 
     ev = opt.command(
         sub,
@@ -172,14 +172,14 @@ def _parser() -> argparse.ArgumentParser:
     mp.set_defaults(func=_cmd_map)
 
     wl = opt.command(sub, "workloads", "list the built-in workloads", ("",))
-    wl.set_defaults(func=_cmd_workloads)
+    wl.set_defaults(func=cli_catalog.workloads)
 
     cli_device_error.add_parser(sub)
     cli_train.add_parser(sub)
     cli_hwa_table.add_parser(sub)
 
     presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))
-    presets.set_defaults(func=_cmd_presets)
+    presets.set_defaults(func=cli_catalog.presets)
     return parser
 
 
@@ -377,38 +377,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from archsim.config import chip_presets, load_chip
-    from archsim.run_report import write_csv
-    from archsim.validate import failed, format_rows, validate
-
-    if args.csv:
-        check_file("--csv", args.csv)
-    names = args.chip or [n for n in chip_presets() if load_chip(n).published]
-    rows = []
-    for name in names:
-        rows += validate(load_chip(name))
-    print(format_rows(rows))
-    if args.csv:
-        write_csv(
-            [
-                {
-                    "preset": r.preset,
-                    "metric": r.metric if not r.read_mode else f"{r.metric} ({r.read_mode})",
-                    "published": r.published,
-                    "simulated": r.simulated,
-                    "ratio": r.ratio,
-                    "ok": "" if r.ok is None else str(r.ok).lower(),
-                    "basis": r.basis,
-                    "note": r.note,
-                }
-                for r in rows
-            ],
-            args.csv,
-        )
-    return 1 if failed(rows) else 0
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from archsim.device_error import stderr_progress
     from archsim.evaluate import evaluate
@@ -476,28 +444,6 @@ def _cmd_map(args: argparse.Namespace) -> int:
         }
         (tmp / MAP_REPORT).write_text(json.dumps(settings, indent=2) + "\n")
     print(f"placement picture and table written to {out}/mapping.png and mapping.csv")
-    return 0
-
-
-def _cmd_workloads(args: argparse.Namespace) -> int:
-    from archsim.workload.catalog import catalog
-
-    print("built-in workloads (archsim --workload NAME; or a path to an .onnx or .toml file):")
-    for name, entry in sorted(catalog().items()):
-        data = f"[{entry.dataset}]" if entry.dataset else ""
-        print(f"  {name:<12} {entry.description} {data}")
-    return 0
-
-
-def _cmd_presets(args: argparse.Namespace) -> int:
-    from archsim.config import chip_presets, device_presets, load_chip, load_device
-
-    print("chip presets (models/):")
-    for name in chip_presets():
-        print(f"  {name:<16} {load_chip(name).description}")
-    print("device presets (models/devices/):")
-    for name in device_presets():
-        print(f"  {name:<16} {load_device(name).description}")
     return 0
 
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from archsim import cli as cli_mod
+from archsim import cli_catalog
 from archsim.outputs import OutputError, atomic_dir, atomic_file, check_dir, check_file
 
 
@@ -175,7 +175,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(cli, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_mod, "_cmd_presets", interrupted)
+    monkeypatch.setattr(cli_catalog, "presets", interrupted)
     code, out, err = cli("presets")
     assert (code, out, err) == (130, "", "archsim: interrupted\n")
 
