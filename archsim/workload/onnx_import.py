@@ -471,35 +471,6 @@ class _Importer(ShapeOps, ElementOps, LayerOps):
         names = [k for k, v in self.tensors.items() if v.name == t.name]
         return sum(self.readers.get(k, 0) for k in names)
 
-    def op_Cast(self, node) -> None:
-        from onnx import TensorProto
-
-        to = self.attrs(node).get("to")
-        t = self.dyn(node)
-        if to in (TensorProto.FLOAT, TensorProto.DOUBLE):
-            self.tensors[node.output[0]] = t
-        elif to == TensorProto.FLOAT16:
-            out = L.act(self.g, self.uid(node.name or "cast"), t.name, "fp16")
-            self.set_out(node, out, t.batch_axis)
-        else:
-            name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else to
-            raise self.fail(
-                node,
-                f"Cast to {name} is not supported: archsim computes in float32 "
-                "(only FLOAT, FLOAT16 and DOUBLE)",
-            )
-
-    def op_Dropout(self, node) -> None:
-        """Inference: the identity (as onnxruntime runs opset < 7 `is_test` graphs). Training mode
-        (a random mask) is refused."""
-        if len(node.input) > 2 and node.input[2]:
-            mode = self.const(node, 2)
-            if mode.size != 1 or bool(mode.reshape(())):
-                raise self.fail(node, "training_mode is set; archsim runs inference only")
-        if len(node.input) > 1 and node.input[1]:
-            self.const(node, 1)  # the ratio: constant, unused in inference
-        self.tensors[node.output[0]] = self.dyn(node)
-
 
 def supported_ops() -> frozenset[str]:
     """ONNX op types the importer turns into workload ops (any op folds when its inputs are all
