@@ -145,6 +145,15 @@ def test_mixed_precision_computes_2n2_plus_n_flops_per_sample(chip):
     assert cost.latency_by_part_ns["update_pulses"] == 5 * PULSE
 
 
+def test_samples_are_rounded_up_to_whole_transfer_periods_and_batches(chip):
+    """n_s = 3, batch 2: 64 samples become 66 (lcm 6), so reads are exactly 1/3 per sample."""
+    sched = schedule_for("ttv2", n=N, pulse_slots=5, transfer_every=3)
+    cost = training_cost(chip, [(N, N)], sched, samples=64, batch=2)
+    assert cost.samples == 66
+    assert cost.counts["row_reads"] == pytest.approx(1 / 3, rel=1e-12)
+    assert cost.latency_by_part_ns["reads"] == pytest.approx(MVM / 3, rel=1e-12)
+
+
 def test_a_batch_runs_its_forward_passes_back_to_back(chip):
     """Batch 4: per sample the same MVMs and pulses; the forward pass of the batch holds the
     array for 4 MVMs, the LDPU passes overlap all but the last (one LDPU pass of 1 ns)."""
