@@ -108,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
             raise opt.OptionError("--csv: needs --layers or --workload (the cost by part)")
         results = tt.ra24_table(chip)
         print(f"RA24's update time per sample on {chip.name} ({_basis(chip)})\n")
+        differences = tt.ra24_differences(chip)
+        if differences:
+            print(
+                f"Not gated: {chip.name} differs from RA24's assumptions in "
+                f"{'; '.join(differences)}.\n"
+            )
         print(tt.format_ra24_table(results))
         return 1 if any(r.failed for r in results) else 0
     costs = {}

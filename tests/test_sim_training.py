@@ -174,6 +174,7 @@ def test_ra24_rows_within_five_percent(chip):
     assert results["mixed precision"].archsim_ns == pytest.approx((2 * N * N + N) / 175 + 25)
     for label in ("TTv2", "c-TTv2", "mixed precision"):
         assert abs(results[label].ratio - 1) <= 0.05 and not results[label].failed
+        assert results[label].gated
     assert results["AGAD"].row.basis == "disputed"
 
 
@@ -182,6 +183,15 @@ def test_the_command_prints_the_table(cli):
     assert code == 0
     assert "| TTv2 | 5 | 2 | 56.3 | 56.28 | 1.000 | yes | fitted |" in out
     assert "| mixed precision | 5 | 1 | 3024.5 | 3023.86 | 1.000 | yes | predicted |" in out
+
+
+def test_the_table_is_not_gated_on_a_chip_with_other_assumptions(cli):
+    """hermes (256 columns, 133-ns MVM, 100-ns pulses, ...) is far from RA24's numbers: the
+    rows are shown with their ratios and the reason, and the command does not fail."""
+    code, out, _ = cli("train-time", "--chip", "hermes")
+    assert code == 0
+    assert "Not gated: hermes differs from RA24's assumptions in array columns 256" in out
+    assert "| no |" not in out and "no (not gated)" in out
 
 
 def test_the_command_writes_the_cost_by_part(cli):
