@@ -227,25 +227,16 @@ def write_cost_csv(path: Path, costs: Mapping[str, TrainingCost]) -> None:
             w.writerow([method, "total", cost.latency_ns_per_sample, cost.energy_pj_per_sample])
 
 
-def fc_layers(workload) -> list[tuple[int, int]]:
-    """(K, N) of each static-weight op of a fully connected network, in order.
+def network_layers(workload) -> list[tuple[int, int, int]]:
+    """(K, N, mat-vecs per sample) of each static-weight matrix of `workload`, in order (one
+    per convolution group; mat-vecs: conv output positions, linear positions, LSTM steps).
 
     Raises:
-        WorkloadError: the network has convolutions or recurrent layers (more than one MVM
-            per sample and layer; the training dataflow times one).
+        WorkloadError: the network has no static-weight layers.
     """
-    from archsim.workload.ir import Linear
+    from archsim.mapping.lowering import lower
 
-    layers = []
-    for op in workload.analog_ops():
-        if not isinstance(op, Linear) or op.positions != 1:
-            raise WorkloadError(
-                f"{workload.name}: {op.name} is a {type(op).__name__} with more than one MVM "
-                "per sample; training time is modelled for fully connected layers (one MVM "
-                "per layer and sample)"
-            )
-        k, n = op.weight.shape
-        layers.append((int(k), int(n)))
+    layers = [(m.k, m.n, m.mvms_per_sample) for m in lower(workload) for _ in range(m.groups)]
     if not layers:
         raise WorkloadError(f"{workload.name}: no static-weight layers to train")
     return layers
