@@ -148,19 +148,20 @@ def _fire(v, scale, bl, k0, k1, ctr, masks, lines):
 
 
 @numba.njit(inline="always", **JIT_OPTIONS)
-def _step(v, up, rule, a, s, hi, lo, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b):
+def _step(v, up, rule, a, s, hi, lo, isp, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b):
     """One update-once from hidden weight v (up or down; a, s: the device's step and shape
-    parameter for that direction; nz = sigma xi), clipped to [lo, hi]. Written with selects
-    rather than branches on `up`: pulse signs are random, branches on them mispredict."""
+    parameter for that direction; isp = 1 / (hi - lo); nz = sigma xi), clipped to [lo, hi].
+    Written with selects rather than branches on `up`: pulse signs are random, branches on them
+    mispredict."""
     sg = 1.0 if up else -1.0
     if rule <= 2:
         f = 1.0 - s * v
     elif rule == 3:
         ea = ea_up if up else ea_dn
         eg = eg_up if up else -eg_dn
-        f = max(1.0 - ea * math.exp(eg * (2.0 * e_a * v / (hi - lo) + e_b)), 0.0)
+        f = max(1.0 - ea * math.exp(eg * (2.0 * e_a * v * isp + e_b)), 0.0)
     else:
-        om = (hi - v) / (hi - lo)
+        om = (hi - v) * isp
         om = om if up else 1.0 - om
         if s == 1.0:
             f = max(om, 0.0)
@@ -176,12 +177,13 @@ def _pulses(v, n, up, a, s, hi, lo, rs, ctr, k0, k1):
     parameter for it; rs: _rule_scalars(prm)); returns (v, counter).
     Scalars only: passing arrays to a jitted callee costs reference counting per call."""
     rule, sigma, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b = rs
+    isp = 1.0 / (np.float64(hi) - lo)
     for _ in range(n):
         nz = 0.0
         if sigma > 0:
             nz = sigma * _TABLE[hash32(np.uint64(ctr), k0, k1) >> 20]
             ctr += 1
-        v = _step(v, up, rule, a, s, hi, lo, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b)
+        v = _step(v, up, rule, a, s, hi, lo, isp, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b)
     return v, ctr
 
 
