@@ -11,11 +11,10 @@ from archsim.spec.chip import (
     LdpuSpec,
     MappingSpec,
     MemorySpec,
-    PublishedSpec,
-    PublishedWorkloadSpec,
     ReadModeSpec,
 )
 from archsim.spec.device import DeviceSpec, MvmNoiseSpec
+from archsim.spec.published import PublishedSpec, PublishedWorkloadSpec
 from archsim.spec.training import TrainingSpec
 
 __all__ = [
