@@ -1,0 +1,1 @@
+"""On-chip (pulsed) training: device update models, pulsed updates, algorithms and tiles."""
