@@ -22,9 +22,10 @@ from archsim.devices import DEVICE_MODELS
 from archsim.errors import ConfigError, SpecError
 from archsim.package_data import data_dir
 from archsim.spec import ChipSpec, DeviceSpec, MvmNoiseSpec
+from archsim.train.pulsed.update_model import UpdateModel
 
 _DEVICE_TOP_KEYS = ("name", "description", "model", "drift_compensation", "g_max_us", "g_min_us")
-_DEVICE_TABLES = ("params", "mvm_noise")
+_DEVICE_TABLES = ("params", "mvm_noise", "update")
 
 
 def models_dir() -> Path:
@@ -241,12 +242,27 @@ def _device_from_table(raw: dict, default_name: str, sources: list, prefix: str 
         where = prefix if at_top else _join(prefix, "params")
         raise (e.under(where) if where else e) from None
     mvm_noise = _build(MvmNoiseSpec, raw.get("mvm_noise", {}), _join(prefix, "mvm_noise"), sources)
+    update = _update_model(raw.get("update"), _join(prefix, "update"), sources)
     top = {k: raw[k] for k in ("name", "description", "drift_compensation") if k in raw}
     top.setdefault("name", default_name)
     top.setdefault("description", "")
-    hints = get_type_hints(DeviceSpec)
+    hints = get_type_hints(DeviceSpec, localns={"UpdateModel": UpdateModel})
     values = {k: _convert(v, hints[k], _join(prefix, k), sources) for k, v in top.items()}
-    return DeviceSpec(**values, model=model, mvm_noise=mvm_noise)
+    return DeviceSpec(**values, model=model, mvm_noise=mvm_noise, update=update)
+
+
+def _update_model(table: Any, key: str, sources: list) -> UpdateModel | None:
+    """The optional `[update]` table (pulsed-training update model); `source` is required."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise SpecError(key, "expected a table")
+    if "source" not in table:
+        raise SpecError(
+            _join(key, "source"), "missing required key (the source of the constants or 'estimate')"
+        )
+    source = _source(table["source"], _join(key, "source"))
+    return dataclasses.replace(_build(UpdateModel, table, key, sources), source=source)
 
 
 def _build(cls: type, table: Any, key: str, sources: list) -> Any:

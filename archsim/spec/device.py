@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from archsim.bounds import RELATIVE_NOISE
 from archsim.checks import non_negative, one_of
 from archsim.devices.base import DeviceModel
 from archsim.errors import DeviceModelError
+
+if TYPE_CHECKING:
+    from archsim.train.pulsed.update_model import UpdateModel
 
 MvmNoiseKind = Literal["none", "output", "conductance"]
 
@@ -58,6 +61,9 @@ class DeviceSpec:
     (global drift compensation, aihwkit `GlobalDriftCompensation`)."""
     mvm_noise: MvmNoiseSpec = MvmNoiseSpec()
     """Fresh noise on every MVM."""
+    update: UpdateModel | None = None
+    """How pulses change the device in on-chip training (the preset's optional `[update]`
+    table); None: the preset has no training model."""
 
     def check_times(self, times_s: Iterable[float], key: str = "--times") -> None:
         """Raise DeviceModelError naming `key` unless every time lies in the model's defined
