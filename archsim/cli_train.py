@@ -1,6 +1,7 @@
 """The `archsim train` command: train a network on a data set, float or hardware-aware.
 
-A trainable architecture named by `--workload` (mnist-cnn, digits-cnn, char-lstm) starts from
+A trainable architecture named by `--workload` (mnist-cnn, mnist-fc, digits-cnn,
+char-lstm) starts from
 fresh seeded weights; an .onnx or .toml file starts from its own weights (fine-tuning, e.g. HWA
 retraining of a float-trained export: float first, then retraining with noise, the recipe of
 Rasch et al., Nat. Commun. 14, 5282, 2023). The output directory
@@ -195,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
     data_name = args.data or MODEL_DATA.get(args.workload)
     if data_name is None:
         raise ArchsimError(
-            f"--data: required for --workload {args.workload} (mnist, digits, chars)"
+            f"--data: required for --workload {args.workload} "
+            f"({', '.join(sorted(set(MODEL_DATA.values())))})"
         )
     if args.method == "hwa" and args.workload in MODEL_DATA:
         # from fresh weights the noisy forward diverges (MNIST CNN: loss 5 -> 39 in 60 steps,
