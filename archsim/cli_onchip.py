@@ -165,7 +165,7 @@ def run(args: argparse.Namespace, common) -> int:
     )
     print(f"trained {workload.name} on {data_name}: {common._final(result.history[-1])}")
     for r in extra.get("aging", []):
-        print(f"  after {r['t_s']:g} s: {_metric(r)}")
+        print(f"  after {when(r['t_s'])}: {_metric(r)}")
     print(
         f"  per training sample on {chip.name}: {cost['latency_ns_per_sample']:.1f} ns, "
         f"{cost['energy_pj_per_sample']:.1f} pJ"
@@ -236,6 +236,14 @@ def training_cost_row(chip, layers, product, onchip) -> dict:
     }
 
 
+def when(t_s: float) -> str:
+    """A time in the largest unit that divides it: 1 s, 1 h, 1 d, 10 y (else seconds)."""
+    for unit, size in (("y", 31536000.0), ("d", 86400.0), ("h", 3600.0)):
+        if t_s >= size and float(t_s / size).is_integer():
+            return f"{t_s / size:g} {unit}"
+    return f"{t_s:g} s"
+
+
 def _metric(row: dict) -> str:
     if "test_perplexity" in row:
         return f"test perplexity {row['test_perplexity']:.3f}"
@@ -261,10 +269,10 @@ def _aging_section(rows: list[dict], device: str, samples: int) -> str:
     lines = [
         f"## Trained conductances aged ({device} inference model, {samples} test samples)",
         "",
-        "| t (s) | result |",
+        "| time after training | result |",
         "|---|---|",
     ]
-    lines += [f"| {r['t_s']:g} | {_metric(r)} |" for r in rows]
+    lines += [f"| {when(r['t_s'])} | {_metric(r)} |" for r in rows]
     return "\n".join(lines)
 
 

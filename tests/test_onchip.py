@@ -253,3 +253,64 @@ def test_conv_groups_map_back_to_the_weight_layout():
     for g, mat in enumerate(ir.matrices(op)):
         _put_matrix(op, g, mat, out)
     np.testing.assert_array_equal(out, weight)
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ("--method agad", "--device: required for --method agad"),
+        ("--method agad --device pcm", "--device pcm: has no [update] table"),
+        ("--method ttv2 --device cmo-hfox --onchip agad", "is a preset for --method agad"),
+        ("--method agad --device cmo-hfox --onchip nope", "unknown on-chip training preset"),
+        ("--method float --onchip agad", "--onchip: for on-chip methods"),
+        ("--method agad --device cmo-hfox --training hermes", "--training: an HWA preset"),
+        ("--method agad --device cmo-hfox --chip neurram", "--chip neurram: has no [training]"),
+        ("--method agad --device cmo-hfox --times 0.5", "modelled for t >= 1 s"),
+        ("--method sgd2", "invalid choice: 'sgd2'"),
+    ],
+)
+def test_onchip_cli_refusals(cli, options, match):
+    cli.refused("train", "--workload", "mnist-fc", *options.split(), match=match)
+
+
+def test_onchip_cli_trains_reports_pulses_ages_and_costs(cli, monkeypatch):
+    """With the stand-in network (fc 4 x 3) and data: progress, report sections, train.json
+    with pulses per device of A and W, aging at 1 s .. 10 y, time and energy per sample."""
+    import json
+
+    import archsim.cli_train as cli_train
+
+    monkeypatch.setattr(cli_train, "_workload", lambda args: _workload())
+    monkeypatch.setattr(cli_train, "_data", lambda name, seed, workload: _blob_data())
+    monkeypatch.setattr(cli_train, "_export", lambda w, params, path: path)
+    code, out, err = cli(
+        "train",
+        "--workload",
+        "mnist-fc",
+        "--method",
+        "agad",
+        "--device",
+        "cmo-hfox",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.1",
+        "--drift-samples",
+        "60",
+        "--out",
+        "run",
+    )
+    assert code == 0, err
+    assert "epoch 2/2" in err and "after 10 y: test accuracy" in out
+    assert "per training sample on hermes:" in out
+    record = json.loads((cli.workdir / "run" / "train.json").read_text())
+    assert record["onchip"] == "agad-cmo-hfox" and record["batch_size"] == 32
+    pulses = record["pulses_per_device"]
+    assert pulses["A"]["mean"] > pulses["W"]["mean"] > 0
+    assert [r["t_s"] for r in record["aging"]] == [1.0, 3600.0, 86400.0, 31536000.0, 315360000.0]
+    assert record["cost"]["latency_ns_per_sample"] > 0
+    summary = (cli.workdir / "run" / "summary.md").read_text()
+    assert "## Pulses per device" in summary and "## Time and energy per training sample" in summary
