@@ -75,7 +75,8 @@ def test_transfer_family_pulses_a_far_more_than_w():
     assert counts["A"].mean() > 20 * counts["W"].mean()
     stats = tile.stats()
     assert stats["samples"] == 20000 and stats["reads"] == pytest.approx(1.0)
-    assert stats["pulse_slots"] == 5
+    # auto_scale aims k = fast_lr BL = 0.5 pulses at the EMA maxima: mostly 1-slot trains
+    assert 1 <= stats["pulse_slots"] < 2
 
 
 def test_forward_with_io_off_equals_x_at_weights_and_backward_is_the_transposed_read():
