@@ -72,6 +72,11 @@ def run(args: argparse.Namespace, common) -> int:
 
     spec, onchip = check_args(args)
     chip = load_chip(args.chip)
+    if chip.training is None:
+        raise ArchsimError(
+            f"--chip {chip.name}: has no [training] table (pulse_ns, digital_flops_per_ns, "
+            "arrays_per_digital_unit), so its training time and energy cannot be given"
+        )
     times = args.times if args.times is not None else ONCHIP_TIMES
     spec.check_times(times)
     settings = TrainSettings(
@@ -94,6 +99,8 @@ def run(args: argparse.Namespace, common) -> int:
     check_dir("--out", out, TRAIN_REPORT, make_parents=args.out is None)
     workload = common._workload(args)
     data = common._data(data_name, args.seed, workload)
+    layers = static_layers(workload)
+    cost_of(chip, layers, onchip, float(onchip.pulse.desired_bl), None)  # refuse before training
     block = (chip.crossbar.rows, chip.crossbar.cols)
     product = OnChipProduct(onchip, spec.update, block, product_rng(args.seed))
     args.lr, args.batch_size, args.training = settings.lr, settings.batch_size, onchip.name
@@ -142,7 +149,7 @@ def run(args: argparse.Namespace, common) -> int:
         )
         sections.append(_aging_section(rows, spec.name, args.drift_samples))
         extra["aging"] = rows
-    cost = training_cost_row(chip, product, onchip)
+    cost = training_cost_row(chip, layers, product, onchip)
     sections.append(_cost_section(cost, chip.name))
     extra["cost"] = cost
     write_train_report(
@@ -158,7 +165,7 @@ def run(args: argparse.Namespace, common) -> int:
     )
     print(f"trained {workload.name} on {data_name}: {common._final(result.history[-1])}")
     for r in extra.get("aging", []):
-        print(f"  after {r['t_s']:g} s: {_metric(r)}")
+        print(f"  after {when(r['t_s'])}: {_metric(r)}")
     print(
         f"  per training sample on {chip.name}: {cost['latency_ns_per_sample']:.1f} ns, "
         f"{cost['energy_pj_per_sample']:.1f} pJ"
@@ -186,19 +193,40 @@ def pulse_table(product) -> dict[str, dict[str, float]]:
     return out
 
 
-def training_cost_row(chip, product, onchip) -> dict:
-    """Time and energy per training sample of the trained layers on `chip` (archsim.sim.training),
-    with the measured pulse-train length."""
+def static_layers(workload) -> list[tuple[int, int]]:
+    """(K, N) of every static-weight product of `workload` (one per convolution group)."""
+    from archsim.workload import ir
+
+    return [
+        tuple(int(v) for v in m.shape)
+        for op in workload.ops()
+        if isinstance(op, ir.Conv2d | ir.Linear | ir.Lstm)
+        for m in ir.matrices(op)
+    ]
+
+
+def cost_of(chip, layers, onchip, slots: float, per_device: float | None):
+    """archsim.sim.training's cost per sample of `layers` under the algorithm of `onchip`."""
     from archsim.sim.training import schedule_for, training_cost
 
-    layers = [product.matrix(key).shape for key in product.tiles]
-    tiles = [b.tile for blocks in product.tiles.values() for b in blocks]
-    slots = float(np.mean([t.stats()["pulse_slots"] for t in tiles]))
     every = onchip.transfer_every if onchip.method in ("ttv2", "cttv2", "agad") else 0
     schedule = schedule_for(
         onchip.method, n=chip.crossbar.cols, pulse_slots=slots, transfer_every=every
     )
-    cost = training_cost(chip, [tuple(int(v) for v in s) for s in layers], schedule)
+    if per_device is not None:
+        schedule = dataclasses.replace(schedule, pulses_per_device=per_device)
+    return training_cost(chip, layers, schedule)
+
+
+def training_cost_row(chip, layers, product, onchip) -> dict:
+    """Time and energy per training sample on `chip` (archsim.sim.training) with the measured
+    pulse-train length and pulses per device of the pulsed array (A, or W for analog SGD)."""
+    tiles = [b.tile for blocks in product.tiles.values() for b in blocks]
+    slots = float(np.mean([t.stats()["pulse_slots"] for t in tiles]))
+    per_device = float(
+        np.mean([t.stats()["coincidences"] / (t.shape[0] * t.shape[1]) for t in tiles])
+    )
+    cost = cost_of(chip, layers, onchip, slots, per_device if onchip.method != "mp" else None)
     return {
         "latency_ns_per_sample": cost.latency_ns_per_sample,
         "energy_pj_per_sample": cost.energy_pj_per_sample,
@@ -206,6 +234,14 @@ def training_cost_row(chip, product, onchip) -> dict:
         "latency_by_part_ns": dict(cost.latency_by_part_ns),
         "energy_by_part_pj": dict(cost.energy_by_part_pj),
     }
+
+
+def when(t_s: float) -> str:
+    """A time in the largest unit that divides it: 1 s, 1 h, 1 d, 10 y (else seconds)."""
+    for unit, size in (("y", 31536000.0), ("d", 86400.0), ("h", 3600.0)):
+        if t_s >= size and float(t_s / size).is_integer():
+            return f"{t_s / size:g} {unit}"
+    return f"{t_s:g} s"
 
 
 def _metric(row: dict) -> str:
@@ -233,10 +269,10 @@ def _aging_section(rows: list[dict], device: str, samples: int) -> str:
     lines = [
         f"## Trained conductances aged ({device} inference model, {samples} test samples)",
         "",
-        "| t (s) | result |",
+        "| time after training | result |",
         "|---|---|",
     ]
-    lines += [f"| {r['t_s']:g} | {_metric(r)} |" for r in rows]
+    lines += [f"| {when(r['t_s'])} | {_metric(r)} |" for r in rows]
     return "\n".join(lines)
 
 

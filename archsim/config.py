@@ -1,10 +1,11 @@
 """Chip and device presets: TOML files in `models/` read into frozen specs.
 
 A chip file has one table per physical concern (`[cores]`, `[crossbar]`, `[input]`, `[adc]`,
-`[ldpu]`, `[gdpu]`, `[fabric]`, `[memory]`) and a `[device]` table naming a device preset in
-`models/devices/` (`preset = "pcm"`) with optional overrides of its keys. Every table may carry
-`source = "..."`: the paper and table a value comes from, or "estimate". Unknown keys, wrong types,
-out-of-range values and missing presets raise `ConfigError` naming the file and the key path.
+`[ldpu]`, `[gdpu]`, `[fabric]`, `[memory]`, optionally `[training]` for on-chip training) and a
+`[device]` table naming a device preset in `models/devices/` (`preset = "pcm"`) with optional
+overrides of its keys. Every table may carry `source = "..."`: the paper and table a value comes
+from, or "estimate". Unknown keys, wrong types, out-of-range values and missing presets raise
+`ConfigError` naming the file and the key path.
 """
 
 from __future__ import annotations
@@ -339,6 +340,8 @@ def _convert(value: Any, tp: Any, key: str, sources: list) -> Any:
         )
     if origin in (typing.Union, types.UnionType):
         options = [a for a in get_args(tp) if a is not type(None)]
+        if len(options) == 1:  # an optional value (X | None): X's own error message
+            return _convert(value, options[0], key, sources)
         for option in options:
             try:
                 return _convert(value, option, key, sources)

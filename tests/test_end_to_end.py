@@ -28,6 +28,7 @@ MVM_NS = {
     "hermes-pcm-1dev": 128 * 1.0 + 5.0,
     "ibm-analog-fabric": 128 * 0.3125,
     "ibm-speech": 256 * 1.2,
+    "ra24-train": 128 * 0.3125,
     "neurram": 8 * 368.0,
 }
 """One MVM of each preset by hand: a signed b-bit PWM input is a pulse of up to 2**(b-1) LSB

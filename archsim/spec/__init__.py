@@ -16,6 +16,7 @@ from archsim.spec.chip import (
     ReadModeSpec,
 )
 from archsim.spec.device import DeviceSpec, MvmNoiseSpec
+from archsim.spec.training import TrainingSpec
 
 __all__ = [
     "AdcSpec",
@@ -33,4 +34,5 @@ __all__ = [
     "PublishedSpec",
     "PublishedWorkloadSpec",
     "ReadModeSpec",
+    "TrainingSpec",
 ]

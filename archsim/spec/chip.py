@@ -15,6 +15,7 @@ from archsim import bounds
 from archsim.checks import converter_bits, in_range, largest_code, non_negative, one_of, positive
 from archsim.errors import SpecError
 from archsim.spec.device import DeviceSpec
+from archsim.spec.training import TrainingSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +435,9 @@ class ChipSpec:
     memory: MemorySpec
     device: DeviceSpec
     mapping: MappingSpec = MappingSpec()
+    training: TrainingSpec | None = None
+    """Update pulses and digital training unit for on-chip training (`[training]`); None: the
+    chip is not timed for training."""
     published: tuple[PublishedSpec, ...] = ()
     """Published figures to validate against."""
     published_workloads: tuple[PublishedWorkloadSpec, ...] = ()

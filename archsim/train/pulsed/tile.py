@@ -78,8 +78,9 @@ class AnalogTile:
         self.m_x = 0.0
         self.m_d = 0.0
         self.batches = 0
-        self.tally = np.zeros(5, dtype=np.float64)
-        """samples, coincidences, transfer reads, W pulses by transfer/mp, digital flops"""
+        self.tally = np.zeros(6, dtype=np.float64)
+        """samples, coincidences, transfer reads, W pulses by transfer/mp, digital flops,
+        pulse slots (the trains' lengths summed over samples)"""
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -119,12 +120,14 @@ class AnalogTile:
         self.tally[0] += m
         self.batches += 1
         if self.method == "analog-sgd":
+            self._count_slots(x, d, lr, self.W.model.granularity)
             self.tally[1] += sgd.sgd_batch(
                 self.W.arrays(), x, d, lr, bl, ps.um_grad_scale, self.c_in, self.c_out
             )
         elif self.method == "mp":
             self.chi -= lr * (x.T.astype(np.float64) @ d)
             self.tally[4] += 2.0 * x.shape[1] * d.shape[1] * m
+            self.tally[5] += s.pulse.desired_bl * m
             if self.batches % s.transfer_every == 0:
                 eps = self.W.model.granularity
                 self.tally[3] += mixed.program_rows(self.W.arrays(), self.chi, eps, MP_MAX_PULSES)
@@ -146,6 +149,7 @@ class AnalogTile:
                 count_lr = s.fast_lr * s.pulse.desired_bl * eps_a / (self.m_x * self.m_d)
         if s.scale_fast_lr:
             count_lr *= lr
+        self._count_slots(x, d, count_lr, eps_a)
         bg = s.buffer_granularity * eps_a
         if s.auto_granularity > 0:
             bg *= s.auto_granularity / (k * s.transfer_every)
@@ -205,6 +209,16 @@ class AnalogTile:
         self.tally[1:4] += (coinc, n_reads, w_pulses)
         self.tally[4] += n_reads * n * (26 if self.method == "agad" else 10)
 
+    def _count_slots(self, x: np.ndarray, d: np.ndarray, lr: float, eps: float) -> None:
+        """Add the pulse-train length of every sample (GV16 with aihwkit's BL management:
+        min(ceil(k), desired_bl) slots, k = |lr| max|x| max|d| um_grad_scale / eps)."""
+        ps = self.settings.pulse
+        if not ps.bl_management:
+            self.tally[5] += ps.desired_bl * x.shape[0]
+            return
+        k = abs(lr) * np.abs(x).max(axis=1) * np.abs(d).max(axis=1) * ps.um_grad_scale / eps
+        self.tally[5] += float(np.sum(np.clip(np.ceil(k), 1, ps.desired_bl) * (k > 0)))
+
     # -- bookkeeping ----------------------------------------------------------------------
 
     def pulse_counts(self) -> dict[str, np.ndarray]:
@@ -220,7 +234,7 @@ class AnalogTile:
         samples = max(self.tally[0], 1.0)
         return {
             "samples": float(self.tally[0]),
-            "pulse_slots": float(self.settings.pulse.desired_bl),
+            "pulse_slots": self.tally[5] / samples,
             "coincidences": self.tally[1] / samples,
             "reads": self.tally[2] / samples,
             "transfer_pulses": self.tally[3] / samples,
