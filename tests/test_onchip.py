@@ -315,3 +315,15 @@ def test_onchip_cli_trains_reports_pulses_ages_and_costs(cli, monkeypatch):
     assert record["cost"]["latency_ns_per_sample"] > 0
     summary = (cli.workdir / "run" / "summary.md").read_text()
     assert "## Pulses per device" in summary and "## Time and energy per training sample" in summary
+
+
+def test_resume_refuses_another_device(tmp_path):
+    from archsim.errors import ArchsimError
+    from archsim.train.loop import product_rng
+    from archsim.train.pulsed.product import OnChipProduct
+
+    _train(tmp_path, 1, _product())
+    other = dataclasses.replace(DEVICE, dw_min=0.01)
+    product = OnChipProduct(settings("agad"), other, (3, 2), product_rng(0))
+    with pytest.raises(ArchsimError, match=r"product\.device\.dw_min=0\.02"):
+        _train(tmp_path, 2, product)
