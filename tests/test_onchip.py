@@ -327,3 +327,19 @@ def test_resume_refuses_another_device(tmp_path):
     product = OnChipProduct(settings("agad"), other, (3, 2), product_rng(0))
     with pytest.raises(ArchsimError, match=r"product\.device\.dw_min=0\.02"):
         _train(tmp_path, 2, product)
+
+
+def test_threads_do_not_change_the_bits(tmp_path):
+    from archsim.train.loop import product_rng
+    from archsim.train.pulsed.product import OnChipProduct
+
+    runs = [
+        _train(
+            tmp_path / str(t),
+            1,
+            OnChipProduct(settings("agad"), DEVICE, (2, 2), product_rng(0), threads=t),
+        )
+        for t in (1, 3)
+    ]
+    for key, value in runs[0].params.items():
+        np.testing.assert_array_equal(runs[1].params[key], value, err_msg=key)
