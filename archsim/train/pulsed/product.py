@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archsim.blas import one_blas_thread
 from archsim.train.params import Params
 from archsim.train.pulsed.settings import OnChipSettings
 from archsim.train.pulsed.tile import AnalogTile
@@ -107,6 +108,7 @@ class OnChipProduct:
         """The optimiser's learning rate of the coming step."""
         self.lr = float(lr)
 
+    @one_blas_thread
     def post_step(self, params: Params) -> None:
         """The pulsed updates of the step's (x, d) pairs, then the tiles' weights into
         `params`."""
