@@ -43,7 +43,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--transfer-every", type=opt.integer(0), default=2, help="n_s, samples per transfer (2)"
     )
-    p.add_argument("--samples", type=opt.count, default=64, help="samples simulated (64)")
+    p.add_argument(
+        "--samples",
+        type=opt.count,
+        default=64,
+        help="samples simulated, rounded up to whole transfer periods and batches (64)",
+    )
     p.add_argument("--batch", type=opt.count, default=1, help="mini-batch size (1)")
     p.add_argument("--csv", type=Path, help="also write the cost by part to this CSV file")
     p.set_defaults(func=run)
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"Training time and energy per sample on {chip.name}: layers {shapes}, "
         f"l_max {args.pulse_slots:g}, n_s {args.transfer_every}, batch {args.batch}, "
-        f"{args.samples} samples\n"
+        f"{next(iter(costs.values())).samples} samples simulated\n"
     )
     print("\n\n".join(tt.format_cost(c, m) for m, c in costs.items()))
     if args.csv is not None:

@@ -150,6 +150,8 @@ class TrainingCost:
     """The update parts alone: the figure of RA24's update-time table."""
     tiles: int = 0
     digital_units: int = 0
+    samples: int = 0
+    """Samples simulated (a whole number of transfer periods and mini-batches)."""
     counts: dict[str, float] = field(default_factory=dict)
     """Per sample: forward, backward and row-read MVMs, pulse slots and device pulses on the
     pulsed array and on W, digital FLOPs (every operation counted once)."""
@@ -165,7 +167,10 @@ def training_cost(
 ) -> TrainingCost:
     """Simulate `samples` training samples (forward and backward per mini-batch of `batch`,
     then the per-sample updates) of the network with static-weight ops `layers` = [(K, N)...]
-    on `chip`, and return the time and energy per sample.
+    on `chip`, and return the time and energy per sample. `samples` is rounded up to a whole
+    number of transfer periods and mini-batches (`TrainingCost.samples`), so that the figures
+    per sample are the steady-state averages (64 samples at n_s = 3 would hold 21 reads, not
+    21.3).
 
     Raises:
         ConfigError: the chip has no [training] table.
@@ -179,6 +184,8 @@ def training_cost(
         )
     in_range("samples", samples, 1)
     in_range("batch", batch, 1)
+    period = math.lcm(max(schedule.transfer_every, 1), batch)
+    samples = -(-samples // period) * period
     tiles = _tiles(chip, layers)
     sim = _TrainingSim(chip, tiles, schedule)
     sim.run(samples, batch)
@@ -376,5 +383,6 @@ class _TrainingSim:
             update_ns_per_sample=sum(time[p] for p in UPDATE_PARTS),
             tiles=len(self.cores),
             digital_units=len(self.units),
+            samples=samples,
             counts={k: v / samples for k, v in self.counts.items()},
         )

@@ -436,8 +436,7 @@ class ChipSpec:
     device: DeviceSpec
     mapping: MappingSpec = MappingSpec()
     training: TrainingSpec | None = None
-    """Update pulses and digital training unit for on-chip training (`[training]`); None: the
-    chip is not timed for training."""
+    """On-chip training's update pulses and digital unit (`[training]`); None: not timed."""
     published: tuple[PublishedSpec, ...] = ()
     """Published figures to validate against."""
     published_workloads: tuple[PublishedWorkloadSpec, ...] = ()

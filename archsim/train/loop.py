@@ -292,12 +292,14 @@ def _resume(path: Path, ck: Checkpoint, run: dict, settings: TrainSettings, opt,
 
 
 def _product_identity(product) -> dict[str, Any]:
-    """What a resumed run must share about the product: its settings (a dataclass) and block
-    rows, when it has them."""
+    """What a resumed run must share about the product: its settings (a dataclass), block
+    rows and `identity()` (on-chip: the device and the tile shape), when it has them."""
     settings = getattr(product, "settings", None)
     out = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else {}
     if hasattr(product, "tile_rows"):
         out["tile_rows"] = product.tile_rows
+    if hasattr(product, "identity"):
+        out |= product.identity()
     return out
 
 

@@ -16,11 +16,15 @@ place, so a resumed run rebuilds the same devices and `load_state` restores thei
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from archsim.blas import one_blas_thread
 from archsim.train.params import Params
 from archsim.train.pulsed.settings import OnChipSettings
 from archsim.train.pulsed.tile import AnalogTile
@@ -43,6 +47,8 @@ class OnChipProduct:
         device: the devices' update model.
         block: (rows, cols) of one tile (the chip's crossbar).
         rng: draws the product's base seed.
+        threads: tiles updated in parallel (their Numba kernels release the GIL); the result
+            does not depend on it. Default: the machine's cores.
     """
 
     def __init__(
@@ -51,8 +57,11 @@ class OnChipProduct:
         device: UpdateModel,
         block: tuple[int, int],
         rng: np.random.Generator,
+        threads: int | None = None,
     ) -> None:
         self.settings = settings
+        self.threads = max(1, threads if threads is not None else os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
         self.device = device
         self.block = (int(block[0]), int(block[1]))
         self.tile_rows = self.block[0]
@@ -89,12 +98,17 @@ class OnChipProduct:
             self._pending.append((key, x, dy))
         return dx.astype(dy.dtype, copy=False), np.zeros((k, n), dtype=dy.dtype), {}
 
+    def identity(self) -> dict:
+        """What a resumed run must share beyond the settings: the devices and the tile shape."""
+        return {"device": dataclasses.asdict(self.device), "block": list(self.block)}
+
     # -- loop hooks -----------------------------------------------------------------------
 
     def set_lr(self, lr: float) -> None:
         """The optimiser's learning rate of the coming step."""
         self.lr = float(lr)
 
+    @one_blas_thread
     def post_step(self, params: Params) -> None:
         """The pulsed updates of the step's (x, d) pairs, then the tiles' weights into
         `params`."""
@@ -102,11 +116,20 @@ class OnChipProduct:
         by_key: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray]]] = {}
         for key, x, d in pending:
             by_key.setdefault(key, []).append((x, d))
+        jobs = []
         for key, pairs in by_key.items():
             x = np.concatenate([p[0] for p in pairs]) if len(pairs) > 1 else pairs[0][0]
             d = np.concatenate([p[1] for p in pairs]) if len(pairs) > 1 else pairs[0][1]
-            for b in self.tiles[key]:
-                b.tile.update(x[:, b.rows], d[:, b.cols], self.lr)
+            jobs += [(b.tile, x[:, b.rows], d[:, b.cols]) for b in self.tiles[key]]
+        lr = self.lr
+        if self.threads > 1 and len(jobs) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads)
+            # tiles own their devices and RNG streams: the bits do not depend on the threads
+            list(self._pool.map(lambda job: job[0].update(job[1], job[2], lr), jobs))
+        else:
+            for tile, x, d in jobs:
+                tile.update(x, d, lr)
         self.write_weights(params)
 
     def write_weights(self, params: Params) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from archsim.kernels.counter_rng import split_key
 from archsim.train.pulsed import mixed, sgd, transfer
-from archsim.train.pulsed.io import _normals, analog_read
+from archsim.train.pulsed.io import analog_read, normals
 from archsim.train.pulsed.settings import TRANSFER_METHODS, OnChipSettings
 from archsim.train.pulsed.update_model import UpdateModel
 
@@ -177,7 +177,7 @@ class AnalogTile:
         reads = (done + x.shape[0]) // s.transfer_every - done // s.transfer_every
         noise = np.zeros((max(reads, 1), n), dtype=np.float32)
         if io.enable and io.out_noise and reads:
-            noise, self.counter = _normals(self.key, self.counter, (reads, n))
+            noise, self.counter = normals(self.key, self.counter, (reads, n))
         k0, k1 = split_key(self.key)
         coinc, n_reads, w_pulses = transfer.transfer_batch(
             self.A.arrays(),
