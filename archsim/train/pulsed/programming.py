@@ -151,8 +151,9 @@ step of 2 / n_states per read, so the run length grows with n_states. Fitted on 
 
 
 def benchmark_device(n_states: int) -> UpdateModel:
-    """The soft-bounds reference device of RA24 Fig. 4 (training-facts mapping, estimate where
-    the paper is silent).
+    """The soft-bounds reference device of RA24 Fig. 4 (its symbols read as aihwkit fields:
+    sigma_r reference_std, sigma_b w_max/w_min_dtod, sigma_+- up_down_dtod; estimate where the
+    paper is silent).
 
     Range +-1 (RA24: sigma_r = 0.1 is 5 % of the range) with dw_min = 2 / n_states (0.1 at 20
     states, 0.02 at 100); sigma_+- = up_down_dtod 0.1 and sigma_b = w_max/w_min_dtod 0 (RA24

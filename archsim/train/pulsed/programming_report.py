@@ -21,8 +21,8 @@ RA24_EXPECTED = {
     ("agad", 20): "about 4.5 %, flat (RA24-sum)",
     ("agad", 100): "about 1.2 %, flat (RA24-sum)",
 }
-"""What seed 001 reports per (method, n_states) (training-facts §7; RA24-sum and notes are
-secondary summaries of RA24 Fig. 4)."""
+"""What seed 001 reports per (method, n_states): RA24 Fig. 4 as two secondary sources summarise
+it (RA24-sum, the seed text, and notes; see RA24 and notes in docs/sources.md)."""
 
 
 def _pct(v: float) -> str:
