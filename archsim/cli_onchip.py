@@ -149,6 +149,9 @@ def run(args: argparse.Namespace, common) -> int:
         )
         sections.append(_aging_section(rows, spec.name, args.drift_samples))
         extra["aging"] = rows
+    n_train = min(len(data.x_train), settings.train_samples or len(data.x_train))
+    split = wall_split(product, result.history[result.resumed_from :], n_train)
+    extra["wall_s"] = split
     cost = training_cost_row(chip, layers, product, onchip)
     sections.append(_cost_section(cost, chip.name))
     extra["cost"] = cost
@@ -166,6 +169,10 @@ def run(args: argparse.Namespace, common) -> int:
     print(f"trained {workload.name} on {data_name}: {common._final(result.history[-1])}")
     for r in extra.get("aging", []):
         print(f"  after {when(r['t_s'])}: {_metric(r)}")
+    print(
+        f"  simulation wall time: {split['update_s']:.1f} s pulsed updates, "
+        f"{split['read_s']:.1f} s analog reads, {split['train_s']:.1f} s training in all"
+    )
     print(
         f"  per training sample on {chip.name}: {cost['latency_ns_per_sample']:.1f} ns, "
         f"{cost['energy_pj_per_sample']:.1f} pJ"
@@ -191,6 +198,18 @@ def pulse_table(product) -> dict[str, dict[str, float]]:
         row["mean"] = row["total"] / max(row["devices"], 1)
         row["per_sample"] /= max(row["devices"], 1)
     return out
+
+
+def wall_split(product, history: list[dict], n_train: int) -> dict[str, float]:
+    """Wall seconds of this process's training epochs (`history`, `n_train` samples each), and
+    of them in the tiles' updates and reads (summed over tiles: with update threads the update
+    part may exceed its share of the wall time)."""
+    tiles = [b.tile for blocks in product.tiles.values() for b in blocks]
+    return {
+        "update_s": float(sum(t.stats()["update_s"] for t in tiles)),
+        "read_s": float(sum(t.stats()["read_s"] for t in tiles)),
+        "train_s": float(sum(n_train / r["samples_per_s"] for r in history)),
+    }
 
 
 def static_layers(workload) -> list[tuple[int, int]]:

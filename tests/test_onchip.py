@@ -313,6 +313,9 @@ def test_onchip_cli_trains_reports_pulses_ages_and_costs(cli, monkeypatch):
     assert pulses["A"]["mean"] > pulses["W"]["mean"] > 0
     assert [r["t_s"] for r in record["aging"]] == [1.0, 3600.0, 86400.0, 31536000.0, 315360000.0]
     assert record["cost"]["latency_ns_per_sample"] > 0
+    assert (
+        "s pulsed updates" in out and 0 < record["wall_s"]["update_s"] < record["wall_s"]["train_s"]
+    )
     summary = (cli.workdir / "run" / "summary.md").read_text()
     assert "## Pulses per device" in summary and "## Time and energy per training sample" in summary
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 
@@ -78,6 +79,8 @@ class AnalogTile:
         self.m_x = 0.0
         self.m_d = 0.0
         self.batches = 0
+        self.seconds = np.zeros(2, dtype=np.float64)
+        """Wall time spent in reads (forward, backward) and in updates (not checkpointed)."""
         self.tally = np.zeros(6, dtype=np.float64)
         """samples, coincidences, transfer reads, W pulses by transfer/mp, digital flops,
         pulse slots (the trains' lengths summed over samples)"""
@@ -95,13 +98,17 @@ class AnalogTile:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(m, K) -> (m, N): x through the periphery onto a read of W (fresh write noise)."""
+        t0 = time.perf_counter()
         y, self.counter = analog_read(x, self.W.read(), self.settings.io, self.key, self.counter)
+        self.seconds[0] += time.perf_counter() - t0
         return y
 
     def backward(self, d: np.ndarray) -> np.ndarray:
         """(m, N) -> (m, K): the transposed read d @ W.T through the same periphery."""
+        t0 = time.perf_counter()
         w = self.W.read()
         y, self.counter = analog_read(d, w.T, self.settings.io, self.key, self.counter)
+        self.seconds[0] += time.perf_counter() - t0
         return y
 
     # -- the update -------------------------------------------------------------------------
@@ -109,8 +116,15 @@ class AnalogTile:
     def update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
         """Per-sample pulsed updates (and transfers) of x (m, K), d (m, N) at the optimiser's
         learning rate `lr`, in order (module docstring)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        d = np.ascontiguousarray(d, dtype=np.float32)
+        t0 = time.perf_counter()
+        self._update(
+            np.ascontiguousarray(x, dtype=np.float32),
+            np.ascontiguousarray(d, dtype=np.float32),
+            lr,
+        )
+        self.seconds[1] += time.perf_counter() - t0
+
+    def _update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
         s = self.settings
         ps = s.pulse
         bl = np.array(
@@ -154,7 +168,7 @@ class AnalogTile:
         if s.auto_granularity > 0:
             bg *= s.auto_granularity / (k * s.transfer_every)
         lr_t = s.transfer_lr * (lr if s.scale_transfer_lr else 1.0)
-        io = s.io
+        io = s.io.off()
         lsb = 2 * io.out_bound / io.adc_steps if io.enable and io.adc_steps else 0.0
         chop = s.in_chop_prob if self.method != "ttv2" else 0.0
         n_cp = s.n_cp if chop > 0 else 1
@@ -230,7 +244,8 @@ class AnalogTile:
 
     def stats(self) -> dict[str, float]:
         """Per sample so far: pulse-train length (slots), coincidences on the gradient array,
-        transfer reads, pulses written to W by transfers / mp, digital flops."""
+        transfer reads, pulses written to W by transfers / mp, digital flops; and the wall
+        seconds of this process spent in reads and in updates."""
         samples = max(self.tally[0], 1.0)
         return {
             "samples": float(self.tally[0]),
@@ -239,6 +254,8 @@ class AnalogTile:
             "reads": self.tally[2] / samples,
             "transfer_pulses": self.tally[3] / samples,
             "digital_flops": self.tally[4] / samples,
+            "read_s": float(self.seconds[0]),
+            "update_s": float(self.seconds[1]),
         }
 
     _DIGITAL = ("c_in", "c_out", "h", "p", "p_ref", "flipped", "row_reads", "chi", "ints", "tally")
