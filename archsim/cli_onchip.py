@@ -100,7 +100,8 @@ def run(args: argparse.Namespace, common) -> int:
     workload = common._workload(args)
     data = common._data(data_name, args.seed, workload)
     layers = static_layers(workload)
-    cost_of(chip, layers, onchip, float(onchip.pulse.desired_bl), None)  # refuse before training
+    # refuse a chip the network does not fit before training
+    cost_of(chip, layers, onchip, settings.batch_size, float(onchip.pulse.desired_bl), None)
     block = (chip.crossbar.rows, chip.crossbar.cols)
     product = OnChipProduct(onchip, spec.update, block, product_rng(args.seed))
     args.lr, args.batch_size, args.training = settings.lr, settings.batch_size, onchip.name
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace, common) -> int:
     n_train = min(len(data.x_train), settings.train_samples or len(data.x_train))
     split = wall_split(product, result.history[result.resumed_from :], n_train)
     extra["wall_s"] = split
-    cost = training_cost_row(chip, layers, product, onchip)
+    cost = training_cost_row(chip, layers, product, onchip, settings.batch_size)
     sections.append(_cost_section(cost, chip.name))
     extra["cost"] = cost
     write_train_report(
@@ -224,20 +225,22 @@ def static_layers(workload) -> list[tuple[int, int]]:
     ]
 
 
-def cost_of(chip, layers, onchip, slots: float, per_device: float | None):
+def cost_of(chip, layers, onchip, batch: int, slots: float, per_device: float | None):
     """archsim.sim.training's cost per sample of `layers` under the algorithm of `onchip`."""
     from archsim.sim.training import schedule_for, training_cost
 
     every = onchip.transfer_every if onchip.method in ("ttv2", "cttv2", "agad") else 0
+    if onchip.method == "mp":  # W is programmed every transfer_every mini-batches
+        every = onchip.transfer_every * batch
     schedule = schedule_for(
         onchip.method, n=chip.crossbar.cols, pulse_slots=slots, transfer_every=every
     )
     if per_device is not None:
         schedule = dataclasses.replace(schedule, pulses_per_device=per_device)
-    return training_cost(chip, layers, schedule)
+    return training_cost(chip, layers, schedule, batch=batch)
 
 
-def training_cost_row(chip, layers, product, onchip) -> dict:
+def training_cost_row(chip, layers, product, onchip, batch: int) -> dict:
     """Time and energy per training sample on `chip` (archsim.sim.training) with the measured
     pulse-train length and pulses per device of the pulsed array (A, or W for analog SGD)."""
     tiles = [b.tile for blocks in product.tiles.values() for b in blocks]
@@ -245,7 +248,9 @@ def training_cost_row(chip, layers, product, onchip) -> dict:
     per_device = float(
         np.mean([t.stats()["coincidences"] / (t.shape[0] * t.shape[1]) for t in tiles])
     )
-    cost = cost_of(chip, layers, onchip, slots, per_device if onchip.method != "mp" else None)
+    cost = cost_of(
+        chip, layers, onchip, batch, slots, per_device if onchip.method != "mp" else None
+    )
     return {
         "latency_ns_per_sample": cost.latency_ns_per_sample,
         "energy_pj_per_sample": cost.energy_pj_per_sample,

@@ -141,7 +141,6 @@ class AnalogTile:
         elif self.method == "mp":
             self.chi -= lr * (x.T.astype(np.float64) @ d)
             self.tally[4] += 2.0 * x.shape[1] * d.shape[1] * m
-            self.tally[5] += s.pulse.desired_bl * m
             if self.batches % s.transfer_every == 0:
                 eps = self.W.model.granularity
                 self.tally[3] += mixed.program_rows(self.W.arrays(), self.chi, eps, MP_MAX_PULSES)
@@ -243,13 +242,17 @@ class AnalogTile:
         return out
 
     def stats(self) -> dict[str, float]:
-        """Per sample so far: pulse-train length (slots), coincidences on the gradient array,
+        """Per sample so far: pulse-train length (slots; mixed precision: of one programming of
+        W, every transfer_every mini-batches), coincidences on the gradient array,
         transfer reads, pulses written to W by transfers / mp, digital flops; and the wall
         seconds of this process spent in reads and in updates."""
         samples = max(self.tally[0], 1.0)
+        slots = self.tally[5] / samples
+        if self.method == "mp":  # one train on W per programming (aihwkit's BL 31)
+            slots = float(MP_MAX_PULSES)
         return {
             "samples": float(self.tally[0]),
-            "pulse_slots": self.tally[5] / samples,
+            "pulse_slots": slots,
             "coincidences": self.tally[1] / samples,
             "reads": self.tally[2] / samples,
             "transfer_pulses": self.tally[3] / samples,
