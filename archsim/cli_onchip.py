@@ -63,6 +63,7 @@ def run(args: argparse.Namespace, common) -> int:
     """Train on chip, then report, age and cost. `common` is archsim.cli_train (its helpers)."""
     from archsim.config import load_chip
     from archsim.outputs import TRAIN_REPORT, atomic_file, check_dir
+    from archsim.sim.training_table import network_layers
     from archsim.train.grad import value_and_grad
     from archsim.train.loop import TrainSettings, evaluate, format_progress, product_rng, train
     from archsim.train.optim import Schedule
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace, common) -> int:
     check_dir("--out", out, TRAIN_REPORT, make_parents=args.out is None)
     workload = common._workload(args)
     data = common._data(data_name, args.seed, workload)
-    layers = static_layers(workload)
+    layers = network_layers(workload)
     # refuse a chip the network does not fit before training
     cost_of(chip, layers, onchip, settings.batch_size, float(onchip.pulse.desired_bl), None)
     block = (chip.crossbar.rows, chip.crossbar.cols)
@@ -211,18 +212,6 @@ def wall_split(product, history: list[dict], n_train: int) -> dict[str, float]:
         "read_s": float(sum(t.stats()["read_s"] for t in tiles)),
         "train_s": float(sum(n_train / r["samples_per_s"] for r in history)),
     }
-
-
-def static_layers(workload) -> list[tuple[int, int]]:
-    """(K, N) of every static-weight product of `workload` (one per convolution group)."""
-    from archsim.workload import ir
-
-    return [
-        tuple(int(v) for v in m.shape)
-        for op in workload.ops()
-        if isinstance(op, ir.Conv2d | ir.Linear | ir.Lstm)
-        for m in ir.matrices(op)
-    ]
 
 
 def cost_of(chip, layers, onchip, batch: int, slots: float, per_device: float | None):
