@@ -229,9 +229,10 @@ def test_training_learns_and_the_optimiser_leaves_analog_weights_alone(tmp_path)
     the weights equal the tiles' visible weights although the optimiser has momentum and a
     weight decay that would have shrunk them."""
     product = _product("agad")
-    result = _train(tmp_path, 3, product, weight_decay=0.5)
+    result = _train(tmp_path, 5, product, weight_decay=0.5)
     h = result.history
-    assert h[-1]["loss"] < 0.8 * h[0]["loss"] and h[-1]["test_accuracy"] > 80
+    # seeds 0-3: last/first loss 0.44-0.78, test accuracy 82-97 % (chance: 33 %)
+    assert h[-1]["loss"] < 0.85 * h[0]["loss"] and h[-1]["test_accuracy"] > 75
     assert np.any(result.params["fc.bias"] != 0)
     assert len(product.tiles[("fc", 0)]) == 4
     np.testing.assert_array_equal(result.params["fc.weight"], product.matrix(("fc", 0)))
