@@ -242,6 +242,10 @@ def test_training_learns_and_the_optimiser_leaves_analog_weights_alone(tmp_path)
     product.eval = True
     dx, dw, own = product.backward(ctx, np.ones((2, 3), np.float32))
     assert not np.any(dw) and own == {} and dx.shape == (2, 4)
+    # nothing needs the first layer's dx: its transposed reads are skipped
+    counter = product.tiles[("fc", 0)][0].tile.counter
+    assert product.backward(ctx, np.ones((2, 3), np.float32), input_grad=False)[0] is None
+    assert product.tiles[("fc", 0)][0].tile.counter == counter
 
 
 def test_conv_groups_map_back_to_the_weight_layout():

@@ -84,19 +84,27 @@ class OnChipProduct:
             y[:, b.cols] += b.tile.forward(x[:, b.rows])
         return y.astype(x.dtype, copy=False), (key, x)
 
-    def backward(self, ctx, dy: np.ndarray):
-        """dx (m, K) by the tiles' transposed reads, a zero weight gradient (the optimiser does
-        not move analog weights), no own parameters; queues (x, dy) for `post_step`."""
+    skips_input_grad = True
+    """`backward(..., input_grad=False)` skips the transposed reads (archsim.train.analog_rules
+    asks when nothing needs dx, e.g. the first layer)."""
+
+    def backward(self, ctx, dy: np.ndarray, input_grad: bool = True):
+        """dx (m, K) by the tiles' transposed reads (None unless `input_grad`), a zero weight
+        gradient (the optimiser does not move analog weights), no own parameters; queues
+        (x, dy) for `post_step`."""
         key, x = ctx
         blocks = self.tiles[key]
         k = blocks[-1].rows.stop
         n = blocks[-1].cols.stop
-        dx = np.zeros((dy.shape[0], k), dtype=np.float32)
-        for b in blocks:
-            dx[:, b.rows] += b.tile.backward(dy[:, b.cols])
+        dx = None
+        if input_grad:
+            dx = np.zeros((dy.shape[0], k), dtype=np.float32)
+            for b in blocks:
+                dx[:, b.rows] += b.tile.backward(dy[:, b.cols])
+            dx = dx.astype(dy.dtype, copy=False)
         if not self.eval:
             self._pending.append((key, x, dy))
-        return dx.astype(dy.dtype, copy=False), np.zeros((k, n), dtype=dy.dtype), {}
+        return dx, np.zeros((k, n), dtype=dy.dtype), {}
 
     def identity(self) -> dict:
         """What a resumed run must share beyond the settings: the devices and the tile shape."""
