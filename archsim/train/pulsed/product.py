@@ -72,6 +72,7 @@ class OnChipProduct:
         self._ops: dict[tuple[str, int], ir.Op] = {}
         self._pending: list[tuple[tuple[str, int], np.ndarray, np.ndarray]] = []
         self._saved: dict[str, np.ndarray] = {}
+        self._zero_grads: dict[tuple, np.ndarray] = {}
 
     # -- the AnalogProduct protocol ---------------------------------------------------------
 
@@ -104,7 +105,16 @@ class OnChipProduct:
             dx = dx.astype(dy.dtype, copy=False)
         if not self.eval:
             self._pending.append((key, x, dy))
-        return dx, np.zeros((k, n), dtype=dy.dtype), {}
+        return dx, self._zeros((k, n), dy.dtype), {}
+
+    def _zeros(self, shape: tuple[int, int], dtype) -> np.ndarray:
+        """A read-only zero weight gradient, allocated once per shape and dtype."""
+        key = (shape, np.dtype(dtype).str)
+        z = self._zero_grads.get(key)
+        if z is None:
+            z = self._zero_grads[key] = np.zeros(shape, dtype=dtype)
+            z.flags.writeable = False
+        return z
 
     def identity(self) -> dict:
         """What a resumed run must share beyond the settings: the devices and the tile shape."""
