@@ -18,7 +18,6 @@ mixed precision accumulates lr x^T d. The per-sample work of a mini-batch runs i
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import numpy as np
@@ -287,8 +286,3 @@ class AnalogTile:
 def _array_state(dev) -> dict[str, np.ndarray]:
     """A DeviceArray's state as arrays only (ints become 0-d int64 / uint64 arrays)."""
     return {k: np.asarray(v) for k, v in dev.state().items()}
-
-
-def tile_count(shape: tuple[int, int], block: tuple[int, int]) -> int:
-    """Tiles of `block` = (rows, cols) that cover a (K, N) weight."""
-    return math.ceil(shape[0] / block[0]) * math.ceil(shape[1] / block[1])
