@@ -106,6 +106,29 @@ def _popcount(v):
     return (v * np.uint64(0x0101010101010101)) >> np.uint64(56)
 
 
+@numba.njit(inline="always", **JIT_OPTIONS)
+def _coincidences(x_masks, d_masks, p, nd, counts, hits):
+    """Coincidences of x line p with each of the nd firing d lines, compacted without
+    branches (which would mispredict): the m lines with any are hits[:m], with counts[:m]."""
+    m = 0
+    if x_masks.shape[1] == 1:
+        xm = x_masks[p, 0]
+        for q in range(nd):
+            c = _popcount(xm & d_masks[q, 0])
+            counts[m] = c
+            hits[m] = q
+            m += c != 0
+    else:
+        for q in range(nd):
+            c = np.uint64(0)
+            for r in range(x_masks.shape[1]):
+                c += _popcount(x_masks[p, r] & d_masks[q, r])
+            counts[m] = c
+            hits[m] = q
+            m += c != 0
+    return m
+
+
 @numba.njit(**JIT_OPTIONS)
 def _fire(v, scale, bl, k0, k1, ctr, masks, lines):
     """The pulse train of every line with v != 0 (bit t of masks[a] set: fires in slot t, with
@@ -148,19 +171,20 @@ def _fire(v, scale, bl, k0, k1, ctr, masks, lines):
 
 
 @numba.njit(inline="always", **JIT_OPTIONS)
-def _step(v, up, rule, a, s, hi, lo, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b):
+def _step(v, up, rule, a, s, hi, lo, isp, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b):
     """One update-once from hidden weight v (up or down; a, s: the device's step and shape
-    parameter for that direction; nz = sigma xi), clipped to [lo, hi]. Written with selects
-    rather than branches on `up`: pulse signs are random, branches on them mispredict."""
+    parameter for that direction; isp = 1 / (hi - lo); nz = sigma xi), clipped to [lo, hi].
+    Written with selects rather than branches on `up`: pulse signs are random, branches on them
+    mispredict."""
     sg = 1.0 if up else -1.0
     if rule <= 2:
         f = 1.0 - s * v
     elif rule == 3:
         ea = ea_up if up else ea_dn
         eg = eg_up if up else -eg_dn
-        f = max(1.0 - ea * math.exp(eg * (2.0 * e_a * v / (hi - lo) + e_b)), 0.0)
+        f = max(1.0 - ea * math.exp(eg * (2.0 * e_a * v * isp + e_b)), 0.0)
     else:
-        om = (hi - v) / (hi - lo)
+        om = (hi - v) * isp
         om = om if up else 1.0 - om
         if s == 1.0:
             f = max(om, 0.0)
@@ -176,12 +200,13 @@ def _pulses(v, n, up, a, s, hi, lo, rs, ctr, k0, k1):
     parameter for it; rs: _rule_scalars(prm)); returns (v, counter).
     Scalars only: passing arrays to a jitted callee costs reference counting per call."""
     rule, sigma, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b = rs
+    isp = 1.0 / (np.float64(hi) - lo)
     for _ in range(n):
         nz = 0.0
         if sigma > 0:
             nz = sigma * _TABLE[hash32(np.uint64(ctr), k0, k1) >> 20]
             ctr += 1
-        v = _step(v, up, rule, a, s, hi, lo, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b)
+        v = _step(v, up, rule, a, s, hi, lo, isp, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b)
     return v, ctr
 
 
@@ -242,26 +267,22 @@ def update_sample(
         i = d_lines[q]
         d_sign[q] = (1 if d_row[i] > 0 else -1) * (c_out[i] if c_out.shape[0] else 1)
     counts = np.empty(nd, dtype=np.int64)
+    hits = np.empty(nd, dtype=np.int64)
     total = 0
     for p in range(nx):
         j = x_lines[p]
         sj = (1 if x_row[j] > 0 else -1) * sgn_lr * (c_in[j] if c_in.shape[0] else 1)
-        for q in range(nd):
-            c = np.uint64(0)
-            for r in range(nw):
-                c += _popcount(x_masks[p, r] & d_masks[q, r])
-            counts[q] = c
-        for q in range(nd):
-            c = counts[q]
-            if c:
-                i = d_lines[q]
-                up = sj * d_sign[q] < 0
-                a_u, a_d, s_u, s_d = a_up[j, i], a_dn[j, i], s_up[j, i], s_dn[j, i]
-                a_i, s_i = (a_u if up else a_d), (s_u if up else s_d)
-                hi, lo = b_max[j, i], b_min[j, i]
-                w[j, i], ctr = _pulses(w[j, i], c, up, a_i, s_i, hi, lo, rs, ctr, k0, k1)
-                pulses[j, i] += c
-                total += c
+        m = _coincidences(x_masks, d_masks, p, nd, counts, hits)
+        for h in range(m):
+            q, c = hits[h], counts[h]
+            i = d_lines[q]
+            up = sj * d_sign[q] < 0
+            a_u, a_d, s_u, s_d = a_up[j, i], a_dn[j, i], s_up[j, i], s_dn[j, i]
+            a_i, s_i = (a_u if up else a_d), (s_u if up else s_d)
+            hi, lo = b_max[j, i], b_min[j, i]
+            w[j, i], ctr = _pulses(w[j, i], c, up, a_i, s_i, hi, lo, rs, ctr, k0, k1)
+            pulses[j, i] += c
+            total += c
     rng[2] = np.uint64(ctr)
     return total
 
