@@ -126,6 +126,13 @@ def run(args: argparse.Namespace, common) -> int:
         progress=progress,
         resume=args.resume,
     )
+    if result.resumed_from == settings.epochs:
+        print(
+            f"archsim: {out} already holds {settings.epochs} finished epochs; writing the "
+            "network and report again (more --epochs continue, --fresh starts over)",
+            file=sys.stderr,
+        )
+    product.build(workload, result.params)
     product.write_weights(result.params)
     onnx_path = common._export(workload, result.params, out / f"{stem}.onnx")
     sections, extra = [], {}

@@ -292,23 +292,9 @@ def test_onchip_cli_trains_reports_pulses_ages_and_costs(cli, monkeypatch):
     monkeypatch.setattr(cli_train, "_workload", lambda args: _workload())
     monkeypatch.setattr(cli_train, "_data", lambda name, seed, workload: _blob_data())
     monkeypatch.setattr(cli_train, "_export", lambda w, params, path: path)
-    code, out, err = cli(
-        "train",
-        "--workload",
-        "mnist-fc",
-        "--method",
-        "agad",
-        "--device",
-        "cmo-hfox",
-        "--epochs",
-        "2",
-        "--lr",
-        "0.1",
-        "--drift-samples",
-        "60",
-        "--out",
-        "run",
-    )
+    argv = "train --workload mnist-fc --method agad --device cmo-hfox --epochs 2 --lr 0.1"
+    argv = (*argv.split(), "--drift-samples", "60", "--out", "run")
+    code, out, err = cli(*argv)
     assert code == 0, err
     assert "epoch 2/2" in err and "after 10 y: test accuracy" in out
     assert "per training sample on hermes:" in out
@@ -323,6 +309,11 @@ def test_onchip_cli_trains_reports_pulses_ages_and_costs(cli, monkeypatch):
     )
     summary = (cli.workdir / "run" / "summary.md").read_text()
     assert "## Pulses per device" in summary and "## Time and energy per training sample" in summary
+    # the same command again: nothing to train, the same report from the checkpoint's tiles
+    code, out, err = cli(*argv)
+    assert code == 0 and "already holds 2 finished epochs" in err
+    again = json.loads((cli.workdir / "run" / "train.json").read_text())
+    assert again["pulses_per_device"] == pulses and again["aging"] == record["aging"]
 
 
 def test_resume_refuses_another_device(tmp_path):

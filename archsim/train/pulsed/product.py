@@ -150,6 +150,18 @@ class OnChipProduct:
                 tile.update(x, d, lr)
         self.write_weights(params)
 
+    def build(self, workload: ir.Workload, params: Params) -> None:
+        """Build (and restore from a loaded state) the tiles of every static-weight op of
+        `workload` not built yet, programmed from `params` (e.g. a finished run resumed only
+        to write its report)."""
+        from archsim.train.params import with_params
+
+        for op in with_params(workload, params).ops():
+            if isinstance(op, ir.Conv2d | ir.Linear | ir.Lstm):
+                for group, w in enumerate(ir.matrices(op)):
+                    if (op.name, group) not in self.tiles:
+                        self._build((op.name, group), op, w)
+
     def write_weights(self, params: Params) -> None:
         """Put every tile's visible weights into `params` (the ops' own layouts)."""
         for key in self.tiles:
