@@ -63,6 +63,7 @@ def run(args: argparse.Namespace, common) -> int:
     """Train on chip, then report, age and cost. `common` is archsim.cli_train (its helpers)."""
     from archsim.config import load_chip
     from archsim.outputs import TRAIN_REPORT, atomic_file, check_dir
+    from archsim.sim.training_table import network_layers
     from archsim.train.grad import value_and_grad
     from archsim.train.loop import TrainSettings, evaluate, format_progress, product_rng, train
     from archsim.train.optim import Schedule
@@ -99,8 +100,9 @@ def run(args: argparse.Namespace, common) -> int:
     check_dir("--out", out, TRAIN_REPORT, make_parents=args.out is None)
     workload = common._workload(args)
     data = common._data(data_name, args.seed, workload)
-    layers = static_layers(workload)
-    cost_of(chip, layers, onchip, float(onchip.pulse.desired_bl), None)  # refuse before training
+    layers = network_layers(workload)
+    # refuse a chip the network does not fit before training
+    cost_of(chip, layers, onchip, settings.batch_size, float(onchip.pulse.desired_bl), None)
     block = (chip.crossbar.rows, chip.crossbar.cols)
     product = OnChipProduct(onchip, spec.update, block, product_rng(args.seed))
     args.lr, args.batch_size, args.training = settings.lr, settings.batch_size, onchip.name
@@ -124,6 +126,13 @@ def run(args: argparse.Namespace, common) -> int:
         progress=progress,
         resume=args.resume,
     )
+    if result.resumed_from == settings.epochs:
+        print(
+            f"archsim: {out} already holds {settings.epochs} finished epochs; writing the "
+            "network and report again (more --epochs continue, --fresh starts over)",
+            file=sys.stderr,
+        )
+    product.build(workload, result.params)
     product.write_weights(result.params)
     onnx_path = common._export(workload, result.params, out / f"{stem}.onnx")
     sections, extra = [], {}
@@ -149,7 +158,10 @@ def run(args: argparse.Namespace, common) -> int:
         )
         sections.append(_aging_section(rows, spec.name, args.drift_samples))
         extra["aging"] = rows
-    cost = training_cost_row(chip, layers, product, onchip)
+    n_train = min(len(data.x_train), settings.train_samples or len(data.x_train))
+    split = wall_split(product, result.history[result.resumed_from :], n_train)
+    extra["wall_s"] = split
+    cost = training_cost_row(chip, layers, product, onchip, settings.batch_size)
     sections.append(_cost_section(cost, chip.name))
     extra["cost"] = cost
     write_train_report(
@@ -166,6 +178,10 @@ def run(args: argparse.Namespace, common) -> int:
     print(f"trained {workload.name} on {data_name}: {common._final(result.history[-1])}")
     for r in extra.get("aging", []):
         print(f"  after {when(r['t_s'])}: {_metric(r)}")
+    print(
+        f"  simulation wall time: {split['update_s']:.1f} s pulsed updates, "
+        f"{split['read_s']:.1f} s analog reads, {split['train_s']:.1f} s training in all"
+    )
     print(
         f"  per training sample on {chip.name}: {cost['latency_ns_per_sample']:.1f} ns, "
         f"{cost['energy_pj_per_sample']:.1f} pJ"
@@ -193,32 +209,34 @@ def pulse_table(product) -> dict[str, dict[str, float]]:
     return out
 
 
-def static_layers(workload) -> list[tuple[int, int]]:
-    """(K, N) of every static-weight product of `workload` (one per convolution group)."""
-    from archsim.workload import ir
+def wall_split(product, history: list[dict], n_train: int) -> dict[str, float]:
+    """Wall seconds of this process's training epochs (`history`, `n_train` samples each), and
+    of them in the tiles' updates and reads (summed over tiles: with update threads the update
+    part may exceed its share of the wall time)."""
+    tiles = [b.tile for blocks in product.tiles.values() for b in blocks]
+    return {
+        "update_s": float(sum(t.stats()["update_s"] for t in tiles)),
+        "read_s": float(sum(t.stats()["read_s"] for t in tiles)),
+        "train_s": float(sum(n_train / r["samples_per_s"] for r in history)),
+    }
 
-    return [
-        tuple(int(v) for v in m.shape)
-        for op in workload.ops()
-        if isinstance(op, ir.Conv2d | ir.Linear | ir.Lstm)
-        for m in ir.matrices(op)
-    ]
 
-
-def cost_of(chip, layers, onchip, slots: float, per_device: float | None):
+def cost_of(chip, layers, onchip, batch: int, slots: float, per_device: float | None):
     """archsim.sim.training's cost per sample of `layers` under the algorithm of `onchip`."""
     from archsim.sim.training import schedule_for, training_cost
 
     every = onchip.transfer_every if onchip.method in ("ttv2", "cttv2", "agad") else 0
+    if onchip.method == "mp":  # W is programmed every transfer_every mini-batches
+        every = onchip.transfer_every * batch
     schedule = schedule_for(
         onchip.method, n=chip.crossbar.cols, pulse_slots=slots, transfer_every=every
     )
     if per_device is not None:
         schedule = dataclasses.replace(schedule, pulses_per_device=per_device)
-    return training_cost(chip, layers, schedule)
+    return training_cost(chip, layers, schedule, batch=batch)
 
 
-def training_cost_row(chip, layers, product, onchip) -> dict:
+def training_cost_row(chip, layers, product, onchip, batch: int) -> dict:
     """Time and energy per training sample on `chip` (archsim.sim.training) with the measured
     pulse-train length and pulses per device of the pulsed array (A, or W for analog SGD)."""
     tiles = [b.tile for blocks in product.tiles.values() for b in blocks]
@@ -226,7 +244,9 @@ def training_cost_row(chip, layers, product, onchip) -> dict:
     per_device = float(
         np.mean([t.stats()["coincidences"] / (t.shape[0] * t.shape[1]) for t in tiles])
     )
-    cost = cost_of(chip, layers, onchip, slots, per_device if onchip.method != "mp" else None)
+    cost = cost_of(
+        chip, layers, onchip, batch, slots, per_device if onchip.method != "mp" else None
+    )
     return {
         "latency_ns_per_sample": cost.latency_ns_per_sample,
         "energy_pj_per_sample": cost.energy_pj_per_sample,

@@ -30,9 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--chip", default="ra24-train", help="chip preset or TOML path (ra24-train)")
     net = p.add_mutually_exclusive_group()
     net.add_argument(
-        "--layers", type=_layers, help="fully connected layers as KxN,KxN,... (input x output)"
+        "--layers", type=_layers, help="fully connected layers as KxN,KxN,... (inputs x outputs)"
     )
-    net.add_argument("--workload", help="a fully connected zoo network or .toml/.onnx file")
+    net.add_argument("--workload", help="a zoo network or .toml/.onnx file")
     p.add_argument(
         "--method",
         type=_methods,
@@ -102,12 +102,18 @@ def run(args: argparse.Namespace) -> int:
     if args.workload is not None:
         from archsim.workload.catalog import load_workload
 
-        layers = tt.fc_layers(load_workload(args.workload))
+        layers = tt.network_layers(load_workload(args.workload))
     if layers is None:
         if args.csv is not None:
             raise opt.OptionError("--csv: needs --layers or --workload (the cost by part)")
         results = tt.ra24_table(chip)
         print(f"RA24's update time per sample on {chip.name} ({_basis(chip)})\n")
+        differences = tt.ra24_differences(chip)
+        if differences:
+            print(
+                f"Not gated: {chip.name} differs from RA24's assumptions in "
+                f"{'; '.join(differences)}.\n"
+            )
         print(tt.format_ra24_table(results))
         return 1 if any(r.failed for r in results) else 0
     costs = {}
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         costs[method] = training_cost(
             chip, layers, schedule, samples=args.samples, batch=args.batch
         )
-    shapes = ", ".join(f"{k}x{n}" for k, n in layers)
+    shapes = ", ".join("x".join(map(str, shape[:2])) + _times(shape) for shape in layers)
     print(
         f"Training time and energy per sample on {chip.name}: layers {shapes}, "
         f"l_max {args.pulse_slots:g}, n_s {args.transfer_every}, batch {args.batch}, "
@@ -132,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         tt.write_cost_csv(args.csv, costs)
         print(f"\nwrote {args.csv}")
     return 0
+
+
+def _times(shape: tuple[int, ...]) -> str:
+    return f" ({shape[2]} mat-vecs)" if len(shape) == 3 and shape[2] > 1 else ""
 
 
 def _basis(chip) -> str:

@@ -229,9 +229,10 @@ def test_training_learns_and_the_optimiser_leaves_analog_weights_alone(tmp_path)
     the weights equal the tiles' visible weights although the optimiser has momentum and a
     weight decay that would have shrunk them."""
     product = _product("agad")
-    result = _train(tmp_path, 3, product, weight_decay=0.5)
+    result = _train(tmp_path, 5, product, weight_decay=0.5)
     h = result.history
-    assert h[-1]["loss"] < 0.8 * h[0]["loss"] and h[-1]["test_accuracy"] > 80
+    # seeds 0-3: last/first loss 0.44-0.78, test accuracy 82-97 % (chance: 33 %)
+    assert h[-1]["loss"] < 0.85 * h[0]["loss"] and h[-1]["test_accuracy"] > 75
     assert np.any(result.params["fc.bias"] != 0)
     assert len(product.tiles[("fc", 0)]) == 4
     np.testing.assert_array_equal(result.params["fc.weight"], product.matrix(("fc", 0)))
@@ -241,6 +242,10 @@ def test_training_learns_and_the_optimiser_leaves_analog_weights_alone(tmp_path)
     product.eval = True
     dx, dw, own = product.backward(ctx, np.ones((2, 3), np.float32))
     assert not np.any(dw) and own == {} and dx.shape == (2, 4)
+    # nothing needs the first layer's dx: its transposed reads are skipped
+    counter = product.tiles[("fc", 0)][0].tile.counter
+    assert product.backward(ctx, np.ones((2, 3), np.float32), input_grad=False)[0] is None
+    assert product.tiles[("fc", 0)][0].tile.counter == counter
 
 
 def test_conv_groups_map_back_to_the_weight_layout():
@@ -287,23 +292,9 @@ def test_onchip_cli_trains_reports_pulses_ages_and_costs(cli, monkeypatch):
     monkeypatch.setattr(cli_train, "_workload", lambda args: _workload())
     monkeypatch.setattr(cli_train, "_data", lambda name, seed, workload: _blob_data())
     monkeypatch.setattr(cli_train, "_export", lambda w, params, path: path)
-    code, out, err = cli(
-        "train",
-        "--workload",
-        "mnist-fc",
-        "--method",
-        "agad",
-        "--device",
-        "cmo-hfox",
-        "--epochs",
-        "2",
-        "--lr",
-        "0.1",
-        "--drift-samples",
-        "60",
-        "--out",
-        "run",
-    )
+    argv = "train --workload mnist-fc --method agad --device cmo-hfox --epochs 2 --lr 0.1"
+    argv = (*argv.split(), "--drift-samples", "60", "--out", "run")
+    code, out, err = cli(*argv)
     assert code == 0, err
     assert "epoch 2/2" in err and "after 10 y: test accuracy" in out
     assert "per training sample on hermes:" in out
@@ -313,8 +304,16 @@ def test_onchip_cli_trains_reports_pulses_ages_and_costs(cli, monkeypatch):
     assert pulses["A"]["mean"] > pulses["W"]["mean"] > 0
     assert [r["t_s"] for r in record["aging"]] == [1.0, 3600.0, 86400.0, 31536000.0, 315360000.0]
     assert record["cost"]["latency_ns_per_sample"] > 0
+    assert (
+        "s pulsed updates" in out and 0 < record["wall_s"]["update_s"] < record["wall_s"]["train_s"]
+    )
     summary = (cli.workdir / "run" / "summary.md").read_text()
     assert "## Pulses per device" in summary and "## Time and energy per training sample" in summary
+    # the same command again: nothing to train, the same report from the checkpoint's tiles
+    code, out, err = cli(*argv)
+    assert code == 0 and "already holds 2 finished epochs" in err
+    again = json.loads((cli.workdir / "run" / "train.json").read_text())
+    assert again["pulses_per_device"] == pulses and again["aging"] == record["aging"]
 
 
 def test_resume_refuses_another_device(tmp_path):

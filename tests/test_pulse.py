@@ -64,18 +64,28 @@ def test_zero_input_or_gradient_gives_no_update():
     assert not dev.pulses.any() and dev.counter == 0
 
 
-def test_expected_update_is_minus_lr_x_d():
-    """Mean over 4000 repeats from w = 0; per-element tolerance 4 standard errors."""
+@pytest.mark.parametrize(
+    ("settings", "lr", "x_scale"),
+    [
+        (PulseSettings(), 0.02, 1.0),  # BL management: BL 10, one uniform per slot
+        # fixed BL 31, unmanaged, small inputs: p_x < 0.1, trains drawn by geometric skipping
+        (PulseSettings(bl_management=False, update_management=False), 0.01, 0.15),
+        (PulseSettings(desired_bl=100), 0.2, 1.0),  # k = BL = 85: two 64-bit words per train
+    ],
+    ids=["managed", "geometric", "two-words"],
+)
+def test_expected_update_is_minus_lr_x_d(settings, lr, x_scale):
+    """Mean over 3000 repeats from w = 0; per-element tolerance 4 standard errors."""
     rng = np.random.default_rng(1)
-    x = rng.uniform(-1, 1, (1, 6)).astype(np.float32)
+    x = (x_scale * rng.uniform(-1, 1, (1, 6))).astype(np.float32)
     d = rng.uniform(-0.5, 0.5, (1, 5)).astype(np.float32)
-    lr, reps = 0.02, 4000
+    reps = 3000
     dev = _dev()
     total = np.zeros((6, 5))
     sq = np.zeros((6, 5))
     for _ in range(reps):
         dev.program(np.zeros((6, 5)))
-        pulsed_update(dev, x, d, lr, PulseSettings())
+        pulsed_update(dev, x, d, lr, settings)
         total += dev.w
         sq += dev.w.astype(np.float64) ** 2
     mean = total / reps

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from archsim.config import load_chip
-from archsim.errors import ConfigError, MappingError, SpecError, WorkloadError
+from archsim.errors import ConfigError, MappingError, SpecError
 from archsim.sim.core import CoreTiming
 from archsim.sim.training import (
     PARTS,
@@ -16,7 +16,7 @@ from archsim.sim.training import (
     schedule_for,
     training_cost,
 )
-from archsim.sim.training_table import RA24_ROWS, fc_layers, format_cost, ra24_table
+from archsim.sim.training_table import RA24_ROWS, format_cost, network_layers, ra24_table
 from archsim.workload.catalog import load_workload
 
 N = 512
@@ -154,9 +154,30 @@ def test_samples_are_rounded_up_to_whole_transfer_periods_and_batches(chip):
     assert cost.latency_by_part_ns["reads"] == pytest.approx(MVM / 3, rel=1e-12)
 
 
+def test_a_layer_with_several_mat_vecs_per_sample_updates_after_each(chip):
+    """(N, N, 3): 3 forward MVMs, 3 pulse trains and 3/2 transfers per sample (n_s = 2
+    counts mat-vecs); 2 samples are simulated at least (3 x 2 = 6 mat-vecs, 3 transfers)."""
+    sched = schedule_for("ttv2", n=N, pulse_slots=5, transfer_every=2)
+    cost = training_cost(chip, [(N, N, 3)], sched, samples=1)
+    assert cost.samples == 2
+    t = cost.latency_by_part_ns
+    assert cost.counts["forward_mvms"] == 3 and cost.counts["row_reads"] == 1.5
+    assert t["forward"] == pytest.approx(3 * (MVM + 1.0), rel=1e-12)  # 3 MVMs, 3 LDPU passes
+    assert t["update_pulses"] == pytest.approx(3 * 5 * PULSE, rel=1e-12)
+    assert t["reads"] == pytest.approx(1.5 * MVM, rel=1e-12)
+
+
+def test_network_layers_give_each_matrix_its_mat_vecs():
+    """lenet: convolutions run once per output pixel, linear layers once per sample."""
+    layers = network_layers(load_workload("lenet"))
+    assert all(len(shape) == 3 for shape in layers)
+    assert layers[0][2] > 1 and layers[-1][2] == 1
+    assert network_layers(load_workload("mlp")) == [(784, 256, 1), (256, 128, 1), (128, 10, 1)]
+
+
 def test_a_batch_runs_its_forward_passes_back_to_back(chip):
     """Batch 4: per sample the same MVMs and pulses; the forward pass of the batch holds the
-    array for 4 MVMs, the LDPU passes overlap all but the last (one LDPU pass of 1 ns)."""
+    array for 4 MVMs, then the LDPU does their 4 passes of 1 ns (as `Core.mvm` of a chunk)."""
     sched = schedule_for("ttv2", n=N, pulse_slots=5, transfer_every=2)
     cost = training_cost(chip, [(N, N), (N, N)], sched, samples=8, batch=4)
     assert cost.counts["forward_mvms"] == 2 and cost.counts["backward_mvms"] == 1
@@ -174,6 +195,7 @@ def test_ra24_rows_within_five_percent(chip):
     assert results["mixed precision"].archsim_ns == pytest.approx((2 * N * N + N) / 175 + 25)
     for label in ("TTv2", "c-TTv2", "mixed precision"):
         assert abs(results[label].ratio - 1) <= 0.05 and not results[label].failed
+        assert results[label].gated
     assert results["AGAD"].row.basis == "disputed"
 
 
@@ -182,6 +204,15 @@ def test_the_command_prints_the_table(cli):
     assert code == 0
     assert "| TTv2 | 5 | 2 | 56.3 | 56.28 | 1.000 | yes | fitted |" in out
     assert "| mixed precision | 5 | 1 | 3024.5 | 3023.86 | 1.000 | yes | predicted |" in out
+
+
+def test_the_table_is_not_gated_on_a_chip_with_other_assumptions(cli):
+    """hermes (256 columns, 133-ns MVM, 100-ns pulses, ...) is far from RA24's numbers: the
+    rows are shown with their ratios and the reason, and the command does not fail."""
+    code, out, _ = cli("train-time", "--chip", "hermes")
+    assert code == 0
+    assert "Not gated: hermes differs from RA24's assumptions in array columns 256" in out
+    assert "| no |" not in out and "no (not gated)" in out
 
 
 def test_the_command_writes_the_cost_by_part(cli):
@@ -221,10 +252,10 @@ def test_refusals(chip, cli):
         training_cost(chip, [], sched)
     with pytest.raises(SpecError, match="layers\\[0\\]"):
         training_cost(chip, [(0, N)], sched)
-    with pytest.raises(WorkloadError, match="fully connected"):
-        fc_layers(load_workload("lenet"))
+    with pytest.raises(SpecError, match="layers\\[0\\]"):
+        training_cost(chip, [(N, N, 0)], sched)
     cli.refused("train-time", "--method", "sgd", match="--method")
     cli.refused("train-time", "--chip", "ibm-speech", match="no [training] table")
-    cli.refused("train-time", "--workload", "lenet", match="fully connected")
+    cli.refused("train-time", "--workload", "nosuchnet", match="unknown workload")
     cli.refused("train-time", "--csv", "x.csv", match="--csv")
     cli.refused("train-time", "--pulse-slots", "nan", match="--pulse-slots")

@@ -12,10 +12,13 @@ Per sample (x: K input lines, d: N output lines), with epsilon the device granul
   c_out[i]): s > 0 is a down pulse. So E[pulses] = |lr x_j d_i| / epsilon when nothing clips
   and E[dw] = -lr x_j d_i on a symmetric constant-step device.
 
-Cost: the Bernoulli trials of a line are drawn by geometric skipping (one uniform per fired slot
-when p is small), bucketed per slot, and the coincidences are visited slot by slot: time grows
-with the fired bits plus the coincidences, not with BL K N. All randomness comes from the
-device's counter-RNG stream (archsim.kernels.counter_rng): same key and counter, same bits.
+Cost: a line's train is a bit mask (one uint64 per 64 slots), drawn by geometric skipping
+(one uniform per fired slot) when p is small; device (j, i) gets popcount(mask_j & mask_i)
+pulses, all of one sign, applied in a row when its row j is visited (each device touched once
+per sample, in memory order). Time: BL (K + N) hashes at most, one popcount per pair of lines
+that fire at all, and one update-once (with a hash for its noise) per coincidence. All
+randomness comes from the device's counter-RNG stream (archsim.kernels.counter_rng): same key
+and counter, same bits.
 
 `update_sample` and `pulses_row` take `DeviceArray.arrays()` (order: device_array.ARRAY_FIELDS)
 and are njit, so a caller's own Numba loop can run a whole mini-batch without Python.
@@ -32,14 +35,19 @@ import numpy as np
 
 from archsim.checks import positive
 from archsim.errors import ArchsimError, SpecError
-from archsim.kernels.counter_rng import hash32, uniform_at
+from archsim.kernels.counter_rng import hash32, normal_table, uniform_at
 from archsim.kernels.options import JIT_OPTIONS
 
 if TYPE_CHECKING:
     from archsim.train.pulsed.device_array import DeviceArray
 
-_DIRECT_P = 0.25
-"""Above this firing probability a line draws one uniform per slot instead of skipping."""
+_DIRECT_P = 0.1
+"""Above this firing probability, or for trains of at most _DIRECT_BL slots, a line draws one
+uniform per slot instead of skipping (two logarithms per fired slot cost more)."""
+_DIRECT_BL = 16
+
+_TABLE = normal_table()
+"""The counter-RNG normal table as a compile-time constant of the kernels."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,87 +98,122 @@ def bl_and_scales(x_m, d_m, lr_abs, eps, desired_bl, fixed_bl, bl_management, up
 
 
 @numba.njit(**JIT_OPTIONS)
-def _fire(v, scale, bl, k0, k1, ctr, hit_slot, hit_line):
-    """Bits of every line with v != 0 in bl slots (p = min(scale |v|, 1)), appended as
-    (slot, line) to hit_*; returns (number of hits, counter)."""
-    n = 0
+def _popcount(v):
+    """Set bits of a uint64 (SWAR; LLVM turns it into one popcnt where the CPU has it)."""
+    v = v - ((v >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    v = (v & np.uint64(0x3333333333333333)) + ((v >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (v * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@numba.njit(inline="always", **JIT_OPTIONS)
+def _coincidences(x_masks, d_masks, p, nd, counts, hits):
+    """Coincidences of x line p with each of the nd firing d lines, compacted without
+    branches (which would mispredict): the m lines with any are hits[:m], with counts[:m]."""
+    m = 0
+    if x_masks.shape[1] == 1:
+        xm = x_masks[p, 0]
+        for q in range(nd):
+            c = _popcount(xm & d_masks[q, 0])
+            counts[m] = c
+            hits[m] = q
+            m += c != 0
+    else:
+        for q in range(nd):
+            c = np.uint64(0)
+            for r in range(x_masks.shape[1]):
+                c += _popcount(x_masks[p, r] & d_masks[q, r])
+            counts[m] = c
+            hits[m] = q
+            m += c != 0
+    return m
+
+
+@numba.njit(**JIT_OPTIONS)
+def _fire(v, scale, bl, k0, k1, ctr, masks, lines):
+    """The pulse train of every line with v != 0 (bit t of masks[a] set: fires in slot t, with
+    probability min(scale |v|, 1) each); lines that fire at least once are listed in lines[a]
+    (ascending) with their masks in masks[a]. Returns (number of such lines, counter)."""
+    nw = masks.shape[1]
+    na = 0
     for j in range(v.shape[0]):
         x = v[j]
         if x == 0:
             continue
+        for q in range(nw):
+            masks[na, q] = 0
         p = scale * abs(x)
         if p >= 1.0:
             for t in range(bl):
-                hit_slot[n] = t
-                hit_line[n] = j
-                n += 1
-        elif p > _DIRECT_P:
+                masks[na, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+        elif p > _DIRECT_P or bl <= _DIRECT_BL:
+            thr = p * 4294967296.0 - 0.5
             for t in range(bl):
-                u = uniform_at(ctr, k0, k1)
-                ctr += 1
-                if u < p:
-                    hit_slot[n] = t
-                    hit_line[n] = j
-                    n += 1
+                if np.float64(hash32(np.uint64(ctr + t), k0, k1)) < thr:
+                    masks[na, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+            ctr += bl
         else:
             lg = math.log1p(-p)
             t = math.log(uniform_at(ctr, k0, k1)) / lg
             ctr += 1
             while t < bl:
-                hit_slot[n] = int(t)
-                hit_line[n] = j
-                n += 1
+                ti = int(t)
+                masks[na, ti >> 6] |= np.uint64(1) << np.uint64(ti & 63)
                 t = math.floor(t) + 1.0 + math.log(uniform_at(ctr, k0, k1)) / lg
                 ctr += 1
-    return n, ctr
+        fired = False
+        for q in range(nw):
+            fired = fired or masks[na, q] != 0
+        if fired:
+            lines[na] = j
+            na += 1
+    return na, ctr
 
 
-@numba.njit(**JIT_OPTIONS)
-def _bucket(n, bl, hit_slot, hit_line, ptr, idx):
-    """Counting sort of the hits by slot: lines of slot t are idx[ptr[t]:ptr[t+1]], ascending."""
-    ptr[:] = 0
-    for h in range(n):
-        ptr[hit_slot[h] + 1] += 1
-    for t in range(bl):
-        ptr[t + 1] += ptr[t]
-    pos = ptr[:bl].copy()
-    for h in range(n):
-        t = hit_slot[h]
-        idx[pos[t]] = hit_line[h]
-        pos[t] += 1
-
-
-@numba.njit(**JIT_OPTIONS)
-def _step(v, hi, lo, alpha, shape, up, nz, prm):
-    """The hidden weight after one update-once from v (rule of prm, bounds hi/lo, step alpha,
-    shape = slope or exponent of the pulse's direction, noise nz = sigma xi), clipped.
-
-    Scalars only: the callers index the arrays themselves, so the hot loops pass no arrays per
-    coincidence (passing the 9 arrays of a device per call cost about 250 ns of reference
-    counting per coincidence, 100x the arithmetic). A pow exponent of exactly 1 skips pow()
-    (about 19 ns of the 32 a coincidence took on cmo-hfox, whose exponents are all 1)."""
-    rule = int(prm[0])
-    if up:
-        if rule <= 2:
-            f = 1.0 - shape * v
-        elif rule == 3:
-            z = 2.0 * prm[8] * v / (hi - lo) + prm[9]
-            f = max(1.0 - prm[4] * math.exp(prm[6] * z), 0.0)
-        else:
-            om = (hi - v) / (hi - lo)
-            f = (om if shape == 1.0 else om**shape) if om > 0 else 0.0
-        v += alpha * (f * (1.0 + nz) if prm[2] != 0 else f + nz)
+@numba.njit(inline="always", **JIT_OPTIONS)
+def _step(v, up, rule, a, s, hi, lo, isp, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b):
+    """One update-once from hidden weight v (up or down; a, s: the device's step and shape
+    parameter for that direction; isp = 1 / (hi - lo); nz = sigma xi), clipped to [lo, hi].
+    Written with selects rather than branches on `up`: pulse signs are random, branches on them
+    mispredict."""
+    sg = 1.0 if up else -1.0
+    if rule <= 2:
+        f = 1.0 - s * v
+    elif rule == 3:
+        ea = ea_up if up else ea_dn
+        eg = eg_up if up else -eg_dn
+        f = max(1.0 - ea * math.exp(eg * (2.0 * e_a * v * isp + e_b)), 0.0)
     else:
-        if rule <= 2:
-            f = 1.0 - shape * v
-        elif rule == 3:
-            z = 2.0 * prm[8] * v / (hi - lo) + prm[9]
-            f = max(1.0 - prm[5] * math.exp(-prm[7] * z), 0.0)
+        om = (hi - v) * isp
+        om = om if up else 1.0 - om
+        if s == 1.0:
+            f = max(om, 0.0)
         else:
-            om = (hi - v) / (hi - lo)
-            f = ((1.0 - om) if shape == 1.0 else (1.0 - om) ** shape) if om < 1 else 0.0
-        v -= alpha * (f * (1.0 + nz) if prm[2] != 0 else f + nz)
-    return min(max(v, lo), hi)
+            f = max(om, 0.0) ** s
+    step = a * (f * (1.0 + nz) if mult else f + nz)
+    return min(max(v + sg * step, lo), hi)
+
+
+@numba.njit(inline="always", **JIT_OPTIONS)
+def _pulses(v, n, up, a, s, hi, lo, rs, ctr, k0, k1):
+    """n update-onces from hidden weight v in one direction (a, s: the device's step and shape
+    parameter for it; rs: _rule_scalars(prm)); returns (v, counter).
+    Scalars only: passing arrays to a jitted callee costs reference counting per call."""
+    rule, sigma, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b = rs
+    isp = 1.0 / (np.float64(hi) - lo)
+    for _ in range(n):
+        nz = 0.0
+        if sigma > 0:
+            nz = sigma * _TABLE[hash32(np.uint64(ctr), k0, k1) >> 20]
+            ctr += 1
+        v = _step(v, up, rule, a, s, hi, lo, isp, nz, mult, ea_up, ea_dn, eg_up, eg_dn, e_a, e_b)
+    return v, ctr
+
+
+@numba.njit(**JIT_OPTIONS)
+def _rule_scalars(prm):
+    """prm as the tuple _pulses takes."""
+    return (int(prm[0]), prm[1], prm[2] != 0, prm[4], prm[5], prm[6], prm[7], prm[8], prm[9])
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -190,7 +233,7 @@ def update_sample(
     """One sample's pulsed update (module docstring) of the device arrays `arrays`
     (DeviceArray.arrays()); c_in (K,) / c_out (N,) int8 +-1 choppers, or empty arrays for none.
     Returns the number of coincidences."""
-    prm, rng, table = arrays[8], arrays[9], arrays[10]
+    w, a_up, a_dn, s_up, s_dn, b_max, b_min, pulses, prm, rng = arrays[:10]
     x_m = 0.0
     for j in range(x_row.shape[0]):
         x_m = max(x_m, abs(x_row[j]))
@@ -209,85 +252,58 @@ def update_sample(
     )
     if bl == 0:
         return 0
-    k0, k1, ctr = rng[0], rng[1], rng[2]
-    nx, nd = x_row.shape[0], d_row.shape[0]
-    xs_slot = np.empty(bl * nx, dtype=np.int32)
-    xs_line = np.empty(bl * nx, dtype=np.int32)
-    ds_slot = np.empty(bl * nd, dtype=np.int32)
-    ds_line = np.empty(bl * nd, dtype=np.int32)
-    hx, ctr = _fire(x_row, b, bl, k0, k1, ctr, xs_slot, xs_line)
-    hd, ctr = _fire(d_row, a, bl, k0, k1, ctr, ds_slot, ds_line)
-    xptr = np.empty(bl + 1, dtype=np.int64)
-    dptr = np.empty(bl + 1, dtype=np.int64)
-    x_idx = np.empty(hx, dtype=np.int32)
-    d_idx = np.empty(hd, dtype=np.int32)
-    _bucket(hx, bl, xs_slot, xs_line, xptr, x_idx)
-    _bucket(hd, bl, ds_slot, ds_line, dptr, d_idx)
-    x_sign = np.empty(nx, dtype=np.int8)
-    d_sign = np.empty(nd, dtype=np.int8)
+    k0, k1, ctr = rng[0], rng[1], np.int64(rng[2])
+    rs = _rule_scalars(prm)
+    nw = (bl + 63) // 64
+    x_masks = np.empty((x_row.shape[0], nw), dtype=np.uint64)
+    d_masks = np.empty((d_row.shape[0], nw), dtype=np.uint64)
+    x_lines = np.empty(x_row.shape[0], dtype=np.int64)
+    d_lines = np.empty(d_row.shape[0], dtype=np.int64)
+    nx, ctr = _fire(x_row, b, bl, k0, k1, ctr, x_masks, x_lines)
+    nd, ctr = _fire(d_row, a, bl, k0, k1, ctr, d_masks, d_lines)
     sgn_lr = 1 if lr > 0 else -1
-    for j in range(nx):
-        x_sign[j] = (1 if x_row[j] > 0 else -1) * sgn_lr * (c_in[j] if c_in.shape[0] else 1)
-    for i in range(nd):
-        d_sign[i] = (1 if d_row[i] > 0 else -1) * (c_out[i] if c_out.shape[0] else 1)
-    w, a_up, a_dn, s_up, s_dn, b_max, b_min, pulses = arrays[:8]
-    sigma = prm[1]
-    count = 0
-    for t in range(bl):
-        for p in range(xptr[t], xptr[t + 1]):
-            j = x_idx[p]
-            sj = x_sign[j]
-            for q in range(dptr[t], dptr[t + 1]):
-                i = d_idx[q]
-                nz = 0.0
-                if sigma > 0:
-                    nz = sigma * table[hash32(np.uint64(ctr), k0, k1) >> 20]
-                    ctr += 1
-                up = sj * d_sign[i] < 0
-                w[j, i] = _step(
-                    np.float64(w[j, i]),
-                    np.float64(b_max[j, i]),
-                    np.float64(b_min[j, i]),
-                    a_up[j, i] if up else a_dn[j, i],
-                    s_up[j, i] if up else s_dn[j, i],
-                    up,
-                    nz,
-                    prm,
-                )
-                pulses[j, i] += 1
-                count += 1
-    rng[2] = ctr
-    return count
+    d_sign = np.empty(nd, dtype=np.int64)
+    for q in range(nd):
+        i = d_lines[q]
+        d_sign[q] = (1 if d_row[i] > 0 else -1) * (c_out[i] if c_out.shape[0] else 1)
+    counts = np.empty(nd, dtype=np.int64)
+    hits = np.empty(nd, dtype=np.int64)
+    total = 0
+    for p in range(nx):
+        j = x_lines[p]
+        sj = (1 if x_row[j] > 0 else -1) * sgn_lr * (c_in[j] if c_in.shape[0] else 1)
+        m = _coincidences(x_masks, d_masks, p, nd, counts, hits)
+        for h in range(m):
+            q, c = hits[h], counts[h]
+            i = d_lines[q]
+            up = sj * d_sign[q] < 0
+            a_u, a_d, s_u, s_d = a_up[j, i], a_dn[j, i], s_up[j, i], s_dn[j, i]
+            a_i, s_i = (a_u if up else a_d), (s_u if up else s_d)
+            hi, lo = b_max[j, i], b_min[j, i]
+            w[j, i], ctr = _pulses(w[j, i], c, up, a_i, s_i, hi, lo, rs, ctr, k0, k1)
+            pulses[j, i] += c
+            total += c
+    rng[2] = np.uint64(ctr)
+    return total
 
 
 @numba.njit(**JIT_OPTIONS)
 def pulses_row(arrays, k, n_row):
     """Apply n_row[i] (int, signed) pulses to device (k, i) for every i: +n = n up pulses,
     each an update-once with the rule and its noise, clipped; counts pulses."""
-    prm, rng, table = arrays[8], arrays[9], arrays[10]
-    k0, k1, ctr = rng[0], rng[1], rng[2]
-    w, a_up, a_dn, s_up, s_dn, b_max, b_min, pulses = arrays[:8]
-    sigma = prm[1]
+    w, a_up, a_dn, s_up, s_dn, b_max, b_min, pulses, prm, rng = arrays[:10]
+    k0, k1, ctr = rng[0], rng[1], np.int64(rng[2])
+    rs = _rule_scalars(prm)
     for i in range(n_row.shape[0]):
         n = n_row[i]
-        for _ in range(abs(n)):
-            nz = 0.0
-            if sigma > 0:
-                nz = sigma * table[hash32(np.uint64(ctr), k0, k1) >> 20]
-                ctr += 1
+        if n != 0:
             up = n > 0
-            w[k, i] = _step(
-                np.float64(w[k, i]),
-                np.float64(b_max[k, i]),
-                np.float64(b_min[k, i]),
-                a_up[k, i] if up else a_dn[k, i],
-                s_up[k, i] if up else s_dn[k, i],
-                up,
-                nz,
-                prm,
-            )
-            pulses[k, i] += 1
-    rng[2] = ctr
+            a_u, a_d, s_u, s_d = a_up[k, i], a_dn[k, i], s_up[k, i], s_dn[k, i]
+            a_i, s_i = (a_u if up else a_d), (s_u if up else s_d)
+            hi, lo = b_max[k, i], b_min[k, i]
+            w[k, i], ctr = _pulses(w[k, i], abs(n), up, a_i, s_i, hi, lo, rs, ctr, k0, k1)
+            pulses[k, i] += abs(n)
+    rng[2] = np.uint64(ctr)
 
 
 @numba.njit(**JIT_OPTIONS)

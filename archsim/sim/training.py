@@ -1,6 +1,7 @@
 """Time and energy of on-chip (pulsed) training: one more dataflow in the SimPy engine.
 
-Per training sample, every crossbar tile of every layer resident on its own core (a core's
+Per training sample (and per mat-vec of a layer with several per sample: conv positions, LSTM
+steps), every crossbar tile of every layer resident on its own core (a core's
 crossbar holds the tile's arrays A, W and R side by side; they share its drivers and ADCs, so
 their operations serialise on the core's array resource):
 1. forward: the layers in sequence, the tiles of a layer in parallel, one MVM per tile and
@@ -84,8 +85,8 @@ class UpdateSchedule:
     n: int = 0
     """Columns the FLOP counts are given for (0: the same counts for every tile)."""
     pulses_per_device: float | None = None
-    """Measured mean pulses (coincidences) per device of the pulsed array per sample; None:
-    `pulse_slots` (an upper bound)."""
+    """Measured mean pulses (coincidences) per device of the pulsed array per mat-vec update
+    (per sample for a fully connected layer); None: `pulse_slots` (an upper bound)."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -159,7 +160,7 @@ class TrainingCost:
 
 def training_cost(
     chip: ChipSpec,
-    layers: list[tuple[int, int]],
+    layers: list[tuple[int, ...]],
     schedule: UpdateSchedule,
     *,
     samples: int = 64,
@@ -167,10 +168,12 @@ def training_cost(
 ) -> TrainingCost:
     """Simulate `samples` training samples (forward and backward per mini-batch of `batch`,
     then the per-sample updates) of the network with static-weight ops `layers` = [(K, N)...]
-    on `chip`, and return the time and energy per sample. `samples` is rounded up to a whole
-    number of transfer periods and mini-batches (`TrainingCost.samples`), so that the figures
-    per sample are the steady-state averages (64 samples at n_s = 3 would hold 21 reads, not
-    21.3).
+    on `chip`, and return the time and energy per sample. A layer may be (K, N, matvecs): its
+    mat-vecs per sample (conv output positions, LSTM time steps; default 1), each a forward
+    MVM, a transposed MVM and a pulsed update, the transfer counter counting mat-vecs (as
+    aihwkit's units_in_mbatch False). `samples` is rounded up to a whole number of transfer
+    periods and mini-batches (`TrainingCost.samples`), so that the figures per sample are the
+    steady-state averages (64 samples at n_s = 3 would hold 21 reads, not 21.3).
 
     Raises:
         ConfigError: the chip has no [training] table.
@@ -184,26 +187,30 @@ def training_cost(
         )
     in_range("samples", samples, 1)
     in_range("batch", batch, 1)
-    period = math.lcm(max(schedule.transfer_every, 1), batch)
+    tiles, matvecs = _tiles(chip, layers)
+    every = max(schedule.transfer_every, 1)
+    period = math.lcm(batch, *(every // math.gcd(every, v) for v in matvecs))
     samples = -(-samples // period) * period
-    tiles = _tiles(chip, layers)
-    sim = _TrainingSim(chip, tiles, schedule)
+    sim = _TrainingSim(chip, tiles, matvecs, schedule)
     sim.run(samples, batch)
     return sim.cost(samples)
 
 
-def _tiles(chip: ChipSpec, layers: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
-    """Per layer, the (k_t, n_t) of its crossbar tiles."""
+def _tiles(chip: ChipSpec, layers: list[tuple[int, ...]]):
+    """Per layer, the (k_t, n_t) of its crossbar tiles; and its mat-vecs per sample."""
     if not layers:
         raise SpecError("layers", "expected at least one (K, N) static-weight op")
     rows, cols = chip.crossbar.rows, chip.crossbar.cols
-    out = []
+    out, matvecs = [], []
     for i, shape in enumerate(layers):
-        if len(shape) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in shape):
-            raise SpecError(f"layers[{i}]", f"expected (K, N) integers, got {shape!r}")
-        k, n = shape
-        if k < 1 or n < 1:
-            raise SpecError(f"layers[{i}]", f"expected K, N >= 1, got {shape!r}")
+        shape = tuple(shape)
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+        if len(shape) not in (2, 3) or not ints or min(shape) < 1:
+            raise SpecError(
+                f"layers[{i}]", f"expected (K, N) or (K, N, matvecs) integers >= 1, got {shape!r}"
+            )
+        k, n = shape[:2]
+        matvecs.append(shape[2] if len(shape) == 3 else 1)
         out.append(
             [
                 (min(rows, k - r), min(cols, n - c))
@@ -217,20 +224,24 @@ def _tiles(chip: ChipSpec, layers: list[tuple[int, int]]) -> list[list[tuple[int
             f"on-chip training keeps every tile resident: {count} tiles of "
             f"{rows}x{cols} needed, chip {chip.name!r} has {chip.cores.count} cores"
         )
-    return out
+    return out, matvecs
 
 
 class _TrainingSim:
     """One run: cores per tile, digital units, and the tallies of time, energy and counts."""
 
-    def __init__(self, chip: ChipSpec, tiles: list[list[tuple[int, int]]], sched: UpdateSchedule):
-        self.chip, self.tiles, self.sched = chip, tiles, sched
+    def __init__(self, chip: ChipSpec, tiles, matvecs: list[int], sched: UpdateSchedule):
+        self.chip, self.tiles, self.matvecs, self.sched = chip, tiles, matvecs, sched
         self.train = chip.training
         self.env = simpy.Environment()
         self.timing = CoreTiming.of(chip)
         rec = Recorder()
         flat = [t for layer in tiles for t in layer]
         self.cores = [Core(self.env, self.timing, i, 2, rec) for i in range(len(flat))]
+        self.flat = [(t, v) for layer, v in zip(tiles, matvecs, strict=True) for t in layer]
+        """Every tile with its layer's mat-vecs per sample."""
+        self.updates = [0] * len(flat)
+        """Mat-vec updates of each tile so far (the transfer counter)."""
         per_unit = self.train.arrays_per_digital_unit
         self.units = [
             simpy.Resource(self.env, capacity=1) for _ in range(math.ceil(len(flat) / per_unit))
@@ -273,14 +284,15 @@ class _TrainingSim:
             t2 = self.env.now
             self.time["forward"] += t1 - t0
             self.time["backward"] += t2 - t1
-            for s in range(done, done + m):
-                yield from self._update(s)
+            for _ in range(m):
+                yield from self._update()
             done += m
 
     def _layer_procs(self, i: int, m: int, backward: bool):
         first = sum(map(len, self.tiles[:i]))
+        mvms = m * self.matvecs[i]
         return [
-            self.env.process(self._pass(self.cores[first + j], i, k_t, n_t, m, backward))
+            self.env.process(self._pass(self.cores[first + j], i, k_t, n_t, mvms, backward))
             for j, (k_t, n_t) in enumerate(self.tiles[i])
         ]
 
@@ -294,30 +306,33 @@ class _TrainingSim:
         part = "backward" if backward else "forward"
         self._count(part, f"{part}_mvms", m, m * self._mvm_pj(driven, converted, -1.0))
 
-    def _update(self, s: int):
-        """Sample s's update on every tile, then the barrier; the critical tile's parts."""
-        flat = [t for layer in self.tiles for t in layer]
-        per_unit = self.train.arrays_per_digital_unit
-        parts = [dict.fromkeys(UPDATE_PARTS, 0.0) for _ in flat]
-        procs = [
-            self.env.process(self._tile_update(s, j, k_t, n_t, self.units[j // per_unit], parts[j]))
-            for j, (k_t, n_t) in enumerate(flat)
-        ]
-        yield self.env.all_of(procs)
+    def _update(self):
+        """One sample's update on every tile, then the barrier; the critical tile's parts."""
+        parts = [dict.fromkeys(UPDATE_PARTS, 0.0) for _ in self.flat]
+        yield self.env.all_of(
+            [self.env.process(self._tile_update(j, parts[j])) for j in range(len(self.flat))]
+        )
         critical = max(parts, key=lambda p: sum(p.values()))
         for part, t in critical.items():
             self.time[part] += t
 
-    def _tile_update(self, s: int, j: int, k_t: int, n_t: int, unit, parts: dict[str, float]):
+    def _tile_update(self, j: int, parts: dict[str, float]):
+        """A tile's mat-vec updates of one sample, one after the other."""
+        (k_t, n_t), matvecs = self.flat[j]
+        unit = self.units[j // self.train.arrays_per_digital_unit]
+        for _ in range(matvecs):
+            yield from self._matvec_update(j, k_t, n_t, unit, parts)
+
+    def _matvec_update(self, j: int, k_t: int, n_t: int, unit, parts: dict[str, float]):
         sched, train, core = self.sched, self.train, self.cores[j]
         flops = sched.sample_flops(k_t, n_t)
         if flops > 0:
             yield from self._digital(unit, flops, parts)
         if sched.pulse_slots > 0:
             yield from self._hold(core, sched.pulse_slots * train.pulse_ns, "update_pulses", parts)
-            per_device = (
-                sched.pulse_slots if sched.pulses_per_device is None else (sched.pulses_per_device)
-            )
+            per_device = sched.pulse_slots
+            if sched.pulses_per_device is not None:
+                per_device = sched.pulses_per_device
             self._count(
                 "update_pulses",
                 "pulse_slots",
@@ -328,7 +343,8 @@ class _TrainingSim:
             self.counts["device_pulses"] = self.counts.get("device_pulses", 0.0) + (
                 per_device * k_t * n_t
             )
-        if not sched.transfer_every or (s + 1) % sched.transfer_every:
+        self.updates[j] += 1
+        if not sched.transfer_every or self.updates[j] % sched.transfer_every:
             return
         for _ in range(sched.reads_per_transfer):
             yield from self._hold(core, self.timing.mvm_latency_ns, "reads", parts)

@@ -17,6 +17,7 @@ from archsim.train.pulsed.update_model import (
     RULE_IDS,
     UpdateModel,
     bisect_symmetry,
+    rule_steps,
     split_up_down,
 )
 
@@ -249,19 +250,8 @@ def _shapes(model: UpdateModel, b_max, b_min, xi_up, xi_dn):
 
 def device_mean_steps(dev: DeviceArray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Magnitudes of each device's expected up and down steps at hidden weights `w` (K, N)."""
-    m = dev.model
-    a_up, a_dn = dev.a_up.astype(np.float64), dev.a_down.astype(np.float64)
-    s_up, s_dn = dev.shape_up.astype(np.float64), dev.shape_down.astype(np.float64)
-    b_max, b_min = dev.b_max.astype(np.float64), dev.b_min.astype(np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    if m.rule in ("constant", "linear", "soft_bounds"):
-        return a_up * (1 - s_up * w), a_dn * (1 - s_dn * w)
-    if m.rule == "exp":
-        z = 2 * m.exp_a * w / (b_max - b_min) + m.exp_b
-        up = a_up * np.maximum(1 - m.exp_a_up * np.exp(m.exp_gamma_up * z), 0)
-        return up, a_dn * np.maximum(1 - m.exp_a_down * np.exp(-m.exp_gamma_down * z), 0)
-    om = np.clip((b_max - w) / (b_max - b_min), 0.0, 1.0)
-    return a_up * om**s_up, a_dn * (1 - om) ** s_dn
+    arrays = (dev.a_up, dev.a_down, dev.shape_up, dev.shape_down, dev.b_max, dev.b_min)
+    return rule_steps(dev.model, np.asarray(w, np.float64), *(a.astype(np.float64) for a in arrays))
 
 
 def device_symmetry_points(dev: DeviceArray) -> np.ndarray:

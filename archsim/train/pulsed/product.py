@@ -72,6 +72,7 @@ class OnChipProduct:
         self._ops: dict[tuple[str, int], ir.Op] = {}
         self._pending: list[tuple[tuple[str, int], np.ndarray, np.ndarray]] = []
         self._saved: dict[str, np.ndarray] = {}
+        self._zero_grads: dict[tuple, np.ndarray] = {}
 
     # -- the AnalogProduct protocol ---------------------------------------------------------
 
@@ -84,19 +85,36 @@ class OnChipProduct:
             y[:, b.cols] += b.tile.forward(x[:, b.rows])
         return y.astype(x.dtype, copy=False), (key, x)
 
-    def backward(self, ctx, dy: np.ndarray):
-        """dx (m, K) by the tiles' transposed reads, a zero weight gradient (the optimiser does
-        not move analog weights), no own parameters; queues (x, dy) for `post_step`."""
+    skips_input_grad = True
+    """`backward(..., input_grad=False)` skips the transposed reads (archsim.train.analog_rules
+    asks when nothing needs dx, e.g. the first layer)."""
+
+    def backward(self, ctx, dy: np.ndarray, input_grad: bool = True):
+        """dx (m, K) by the tiles' transposed reads (None unless `input_grad`), a zero weight
+        gradient (the optimiser does not move analog weights), no own parameters; queues
+        (x, dy) for `post_step`."""
         key, x = ctx
         blocks = self.tiles[key]
         k = blocks[-1].rows.stop
         n = blocks[-1].cols.stop
-        dx = np.zeros((dy.shape[0], k), dtype=np.float32)
-        for b in blocks:
-            dx[:, b.rows] += b.tile.backward(dy[:, b.cols])
+        dx = None
+        if input_grad:
+            dx = np.zeros((dy.shape[0], k), dtype=np.float32)
+            for b in blocks:
+                dx[:, b.rows] += b.tile.backward(dy[:, b.cols])
+            dx = dx.astype(dy.dtype, copy=False)
         if not self.eval:
             self._pending.append((key, x, dy))
-        return dx.astype(dy.dtype, copy=False), np.zeros((k, n), dtype=dy.dtype), {}
+        return dx, self._zeros((k, n), dy.dtype), {}
+
+    def _zeros(self, shape: tuple[int, int], dtype) -> np.ndarray:
+        """A read-only zero weight gradient, allocated once per shape and dtype."""
+        key = (shape, np.dtype(dtype).str)
+        z = self._zero_grads.get(key)
+        if z is None:
+            z = self._zero_grads[key] = np.zeros(shape, dtype=dtype)
+            z.flags.writeable = False
+        return z
 
     def identity(self) -> dict:
         """What a resumed run must share beyond the settings: the devices and the tile shape."""
@@ -131,6 +149,18 @@ class OnChipProduct:
             for tile, x, d in jobs:
                 tile.update(x, d, lr)
         self.write_weights(params)
+
+    def build(self, workload: ir.Workload, params: Params) -> None:
+        """Build (and restore from a loaded state) the tiles of every static-weight op of
+        `workload` not built yet, programmed from `params` (e.g. a finished run resumed only
+        to write its report)."""
+        from archsim.train.params import with_params
+
+        for op in with_params(workload, params).ops():
+            if isinstance(op, ir.Conv2d | ir.Linear | ir.Lstm):
+                for group, w in enumerate(ir.matrices(op)):
+                    if (op.name, group) not in self.tiles:
+                        self._build((op.name, group), op, w)
 
     def write_weights(self, params: Params) -> None:
         """Put every tile's visible weights into `params` (the ops' own layouts)."""

@@ -18,7 +18,7 @@ mixed precision accumulates lr x^T d. The per-sample work of a mini-batch runs i
 from __future__ import annotations
 
 import dataclasses
-import math
+import time
 
 import numpy as np
 
@@ -78,6 +78,8 @@ class AnalogTile:
         self.m_x = 0.0
         self.m_d = 0.0
         self.batches = 0
+        self.seconds = np.zeros(2, dtype=np.float64)
+        """Wall time spent in reads (forward, backward) and in updates (not checkpointed)."""
         self.tally = np.zeros(6, dtype=np.float64)
         """samples, coincidences, transfer reads, W pulses by transfer/mp, digital flops,
         pulse slots (the trains' lengths summed over samples)"""
@@ -95,13 +97,17 @@ class AnalogTile:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(m, K) -> (m, N): x through the periphery onto a read of W (fresh write noise)."""
+        t0 = time.perf_counter()
         y, self.counter = analog_read(x, self.W.read(), self.settings.io, self.key, self.counter)
+        self.seconds[0] += time.perf_counter() - t0
         return y
 
     def backward(self, d: np.ndarray) -> np.ndarray:
         """(m, N) -> (m, K): the transposed read d @ W.T through the same periphery."""
+        t0 = time.perf_counter()
         w = self.W.read()
         y, self.counter = analog_read(d, w.T, self.settings.io, self.key, self.counter)
+        self.seconds[0] += time.perf_counter() - t0
         return y
 
     # -- the update -------------------------------------------------------------------------
@@ -109,8 +115,15 @@ class AnalogTile:
     def update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
         """Per-sample pulsed updates (and transfers) of x (m, K), d (m, N) at the optimiser's
         learning rate `lr`, in order (module docstring)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        d = np.ascontiguousarray(d, dtype=np.float32)
+        t0 = time.perf_counter()
+        self._update(
+            np.ascontiguousarray(x, dtype=np.float32),
+            np.ascontiguousarray(d, dtype=np.float32),
+            lr,
+        )
+        self.seconds[1] += time.perf_counter() - t0
+
+    def _update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
         s = self.settings
         ps = s.pulse
         bl = np.array(
@@ -127,7 +140,6 @@ class AnalogTile:
         elif self.method == "mp":
             self.chi -= lr * (x.T.astype(np.float64) @ d)
             self.tally[4] += 2.0 * x.shape[1] * d.shape[1] * m
-            self.tally[5] += s.pulse.desired_bl * m
             if self.batches % s.transfer_every == 0:
                 eps = self.W.model.granularity
                 self.tally[3] += mixed.program_rows(self.W.arrays(), self.chi, eps, MP_MAX_PULSES)
@@ -154,7 +166,7 @@ class AnalogTile:
         if s.auto_granularity > 0:
             bg *= s.auto_granularity / (k * s.transfer_every)
         lr_t = s.transfer_lr * (lr if s.scale_transfer_lr else 1.0)
-        io = s.io
+        io = s.io.off()
         lsb = 2 * io.out_bound / io.adc_steps if io.enable and io.adc_steps else 0.0
         chop = s.in_chop_prob if self.method != "ttv2" else 0.0
         n_cp = s.n_cp if chop > 0 else 1
@@ -229,16 +241,23 @@ class AnalogTile:
         return out
 
     def stats(self) -> dict[str, float]:
-        """Per sample so far: pulse-train length (slots), coincidences on the gradient array,
-        transfer reads, pulses written to W by transfers / mp, digital flops."""
+        """Per sample so far: pulse-train length (slots; mixed precision: of one programming of
+        W, every transfer_every mini-batches), coincidences on the gradient array,
+        transfer reads, pulses written to W by transfers / mp, digital flops; and the wall
+        seconds of this process spent in reads and in updates."""
         samples = max(self.tally[0], 1.0)
+        slots = self.tally[5] / samples
+        if self.method == "mp":  # one train on W per programming (aihwkit's BL 31)
+            slots = float(MP_MAX_PULSES)
         return {
             "samples": float(self.tally[0]),
-            "pulse_slots": self.tally[5] / samples,
+            "pulse_slots": slots,
             "coincidences": self.tally[1] / samples,
             "reads": self.tally[2] / samples,
             "transfer_pulses": self.tally[3] / samples,
             "digital_flops": self.tally[4] / samples,
+            "read_s": float(self.seconds[0]),
+            "update_s": float(self.seconds[1]),
         }
 
     _DIGITAL = ("c_in", "c_out", "h", "p", "p_ref", "flipped", "row_reads", "chi", "ints", "tally")
@@ -267,8 +286,3 @@ class AnalogTile:
 def _array_state(dev) -> dict[str, np.ndarray]:
     """A DeviceArray's state as arrays only (ints become 0-d int64 / uint64 arrays)."""
     return {k: np.asarray(v) for k, v in dev.state().items()}
-
-
-def tile_count(shape: tuple[int, int], block: tuple[int, int]) -> int:
-    """Tiles of `block` = (rows, cols) that cover a (K, N) weight."""
-    return math.ceil(shape[0] / block[0]) * math.ceil(shape[1] / block[1])

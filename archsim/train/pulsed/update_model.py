@@ -188,25 +188,21 @@ class UpdateModel:
         """(p+, p-) of the mean device (pow rule)."""
         return split_up_down(1.0, 0.0, self.pow_up_down, self.pow_gamma)
 
+    def mean_shapes(self) -> tuple[float, float]:
+        """The mean device's shape parameters (up, down): the slopes of the linear family's
+        steps in w (0 for constant), the exponents of pow (unused by exp)."""
+        if self.rule == "linear":
+            return self.gamma_up / self.w_max, self.gamma_down / self.w_min
+        if self.rule == "soft_bounds":
+            return 1 / self.w_max, 1 / self.w_min
+        if self.rule == "pow":
+            return self.mean_pow_gammas()
+        return 0.0, 0.0
+
     def mean_steps(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Magnitudes of the mean device's expected up and down steps at hidden weights `w`."""
-        a_up, a_dn = self.mean_alphas()
         w = np.asarray(w, dtype=np.float64)
-        if self.rule == "constant":
-            return np.full_like(w, a_up), np.full_like(w, a_dn)
-        if self.rule in ("linear", "soft_bounds"):
-            g_up, g_dn = (
-                (1.0, 1.0) if self.rule == "soft_bounds" else (self.gamma_up, self.gamma_down)
-            )
-            return a_up * (1 - g_up * w / self.w_max), a_dn * (1 - g_dn * w / self.w_min)
-        span = self.w_max - self.w_min
-        if self.rule == "exp":
-            z = 2 * self.exp_a * w / span + self.exp_b
-            up = a_up * np.maximum(1 - self.exp_a_up * np.exp(self.exp_gamma_up * z), 0)
-            return up, a_dn * np.maximum(1 - self.exp_a_down * np.exp(-self.exp_gamma_down * z), 0)
-        p_up, p_dn = self.mean_pow_gammas()
-        om = np.clip((self.w_max - w) / span, 0.0, 1.0)
-        return a_up * om**p_up, a_dn * (1 - om) ** p_dn
+        return rule_steps(self, w, *self.mean_alphas(), *self.mean_shapes(), self.w_max, self.w_min)
 
     def symmetry_point(self) -> float:
         """The weight random +-1 pulses drive the mean device to (where its mean up and down
@@ -263,3 +259,16 @@ def bisect_symmetry(diff, lo: np.ndarray, hi: np.ndarray, iterations: int = 60) 
         lo = np.where(up, mid, lo)
         hi = np.where(up, hi, mid)
     return (lo + hi) / 2
+
+
+def rule_steps(model: UpdateModel, w, a_up, a_dn, s_up, s_dn, b_max, b_min):
+    """Magnitudes of the expected (noise-free) up and down steps of the rule of `model` at
+    hidden weights w, for step sizes a, shape parameters s and bounds b (scalars or arrays)."""
+    if model.rule in ("constant", "linear", "soft_bounds"):
+        return a_up * (1 - s_up * w), a_dn * (1 - s_dn * w)
+    if model.rule == "exp":
+        z = 2 * model.exp_a * w / (b_max - b_min) + model.exp_b
+        up = a_up * np.maximum(1 - model.exp_a_up * np.exp(model.exp_gamma_up * z), 0)
+        return up, a_dn * np.maximum(1 - model.exp_a_down * np.exp(-model.exp_gamma_down * z), 0)
+    om = np.clip((b_max - w) / (b_max - b_min), 0.0, 1.0)
+    return a_up * om**s_up, a_dn * (1 - om) ** s_dn
