@@ -165,3 +165,13 @@ def test_bad_input_is_refused():
         pulsed_update(dev, np.ones((1, 6)), np.ones((1, 5)), 0.1, PulseSettings(), np.zeros(6))
     with pytest.raises(SpecError, match="desired_bl"):
         PulseSettings(desired_bl=0)
+
+
+def test_counter_uniforms_are_uniform_and_match_the_reference_hash():
+    from archsim.kernels.counter_rng import hash32_py, uniform_at
+
+    k0, k1 = np.uint64(12345), np.uint64(678)
+    u = np.array([uniform_at(c, k0, k1) for c in range(20000)])
+    assert np.all((u > 0) & (u < 1))
+    assert u.mean() == pytest.approx(0.5, abs=0.006) and u.var() == pytest.approx(1 / 12, rel=0.03)
+    assert u[7] == (hash32_py(7, 12345, 678) + 0.5) / 2**32

@@ -148,10 +148,3 @@ def standard_normals(start, k0, k1, table, out):
 def uniform_at(counter, k0, k1):
     """The uniform in (0, 1) of `counter`: (hash + 0.5) / 2**32, 32 bits of resolution."""
     return (np.float64(hash32(np.uint64(counter), k0, k1)) + 0.5) * 2.3283064365386963e-10
-
-
-@numba.njit(**JIT_OPTIONS)
-def normal_at(counter, k0, k1, table):
-    """The standard normal of `counter`: the table entry indexed by bits 31..20 of its hash (the
-    first of the two normals `table_indices` takes from that hash)."""
-    return table[hash32(np.uint64(counter), k0, k1) >> 20]
