@@ -38,7 +38,8 @@ class IoSettings:
     transfer read of A): noise management, DAC, output noise, ADC with bound management.
 
     Defaults: aihwkit `PresetIOParameters` (presets/utils.py): inp_res 1/126, out_res 1/510,
-    out_bound 20, out_noise 0.1, bound management ITERATIVE, noise management ABS_MAX.
+    out_bound 20, out_noise 0.1, bound management ITERATIVE, noise management ABS_MAX (its
+    `build_config` presets use `IOParameters`: out_bound 12, out_noise 0.06).
     """
 
     enable: bool = True
@@ -56,7 +57,8 @@ class IoSettings:
     noise_management: bool = True
     """ABS_MAX: divide each input row by its max |x| before the DAC, multiply back after."""
     bound_management: bool = True
-    """ITERATIVE: halve the inputs of rows whose outputs saturate and read them again."""
+    """ITERATIVE: halve the inputs of rows whose outputs saturate and read them again (forward
+    reads only, as aihwkit)."""
     max_bm_iters: int = 10
     """Bound-management re-reads per row at most (estimate: aihwkit's max_bm_factor 1000 is
     about 2**10)."""

@@ -54,6 +54,7 @@ class AnalogTile:
         self.shape = (k, n)
         self.settings = settings
         self.method = settings.method
+        self._io_backward = dataclasses.replace(settings.io, bound_management=False)
         self.W = device.sample((k, n), rng)
         self.A = None
         if self.method in TRANSFER_METHODS:
@@ -103,10 +104,12 @@ class AnalogTile:
         return y
 
     def backward(self, d: np.ndarray) -> np.ndarray:
-        """(m, N) -> (m, K): the transposed read d @ W.T through the same periphery."""
+        """(m, N) -> (m, K): the transposed read d @ W.T through the same periphery, without
+        bound management (aihwkit has it for the forward pass only)."""
         t0 = time.perf_counter()
         w = self.W.read()
-        y, self.counter = analog_read(d, w.T, self.settings.io, self.key, self.counter)
+        io = self._io_backward
+        y, self.counter = analog_read(d, w.T, io, self.key, self.counter)
         self.seconds[0] += time.perf_counter() - t0
         return y
 
