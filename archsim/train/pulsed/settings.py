@@ -90,7 +90,8 @@ class OnChipSettings:
     """count_lr = fast_lr * BL * eps_A / (m_x m_d) with EMAs m_x, m_d of max |x|, |d| (aihwkit);
     build_config c-ttv2 and agad: True."""
     auto_momentum: float = 0.99
-    """EMA momentum of m_x, m_d per mini-batch (aihwkit default 0.99)."""
+    """EMA momentum of m_x, m_d over a mini-batch (tau = (1 - auto_momentum) / batch per
+    sample); aihwkit default 0.99."""
     scale_fast_lr: bool = False
     """Multiply count_lr by the optimiser's lr (aihwkit Chopped/Dynamic default False)."""
     transfer_lr: float = 1.0

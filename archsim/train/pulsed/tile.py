@@ -10,7 +10,9 @@ auto_scale, and the counters of the transfer schedule.
 
 Learning rates (aihwkit's C++ transfer devices): analog SGD pulses W at the optimiser's lr; the
 family's count_lr onto A is fast_lr (x lr if scale_fast_lr), with auto_scale fast_lr * BL *
-eps_A / (m_x m_d); the transfer's lr_scale = transfer_lr (x lr if scale_transfer_lr) / bg with
+eps_A / (m_x m_d), m_x and m_d EMAs of the per-sample max |x|, max |d| (one step per sample,
+tau = (1 - auto_momentum) / batch; simplification: one count_lr per mini-batch, from the EMAs
+after it); the transfer's lr_scale = transfer_lr (x lr if scale_transfer_lr) / bg with
 the buffer granularity bg = buffer_granularity * eps_A (* auto_granularity / (K n_s) when > 0);
 mixed precision accumulates lr x^T d. The per-sample work of a mini-batch runs in one Numba call
 (sgd.sgd_batch, transfer.transfer_batch); reads go through archsim.train.pulsed.io."""
@@ -154,12 +156,8 @@ class AnalogTile:
         eps_a = self.A.model.granularity
         count_lr = s.fast_lr
         if s.auto_scale:
-            mx, md = float(np.max(np.abs(x))), float(np.max(np.abs(d)))
-            if self.batches == 1 or self.m_x == 0 or self.m_d == 0:
-                self.m_x, self.m_d = mx, md
-            else:
-                self.m_x += (1 - s.auto_momentum) * (mx - self.m_x)
-                self.m_d += (1 - s.auto_momentum) * (md - self.m_d)
+            self.m_x = _ema(self.m_x, np.abs(x).max(axis=1), s.auto_momentum)
+            self.m_d = _ema(self.m_d, np.abs(d).max(axis=1), s.auto_momentum)
             if self.m_x > 0 and self.m_d > 0:
                 count_lr = s.fast_lr * s.pulse.desired_bl * eps_a / (self.m_x * self.m_d)
         if s.scale_fast_lr:
@@ -284,6 +282,18 @@ class AnalogTile:
         for prefix, dev in (("W", self.W), ("A", self.A)):
             if dev is not None:
                 dev.load_state({k[2:]: v for k, v in state.items() if k.startswith(prefix + ".")})
+
+
+def _ema(m: float, maxima: np.ndarray, momentum: float) -> float:
+    """The EMA of per-sample maxima after a mini-batch of them, one step per sample with
+    tau = (1 - momentum) / batch (aihwkit's auto_scale); the first non-zero maximum seeds it."""
+    tau = (1.0 - momentum) / len(maxima)
+    for v in maxima.tolist():
+        if m == 0.0:
+            m = v
+        else:
+            m += tau * (v - m)
+    return m
 
 
 def _array_state(dev) -> dict[str, np.ndarray]:
