@@ -16,9 +16,11 @@
    (the network's digital ops, loss, optimiser for the digital biases, Python glue).
 
 Every time is wall clock and process CPU (all threads): the machine is shared, and CPU time is
-the figure that does not move with the other jobs' load. aihwkit 1.2.0's figures are quoted
-from issue 12, measured elsewhere (its C++ CPU simulator, 2 threads, median of 60 steps), not
-by this script.
+the figure that does not move with the other jobs' load. BLAS runs on one thread (as the
+product's updates do): with two BLAS threads on a busy 2-core machine a 32 x 512 x 512 read
+took anywhere from 0.4 to 25 ms, the second thread waiting for a core. aihwkit 1.2.0's figures
+are quoted from issue 12, measured elsewhere (its C++ CPU simulator, 2 threads, median of 60
+steps), not by this script.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from archsim.blas import one_blas_thread
 from archsim.config import load_device
 from archsim.train.data import load_training_data
 from archsim.train.grad import value_and_grad
@@ -71,6 +74,7 @@ class Clock:
             self.cpu += time.process_time() - c
 
 
+@one_blas_thread
 def tile_steps(steps: int, seed: int, device: str = "reram-sb", d_sd: float = 0.01) -> list[dict]:
     """Median wall and CPU ms of one step of a 512 x 512 tile per method and batch."""
     dev = load_device(device).update
@@ -122,11 +126,13 @@ def format_tile_steps(rows: list[dict]) -> str:
             f"{r['coincidences']:10.0f} {ref if ref else '-':>10} {ratio}"
         )
     out.append(
-        "(vs aihwkit: aihwkit's time / ours, > 1 = we are faster; aihwkit measured elsewhere)"
+        "(fwd+bwd: CPU ms of the two reads; vs aihwkit: aihwkit's time / our wall time, > 1 = "
+        "we are faster; aihwkit measured elsewhere, issue 12)"
     )
     return "\n".join(out)
 
 
+@one_blas_thread
 def agad_epoch(samples: int, seed: int, test_samples: int) -> str:
     """One AGAD epoch of mnist-fc beside a float epoch, alternating steps; the AGAD split."""
     data = load_training_data("mnist-flat", seed=seed)
