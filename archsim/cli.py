@@ -11,7 +11,14 @@ import os
 import sys
 from pathlib import Path
 
-from archsim import cli_catalog, cli_device_error, cli_hwa_table, cli_train, cli_train_time
+from archsim import (
+    cli_catalog,
+    cli_device_error,
+    cli_hwa_table,
+    cli_pulsed,
+    cli_train,
+    cli_train_time,
+)
 from archsim import cli_options as opt
 from archsim.errors import ArchsimError
 from archsim.outputs import (
@@ -178,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_train.add_parser(sub)
     cli_hwa_table.add_parser(sub)
     cli_train_time.add_parser(sub)
+    cli_pulsed.add_parser(sub)
 
     presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))
     presets.set_defaults(func=cli_catalog.presets)

@@ -1,6 +1,7 @@
 """The `archsim train` command: train a network on a data set, float or hardware-aware.
 
-A trainable architecture named by `--workload` (mnist-cnn, digits-cnn, char-lstm) starts from
+A trainable architecture named by `--workload` (mnist-cnn, mnist-fc, digits-cnn,
+char-lstm) starts from
 fresh seeded weights; an .onnx or .toml file starts from its own weights (fine-tuning, e.g. HWA
 retraining of a float-trained export: float first, then retraining with noise, the recipe of
 Rasch et al., Nat. Commun. 14, 5282, 2023). The output directory
@@ -27,6 +28,9 @@ from archsim.train.models import MODELS
 MODEL_DATA = {name: m.data for name, m in MODELS.items()}
 """The trainable architectures (archsim.train.models.MODELS) and the data set each learns."""
 
+ONCHIP_METHODS = ("agad", "cttv2", "ttv2", "mp", "analog-sgd")
+"""The on-chip training methods (archsim.train.pulsed.settings.METHODS; archsim.cli_onchip)."""
+
 DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
 """--lr when not given, per optimiser (estimate: what trains the three models in a few epochs)."""
 
@@ -45,6 +49,7 @@ def add_parser(sub) -> None:
             "--workload mnist-float/mnist-cnn.onnx --data mnist --method hwa "
             "--training reram-wan2022 --out mnist-hwa-reram",
             "--workload char-lstm --optimizer adam --schedule cosine --epochs 10",
+            "--workload digits-cnn --method agad --device cmo-hfox --epochs 1 --out digits-agad",
         ),
     )
     tr.add_argument(
@@ -60,10 +65,16 @@ def add_parser(sub) -> None:
     )
     tr.add_argument(
         "--method",
-        choices=("float", "hwa"),
+        choices=("float", "hwa", *ONCHIP_METHODS),
         default="float",
         help="float: exact products; hwa: hardware-aware (noise, input ranges, quantisation, "
-        "clipping as the chip's training settings say) (float)",
+        "clipping as the chip's training settings say); agad, cttv2, ttv2, mp, analog-sgd: "
+        "on-chip training with pulsed updates on --device (float)",
+    )
+    tr.add_argument(
+        "--onchip",
+        help="on-chip algorithm preset (models/onchip/NAME.toml) or TOML path "
+        "(<method>-<device> if shipped, else <method>)",
     )
     tr.add_argument(
         "--chip", default="hermes", help="chip whose crossbar blocks --method hwa uses (hermes)"
@@ -78,9 +89,8 @@ def add_parser(sub) -> None:
     tr.add_argument(
         "--times",
         type=opt.times,
-        default="1,3600,86400,31536000",
         help="times since programming in s at which the trained network is evaluated on "
-        "--chip (1 s .. 1 year)",
+        "--chip (1 s .. 1 year; on-chip methods: 1 s .. 10 years)",
     )
     tr.add_argument(
         "--drift-samples",
@@ -89,14 +99,16 @@ def add_parser(sub) -> None:
         help="test samples of the drift evaluation; 0 skips it (1000)",
     )
     tr.add_argument("--epochs", type=opt.count, default=5, help="epochs to finish (5)")
-    tr.add_argument("--batch-size", type=opt.count, default=64, help="samples per step (64)")
+    tr.add_argument(
+        "--batch-size", type=opt.count, help="samples per step (64; on-chip: the preset's)"
+    )
     tr.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="(sgd)")
     tr.add_argument(
         "--lr",
         type=float,
         help=f"base learning rate (sgd {DEFAULT_LR['sgd']}, adam {DEFAULT_LR['adam']})",
     )
-    tr.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
+    tr.add_argument("--momentum", type=float, help="SGD momentum (0.9; on-chip: 0)")
     tr.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (0)")
     tr.add_argument(
         "--schedule",
@@ -157,6 +169,15 @@ def run(args: argparse.Namespace) -> int:
     from archsim.train.loop import TrainSettings, format_progress, train
     from archsim.train.optim import Schedule
 
+    if args.method in ONCHIP_METHODS:
+        from archsim import cli_onchip
+
+        return cli_onchip.run(args, sys.modules[__name__])
+    if args.onchip:
+        raise ArchsimError(f"--onchip: for on-chip methods ({', '.join(ONCHIP_METHODS)})")
+    args.batch_size = args.batch_size or 64
+    args.momentum = 0.9 if args.momentum is None else args.momentum
+    args.times = args.times or opt.times("1,3600,86400,31536000")
     settings = TrainSettings(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -175,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
     data_name = args.data or MODEL_DATA.get(args.workload)
     if data_name is None:
         raise ArchsimError(
-            f"--data: required for --workload {args.workload} (mnist, digits, chars)"
+            f"--data: required for --workload {args.workload} "
+            f"({', '.join(sorted(set(MODEL_DATA.values())))})"
         )
     if args.method == "hwa" and args.workload in MODEL_DATA:
         # from fresh weights the noisy forward diverges (MNIST CNN: loss 5 -> 39 in 60 steps,

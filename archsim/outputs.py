@@ -35,12 +35,16 @@ resumed by the next)."""
 TABLE_REPORT = "hwa-table.json"
 """The file that marks a directory as `archsim hwa-table`'s (training runs beside it, reused by
 the next)."""
+PROGRAMMING_REPORT = "weight-programming.json"
+"""The file that marks a directory as `archsim weight-programming`'s (replaced whole by the
+next)."""
 _KINDS = {
     RUN_REPORT: "run",
     SWEEP_REPORT: "sweep",
     MAP_REPORT: "map",
     TRAIN_REPORT: "training",
     TABLE_REPORT: "HWA table",
+    PROGRAMMING_REPORT: "weight-programming",
 }
 
 

@@ -1,4 +1,8 @@
-"""Float against hardware-aware (HWA) training of the MNIST CNN: one epoch each, same run.
+"""Training speed: float against hardware-aware (HWA) training of the MNIST CNN, one epoch each
+in the same run, and on-chip pulsed training (`bench_onchip.py`: a 512 x 512 tile step per
+algorithm, an AGAD epoch of mnist-fc beside a float one, with aihwkit 1.2.0's figures quoted).
+
+The HWA part:
 
 `mnist-cnn` trains for one epoch on the MNIST training images twice at once: every batch of a
 seeded shuffle takes one optimiser step of float training (`archsim train --method float`,
@@ -18,7 +22,8 @@ epoch and is timed apart. The test accuracy (`--test-samples`) only shows that b
 Last, the cost of the gradient check: the wall time of `pytest tests/test_train_grad.py`
 (every backward rule against central differences in float64).
 
-Run: python benchmarks/bench_train.py [--samples N] [--warmup STEPS] [--no-gradcheck]
+Run: python benchmarks/bench_train.py [--parts tile,agad,hwa] [--samples N] [--warmup STEPS]
+[--no-gradcheck] [--tile-steps 60] [--agad-samples 60000]
 """
 
 from __future__ import annotations
@@ -87,7 +92,35 @@ def main() -> None:
     parser.add_argument("--training", default="hermes", help="HWA training preset (hermes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-gradcheck", action="store_true", help="skip the gradient check")
+    parser.add_argument(
+        "--parts", default="tile,agad,hwa", help="comma list of tile, agad, hwa (all three)"
+    )
+    parser.add_argument("--tile-steps", type=int, default=60, help="timed tile steps (60)")
+    parser.add_argument(
+        "--agad-samples", type=int, default=60_000, help="samples of the AGAD epoch (60000)"
+    )
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if parts - {"tile", "agad", "hwa"}:
+        parser.error(f"--parts: expected a comma list of tile, agad, hwa, got {args.parts!r}")
+    if "tile" in parts or "agad" in parts:
+        import bench_onchip
+
+        print(f"load average {load()}")
+        if "tile" in parts:
+            print("one training step (forward, backward, pulsed update) of a 512 x 512 tile:")
+            print(
+                bench_onchip.format_tile_steps(bench_onchip.tile_steps(args.tile_steps, args.seed))
+            )
+        if "agad" in parts:
+            print(bench_onchip.agad_epoch(args.agad_samples, args.seed, args.test_samples))
+        print(f"load average {load()}")
+    if "hwa" in parts:
+        hwa(args)
+
+
+def hwa(args: argparse.Namespace) -> None:
+    """Float against HWA training of the MNIST CNN (module docstring)."""
 
     data = load_training_data("mnist", seed=args.seed)
     x, y = data.x_train[: args.samples], data.y_train[: args.samples]

