@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, common) -> int:
     from archsim.train.grad import value_and_grad
     from archsim.train.loop import TrainSettings, evaluate, format_progress, product_rng, train
     from archsim.train.optim import Schedule
-    from archsim.train.pulsed.aging import age_and_evaluate
+    from archsim.train.pulsed.aging import REFERENCES, age_and_evaluate
     from archsim.train.pulsed.product import OnChipProduct
     from archsim.train.report import write_train_report
 
@@ -141,23 +141,28 @@ def run(args: argparse.Namespace, common) -> int:
     extra["pulses_per_device"] = pulses
     if args.drift_samples:
         test = dataclasses.replace(settings, test_samples=args.drift_samples)
-        rows = age_and_evaluate(
-            product,
-            spec,
-            times,
-            lambda: evaluate(
-                workload,
-                result.params,
-                data,
-                test,
-                product=product,
-                grad_fn=value_and_grad,
-                rng=np.random.default_rng(0),
-            ),
-            np.random.default_rng([args.seed, 7]),
-        )
+        rows = {
+            ref: age_and_evaluate(
+                product,
+                spec,
+                times,
+                lambda: evaluate(
+                    workload,
+                    result.params,
+                    data,
+                    test,
+                    product=product,
+                    grad_fn=value_and_grad,
+                    rng=np.random.default_rng(0),
+                ),
+                np.random.default_rng([args.seed, 7]),
+                reference=ref,
+            )
+            for ref in REFERENCES
+        }
         sections.append(_aging_section(rows, spec.name, args.drift_samples))
-        extra["aging"] = rows
+        extra["aging"] = rows["digital"]
+        extra["aging_reference_column"] = rows["column"]
     n_train = min(len(data.x_train), settings.train_samples or len(data.x_train))
     split = wall_split(product, result.history[result.resumed_from :], n_train)
     extra["wall_s"] = split
@@ -176,8 +181,8 @@ def run(args: argparse.Namespace, common) -> int:
         extra=extra,
     )
     print(f"trained {workload.name} on {data_name}: {common._final(result.history[-1])}")
-    for r in extra.get("aging", []):
-        print(f"  after {when(r['t_s'])}: {_metric(r)}")
+    for r, c in zip(extra.get("aging", []), extra.get("aging_reference_column", []), strict=True):
+        print(f"  after {when(r['t_s'])}: {_metric(r)} (aged reference column: {_metric(c)})")
     print(
         f"  simulation wall time: {split['update_s']:.1f} s pulsed updates, "
         f"{split['read_s']:.1f} s analog reads, {split['train_s']:.1f} s training in all"
@@ -285,14 +290,21 @@ def _pulse_section(pulses: dict) -> str:
     return "\n".join(lines)
 
 
-def _aging_section(rows: list[dict], device: str, samples: int) -> str:
+def _aging_section(rows: dict[str, list[dict]], device: str, samples: int) -> str:
     lines = [
         f"## Trained conductances aged ({device} inference model, {samples} test samples)",
         "",
-        "| time after training | result |",
-        "|---|---|",
+        "Read against a fixed digital mid-reference, and against a reference column (one device "
+        "per row, programmed to the zero weight at the end of training) that ages with the array "
+        "and cancels the mean relaxation.",
+        "",
+        "| time after training | digital reference | aged reference column |",
+        "|---|---|---|",
     ]
-    lines += [f"| {when(r['t_s'])} | {_metric(r)} |" for r in rows]
+    lines += [
+        f"| {when(r['t_s'])} | {_metric(r)} | {_metric(c)} |"
+        for r, c in zip(rows["digital"], rows["column"], strict=True)
+    ]
     return "\n".join(lines)
 
 

@@ -303,6 +303,10 @@ def test_onchip_cli_trains_reports_pulses_ages_and_costs(cli, monkeypatch):
     pulses = record["pulses_per_device"]
     assert pulses["A"]["mean"] > pulses["W"]["mean"] > 0
     assert [r["t_s"] for r in record["aging"]] == [1.0, 3600.0, 86400.0, 31536000.0, 315360000.0]
+    assert [r["t_s"] for r in record["aging_reference_column"]] == [
+        r["t_s"] for r in record["aging"]
+    ]
+    assert "(aged reference column: test accuracy" in out
     assert record["cost"]["latency_ns_per_sample"] > 0
     assert (
         "s pulsed updates" in out and 0 < record["wall_s"]["update_s"] < record["wall_s"]["train_s"]
@@ -393,3 +397,41 @@ def test_conv_groups_and_lstm_steps_train_on_tiles():
         samples = [b.tile.stats()["samples"] for b in product.tiles[next(iter(product.tiles))]]
         per_step = 8 * (9 if workload is conv else 4)  # im2col positions / time steps
         assert samples[0] == 30 * per_step
+
+
+def test_aged_reference_column_cancels_a_state_independent_relaxation():
+    """cmo-hfox with only its mean relaxation (spreads and read noise zeroed): against the
+    digital mid-reference every weight moves by the same m ln(t) / span * 2; against the aged
+    reference column the trained weights come back (to float32 rounding)."""
+    from archsim.config import load_device
+    from archsim.train.pulsed.aging import age_and_evaluate
+
+    spec = load_device("cmo-hfox")
+    model = dataclasses.replace(
+        spec.model, relax_sigma_us_per_ln_s=0.0, relax_sigma_us=0.0, read_noise_scale=0.0
+    )
+    spec = dataclasses.replace(spec, model=model)
+    from archsim.train.params import params_of
+
+    product = _product("analog-sgd", block=(3, 2))
+    product.build(_workload(), params_of(_workload()))
+    tiles = [b.tile for blocks in product.tiles.values() for b in blocks]
+    rng = np.random.default_rng(3)
+    for t in tiles:
+        t.W.w[...] = rng.uniform(-0.5, 0.5, t.W.w.shape).astype(np.float32)
+    trained = [t.W.w.copy() for t in tiles]
+    t_s = 3.15e8
+    shift = model.relax_mean_us_per_ln_s * np.log(t_s) / (spec.g_max_us - spec.g_min_us) * 2
+    seen = {}
+
+    def snapshot():
+        seen["w"] = [t.W.w.copy() for t in tiles]
+        return {"x": 0.0}
+
+    for ref in ("digital", "column"):
+        age_and_evaluate(product, spec, [t_s], snapshot, np.random.default_rng(0), reference=ref)
+        for w, w0 in zip(seen["w"], trained, strict=True):
+            expected = w0 + (shift if ref == "digital" else 0.0)
+            np.testing.assert_allclose(w, expected, atol=2e-6)
+    for t, w0 in zip(tiles, trained, strict=True):
+        assert np.array_equal(t.W.w, w0)  # the trained state is put back
