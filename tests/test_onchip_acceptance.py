@@ -73,4 +73,4 @@ def test_agad_trains_mnist_fc_on_cmo_hfox_to_96_percent_and_prints_its_cost(cli)
 
 def test_the_symmetric_device_trains_mnist_fc_near_97_6_percent(cli):
     acc, _ = _agad_mnist(cli, "cmo-hfox-sym", "agad-sym")
-    assert acc >= 96.5  # FAL25: 97.6 %; measured 96.7 % after 30 cosine epochs
+    assert acc >= 96.6  # FAL25: 97.6 %; measured 97.13 % after 50 cosine epochs (30: 96.7 %)
