@@ -7,8 +7,8 @@ Per input row b (aihwkit's order):
 1. noise management (ABS_MAX): s_b = max_k |x_bk| (rows of zeros read 0); x_b / s_b;
 2. DAC: round to steps of 2 / dac_steps, clip to [-1, 1];
 3. the analog MVM with the array's weights, plus out_noise * xi per output;
-4. bound management (ITERATIVE): a row with an output at or beyond +-out_bound is read again
-   with its inputs halved (fresh noise), up to max_bm_iters times;
+4. bound management (ITERATIVE, forward reads only): a row with an output at or beyond
+   +-out_bound is read again with its inputs halved (fresh noise), up to max_bm_iters times;
 5. ADC: round to steps of 2 out_bound / adc_steps, clip to +-out_bound; times s_b * 2**iters.
 
 Noise comes from the counter-based normals (archsim.kernels.counter_rng) under the tile's key,

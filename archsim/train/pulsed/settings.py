@@ -38,7 +38,8 @@ class IoSettings:
     transfer read of A): noise management, DAC, output noise, ADC with bound management.
 
     Defaults: aihwkit `PresetIOParameters` (presets/utils.py): inp_res 1/126, out_res 1/510,
-    out_bound 20, out_noise 0.1, bound management ITERATIVE, noise management ABS_MAX.
+    out_bound 20, out_noise 0.1, bound management ITERATIVE, noise management ABS_MAX (its
+    `build_config` presets use `IOParameters`: out_bound 12, out_noise 0.06).
     """
 
     enable: bool = True
@@ -56,7 +57,8 @@ class IoSettings:
     noise_management: bool = True
     """ABS_MAX: divide each input row by its max |x| before the DAC, multiply back after."""
     bound_management: bool = True
-    """ITERATIVE: halve the inputs of rows whose outputs saturate and read them again."""
+    """ITERATIVE: halve the inputs of rows whose outputs saturate and read them again (forward
+    reads only, as aihwkit)."""
     max_bm_iters: int = 10
     """Bound-management re-reads per row at most (estimate: aihwkit's max_bm_factor 1000 is
     about 2**10)."""
@@ -88,7 +90,8 @@ class OnChipSettings:
     """count_lr = fast_lr * BL * eps_A / (m_x m_d) with EMAs m_x, m_d of max |x|, |d| (aihwkit);
     build_config c-ttv2 and agad: True."""
     auto_momentum: float = 0.99
-    """EMA momentum of m_x, m_d per mini-batch (aihwkit default 0.99)."""
+    """EMA momentum of m_x, m_d over a mini-batch (tau = (1 - auto_momentum) / batch per
+    sample); aihwkit default 0.99."""
     scale_fast_lr: bool = False
     """Multiply count_lr by the optimiser's lr (aihwkit Chopped/Dynamic default False)."""
     transfer_lr: float = 1.0

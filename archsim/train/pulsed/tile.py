@@ -10,9 +10,11 @@ auto_scale, and the counters of the transfer schedule.
 
 Learning rates (aihwkit's C++ transfer devices): analog SGD pulses W at the optimiser's lr; the
 family's count_lr onto A is fast_lr (x lr if scale_fast_lr), with auto_scale fast_lr * BL *
-eps_A / (m_x m_d); the transfer's lr_scale = transfer_lr (x lr if scale_transfer_lr) / bg with
-the buffer granularity bg = buffer_granularity * eps_A (* auto_granularity / (K n_s) when > 0);
-mixed precision accumulates lr x^T d. The per-sample work of a mini-batch runs in one Numba call
+eps_A / (m_x m_d), m_x and m_d EMAs of the per-sample max |x|, max |d| (one step per sample,
+tau = (1 - auto_momentum) / batch, updated before each sample's pulses); the transfer's
+lr_scale = transfer_lr (x lr if scale_transfer_lr) / bg with the buffer granularity
+bg = buffer_granularity * eps_A (* auto_granularity / (K n_s) when > 0); mixed precision
+accumulates lr x^T d. The per-sample work of a mini-batch runs in one Numba call
 (sgd.sgd_batch, transfer.transfer_batch); reads go through archsim.train.pulsed.io."""
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class AnalogTile:
         self.shape = (k, n)
         self.settings = settings
         self.method = settings.method
+        self._io_backward = dataclasses.replace(settings.io, bound_management=False)
         self.W = device.sample((k, n), rng)
         self.A = None
         if self.method in TRANSFER_METHODS:
@@ -103,10 +106,12 @@ class AnalogTile:
         return y
 
     def backward(self, d: np.ndarray) -> np.ndarray:
-        """(m, N) -> (m, K): the transposed read d @ W.T through the same periphery."""
+        """(m, N) -> (m, K): the transposed read d @ W.T through the same periphery, without
+        bound management (aihwkit has it for the forward pass only)."""
         t0 = time.perf_counter()
         w = self.W.read()
-        y, self.counter = analog_read(d, w.T, self.settings.io, self.key, self.counter)
+        io = self._io_backward
+        y, self.counter = analog_read(d, w.T, io, self.key, self.counter)
         self.seconds[0] += time.perf_counter() - t0
         return y
 
@@ -149,16 +154,12 @@ class AnalogTile:
     def _transfer_update(self, x: np.ndarray, d: np.ndarray, lr: float, bl) -> None:
         s, (k, n) = self.settings, self.shape
         eps_a = self.A.model.granularity
-        count_lr = s.fast_lr
+        count_lr = np.full(x.shape[0], s.fast_lr)
         if s.auto_scale:
-            mx, md = float(np.max(np.abs(x))), float(np.max(np.abs(d)))
-            if self.batches == 1 or self.m_x == 0 or self.m_d == 0:
-                self.m_x, self.m_d = mx, md
-            else:
-                self.m_x += (1 - s.auto_momentum) * (mx - self.m_x)
-                self.m_d += (1 - s.auto_momentum) * (md - self.m_d)
-            if self.m_x > 0 and self.m_d > 0:
-                count_lr = s.fast_lr * s.pulse.desired_bl * eps_a / (self.m_x * self.m_d)
+            mx, self.m_x = _ema(self.m_x, np.abs(x).max(axis=1), s.auto_momentum)
+            md, self.m_d = _ema(self.m_d, np.abs(d).max(axis=1), s.auto_momentum)
+            scaled = (mx > 0) & (md > 0)
+            count_lr[scaled] *= s.pulse.desired_bl * eps_a / (mx[scaled] * md[scaled])
         if s.scale_fast_lr:
             count_lr *= lr
         self._count_slots(x, d, count_lr, eps_a)
@@ -173,7 +174,6 @@ class AnalogTile:
         beta = min(s.tail_weightening / n_cp, 1.0) if self.method == "agad" else 0.0
         par = np.array(
             [
-                count_lr,
                 lr_t / bg,
                 io.out_noise if io.enable else 0.0,
                 lsb,
@@ -198,6 +198,7 @@ class AnalogTile:
             self.A.reference,
             x,
             d,
+            count_lr,
             bl,
             self.c_in,
             self.c_out,
@@ -221,14 +222,14 @@ class AnalogTile:
         self.tally[1:4] += (coinc, n_reads, w_pulses)
         self.tally[4] += n_reads * n * (26 if self.method == "agad" else 10)
 
-    def _count_slots(self, x: np.ndarray, d: np.ndarray, lr: float, eps: float) -> None:
+    def _count_slots(self, x: np.ndarray, d: np.ndarray, lr, eps: float) -> None:
         """Add the pulse-train length of every sample (GV16 with aihwkit's BL management:
         min(ceil(k), desired_bl) slots, k = |lr| max|x| max|d| um_grad_scale / eps)."""
         ps = self.settings.pulse
         if not ps.bl_management:
             self.tally[5] += ps.desired_bl * x.shape[0]
             return
-        k = abs(lr) * np.abs(x).max(axis=1) * np.abs(d).max(axis=1) * ps.um_grad_scale / eps
+        k = np.abs(lr) * np.abs(x).max(axis=1) * np.abs(d).max(axis=1) * ps.um_grad_scale / eps
         self.tally[5] += float(np.sum(np.clip(np.ceil(k), 1, ps.desired_bl) * (k > 0)))
 
     # -- bookkeeping ----------------------------------------------------------------------
@@ -281,6 +282,18 @@ class AnalogTile:
         for prefix, dev in (("W", self.W), ("A", self.A)):
             if dev is not None:
                 dev.load_state({k[2:]: v for k, v in state.items() if k.startswith(prefix + ".")})
+
+
+def _ema(m: float, maxima: np.ndarray, momentum: float) -> tuple[np.ndarray, float]:
+    """The EMA of per-sample maxima after each sample of a mini-batch, one step per sample
+    with tau = (1 - momentum) / batch (aihwkit's auto_scale; the first non-zero maximum
+    seeds it), and its last value."""
+    tau = (1.0 - momentum) / len(maxima)
+    out = np.empty(len(maxima))
+    for b, v in enumerate(maxima.tolist()):
+        m = v if m == 0.0 else m + tau * (v - m)
+        out[b] = m
+    return out, m
 
 
 def _array_state(dev) -> dict[str, np.ndarray]:

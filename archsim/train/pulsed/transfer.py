@@ -36,7 +36,7 @@ from archsim.kernels.options import JIT_OPTIONS
 # int64 state slots (`ints` below)
 COUNT, ROW, SWEEPS, RNG_COUNTER = 0, 1, 2, 3
 # float64 parameter slots (`par` below)
-COUNT_LR, LR_SCALE, T_NOISE, T_LSB, T_BOUND, MOMENTUM, BETA, IN_CHOP, OUT_CHOP = range(9)
+LR_SCALE, T_NOISE, T_LSB, T_BOUND, MOMENTUM, BETA, IN_CHOP, OUT_CHOP, UM_SCALE = range(9)
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -55,6 +55,7 @@ def transfer_batch(
     a_ref,
     x,
     d,
+    count_lr,
     bl,
     c_in,
     c_out,
@@ -75,10 +76,11 @@ def transfer_batch(
     k0,
     k1,
 ):
-    """One mini-batch of the family's updates (module docstring). `bl` is the update's
-    (desired_bl, fixed_bl, bl_management, update_management) as int64 and um_grad_scale comes
-    in par[9]; `noise` (N,) float32 holds normals for the transfer reads of this batch (one row
-    per read, refilled by the caller: noise[r]). Returns (coincidences on A, reads, W pulses)."""
+    """One mini-batch of the family's updates (module docstring), sample b onto A at
+    count_lr[b]. `bl` is the update's (desired_bl, fixed_bl, bl_management, update_management)
+    as int64, um_grad_scale is par[UM_SCALE]; `noise` (reads, N) float32 holds the normals of
+    this batch's transfer reads, one row per read. Returns (coincidences on A, reads, W
+    pulses)."""
     m = x.shape[0]
     kk, nn = h.shape
     n_row = np.zeros(nn, dtype=np.int32)
@@ -91,12 +93,12 @@ def transfer_batch(
             a_arrays,
             x[b],
             d[b],
-            par[COUNT_LR],
+            count_lr[b],
             bl[0],
             bl[1] != 0,
             bl[2] != 0,
             bl[3] != 0,
-            par[9],
+            par[UM_SCALE],
             c_in,
             c_out,
         )
