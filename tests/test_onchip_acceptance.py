@@ -2,7 +2,7 @@
 and seed 003's MNIST network trained with AGAD on the CMO/HfOx device (FAL25) to >= 96 % with
 its time and energy per training sample printed, plus the symmetric-device ablation.
 
-Run: pytest -m slow tests/test_onchip_acceptance.py (about 35 minutes on 2 idle cores)."""
+Run: pytest -m slow tests/test_onchip_acceptance.py (about 25 minutes on 2 idle cores)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from archsim.train.pulsed.programming import programming_cell
 
 pytestmark = pytest.mark.slow
 
-MNIST_EPOCHS = "30"
+MNIST_EPOCHS = "20"
 """Epochs of the AGAD MNIST runs, with a cosine learning-rate schedule from FAL25's lr 1e-2 to 0
-(FAL25 gives neither epochs nor schedule; at a constant 1e-2 the accuracy stays at 91-92 % from
-epoch 4 to 8, the pulse noise of 22-state devices; the decay lets it settle: 96.1 % after 30)."""
+(FAL25 gives neither epochs nor schedule; a constant 1e-2 leaves the accuracy noisy, the decay
+lets it settle). Measured at 20 epochs: 97.27 % on cmo-hfox, 97.70 % on cmo-hfox-sym."""
 
 
 def _cell(method: str, states: int, sigma_r: float) -> float:
@@ -72,4 +72,4 @@ def test_agad_trains_mnist_fc_on_cmo_hfox_to_96_percent_and_prints_its_cost(cli)
 
 def test_the_symmetric_device_trains_mnist_fc_near_97_6_percent(cli):
     acc, _ = _agad_mnist(cli, "cmo-hfox-sym", "agad-sym")
-    assert acc >= 96.5  # FAL25: 97.6 %; measured 96.66 % (30 cosine epochs)
+    assert acc >= 96.6  # FAL25: 97.6 %, one point of slack; measured 97.70 %
