@@ -1,6 +1,9 @@
 """One (K, N) array of pulse-updated devices with their per-device sampled parameters.
 
-The hidden weight `w` is what pulses change; a read sees w - reference (+ fresh write noise).
+The hidden weight `w` is what pulses change; a read sees w - reference + write noise, the
+noise re-drawn for a device whenever it was touched (pulsed, reset, programmed, decayed) since
+the previous read, and otherwise the same (aihwkit's apparent vs persistent weight: write noise
+is applied on update, not on read; aihwkit rpu_pulsed_device.h `applyUpdateWriteNoise`).
 `arrays()` hands the per-device arrays to the Numba kernels of `archsim.kernels.pulse` (which
 change `w`, `pulses` and the counter in place); its order is ARRAY_FIELDS.
 """
@@ -70,6 +73,10 @@ class DeviceArray:
     prm: np.ndarray
     rng: np.ndarray
     """uint64 [k0, k1, counter]: the kernels advance the counter in place."""
+    write_noise: np.ndarray | None = None
+    """float32 (K, N): the write noise reads see (None: none drawn yet, or all devices touched)."""
+    noise_pulses: np.ndarray | None = None
+    """int64 (K, N): `pulses` when each device's write noise was drawn (-1: touched otherwise)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -109,12 +116,27 @@ class DeviceArray:
         return out
 
     def read(self) -> np.ndarray:
-        """float32 (K, N): w - reference, plus write noise (write_noise_std dw_min xi, fresh)."""
+        """float32 (K, N): w - reference, plus write noise write_noise_std dw_min xi, drawn
+        afresh for the devices touched since the previous read (module docstring)."""
         out = self.w - self.reference
-        std = self.model.write_noise_std * self.model.dw_min
+        std = np.float32(self.model.write_noise_std * self.model.dw_min)
         if std > 0:
-            out += np.float32(std) * self.normals(out.size).reshape(out.shape)
+            if self.write_noise is None:
+                self.write_noise = std * self.normals(out.size).reshape(out.shape)
+                self.noise_pulses = self.pulses.copy()
+            else:
+                touched = self.noise_pulses != self.pulses
+                count = int(np.count_nonzero(touched))
+                if count:
+                    self.write_noise[touched] = std * self.normals(count)
+                    self.noise_pulses[touched] = self.pulses[touched]
+            out += self.write_noise
         return out
+
+    def _touched(self, idx=slice(None)) -> None:
+        """Mark devices (all, or rows `idx`) as touched other than by pulses."""
+        if self.noise_pulses is not None:
+            self.noise_pulses[idx] = -1
 
     def weights(self) -> np.ndarray:
         """float32 (K, N): w - reference without write noise."""
@@ -127,6 +149,7 @@ class DeviceArray:
         if target.shape != self.w.shape:
             raise ArchsimError(f"program: expected shape {self.w.shape}, got {target.shape}")
         np.clip(target + self.reference, self.b_min, self.b_max, out=self.w)
+        self._touched()
 
     def reset(self, rows: np.ndarray | None = None) -> None:
         """Reset devices (all, or the rows `rows`) to reset_bias + reset_std xi, clipped."""
@@ -135,18 +158,23 @@ class DeviceArray:
         if self.model.reset_std > 0:
             new += np.float32(self.model.reset_std) * self.normals(new.size).reshape(new.shape)
         self.w[idx] = np.clip(new, self.b_min[idx], self.b_max[idx])
+        self._touched(idx)
 
     def decay(self, steps: int = 1) -> None:
         """`steps` decay steps towards the reset weight (no-op when lifetime is 0)."""
         if self.model.lifetime > 0:
             f = self.decay_factor**steps
             self.w[...] = (self.w - self.reset_bias) * f + self.reset_bias
+            self._touched()
 
     def state(self) -> dict[str, np.ndarray | int]:
         """Everything needed to resume: the arrays, the key and the counter (copies)."""
         out: dict[str, np.ndarray | int] = {k: getattr(self, k).copy() for k in _STATE_ARRAYS}
         out["key"] = self.key
         out["counter"] = self.counter
+        if self.write_noise is not None:
+            out["write_noise"] = self.write_noise.copy()
+            out["noise_pulses"] = self.noise_pulses.copy()
         return out
 
     def load_state(self, state) -> None:
@@ -160,6 +188,10 @@ class DeviceArray:
                 )
             target[...] = value
         self.key = int(state["key"])
+        self.write_noise = self.noise_pulses = None
+        if "write_noise" in state:
+            self.write_noise = np.array(state["write_noise"], dtype=np.float32)
+            self.noise_pulses = np.array(state["noise_pulses"], dtype=np.int64)
         k0, k1 = split_key(self.key)
         self.rng[:] = (k0, k1, np.uint64(int(state["counter"])))
 
