@@ -435,3 +435,25 @@ def test_aged_reference_column_cancels_a_state_independent_relaxation():
             np.testing.assert_allclose(w, expected, atol=2e-6)
     for t, w0 in zip(tiles, trained, strict=True):
         assert np.array_equal(t.W.w, w0)  # the trained state is put back
+
+
+@pytest.mark.parametrize("method", ["analog-sgd", "ttv2"])
+def test_leaky_devices_decay_once_per_mini_batch(method):
+    """A capacitor-like device (lifetime tau per device): with zero gradients, each update call
+    moves every weight towards its reset bias by the factor (1 - 1/tau), on W and on A."""
+    device = UpdateModel(
+        rule="constant", dw_min=0.01, w_max=1.0, w_min=-1.0, lifetime=100.0, lifetime_dtod=0.2
+    )
+    tile = AnalogTile((4, 3), settings(method, io=IO_OFF), device, np.random.default_rng(0))
+    tile.program(np.full((4, 3), 0.5, np.float32))
+    arrays = [a for a in (tile.W, tile.A) if a is not None]
+    for a in arrays:
+        a.w[...] = 0.5
+    start = [(a.w - a.reset_bias).copy() for a in arrays]
+    x, d = np.ones((2, 4), np.float32), np.zeros((2, 3), np.float32)
+    for _ in range(3):
+        tile.update(x, d, 0.01)
+    for a, s in zip(arrays, start, strict=True):
+        assert np.ptp(a.decay_factor) > 0  # per-device lifetimes
+        np.testing.assert_allclose(a.w - a.reset_bias, s * a.decay_factor**3, rtol=1e-5)
+    assert (tile.A is not None) == (method == "ttv2")

@@ -119,13 +119,18 @@ class AnalogTile:
 
     def update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
         """Per-sample pulsed updates (and transfers) of x (m, K), d (m, N) at the optimiser's
-        learning rate `lr`, in order (module docstring)."""
+        learning rate `lr`, in order (module docstring); then one decay step of every array
+        whose devices have a lifetime (capacitor-like: once per mini-batch, as aihwkit's
+        post-update step)."""
         t0 = time.perf_counter()
         self._update(
             np.ascontiguousarray(x, dtype=np.float32),
             np.ascontiguousarray(d, dtype=np.float32),
             lr,
         )
+        for array in (self.W, self.A):
+            if array is not None:
+                array.decay()
         self.seconds[1] += time.perf_counter() - t0
 
     def _update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
