@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace, common) -> int:
     from archsim.outputs import TRAIN_REPORT, atomic_file, check_dir
     from archsim.sim.training_table import network_layers
     from archsim.train.grad import value_and_grad
-    from archsim.train.loop import TrainSettings, evaluate, format_progress, product_rng, train
+    from archsim.train.loop import TrainSettings, evaluate, product_rng
     from archsim.train.optim import Schedule
     from archsim.train.pulsed.aging import REFERENCES, age_and_evaluate
     from archsim.train.pulsed.product import OnChipProduct
@@ -111,27 +110,7 @@ def run(args: argparse.Namespace, common) -> int:
         with atomic_file(out / TRAIN_REPORT) as tmp:
             tmp.write_text(common.json.dumps(record, indent=1) + "\n")
 
-    def progress(record: dict) -> None:
-        if "batch" not in record or sys.stderr.isatty():
-            end = "" if "batch" in record else "\n"
-            print(f"\r{format_progress(record):<78}", end=end, file=sys.stderr, flush=True)
-
-    result = train(
-        workload,
-        data,
-        settings,
-        seed=args.seed,
-        out_dir=out,
-        product=product,
-        progress=progress,
-        resume=args.resume,
-    )
-    if result.resumed_from == settings.epochs:
-        print(
-            f"archsim: {out} already holds {settings.epochs} finished epochs; writing the "
-            "network and report again (more --epochs continue, --fresh starts over)",
-            file=sys.stderr,
-        )
+    result = common.train_with_progress(workload, data, settings, args, out, product)
     product.build(workload, result.params)
     product.write_weights(result.params)
     onnx_path = common._export(workload, result.params, out / f"{stem}.onnx")

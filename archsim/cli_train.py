@@ -166,7 +166,7 @@ def _epochs_list(text: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     """`archsim train`: check everything, train, then write the network and the report."""
-    from archsim.train.loop import TrainSettings, format_progress, train
+    from archsim.train.loop import TrainSettings
     from archsim.train.optim import Schedule
 
     if args.method in ONCHIP_METHODS:
@@ -219,6 +219,32 @@ def run(args: argparse.Namespace) -> int:
     args.lr = settings.lr
     args.progress_shown = True
 
+    result = train_with_progress(workload, data, settings, args, out, product)
+    onnx_path = _export(workload, result.params, out / f"{stem}.onnx")
+    points = _drift(drift, workload, result.params, data, args.seed) if drift else None
+    from archsim.train.report import write_train_report
+
+    write_train_report(
+        out,
+        title=f"{args.workload} on {data_name} ({args.method})",
+        setup=f"Optimiser {args.optimizer}, lr {result.history[-1]['lr']:g} at the end, batch "
+        f"{args.batch_size}, seed {args.seed}",
+        result=result,
+        onnx_name=onnx_path.name,
+        drift=points,
+        record=_command(args, data_name),
+    )
+    print(f"trained {workload.name} on {data_name}: {_final(result.history[-1])}")
+    print(f"report written to {out / 'report.html'} (network: {onnx_path})")
+    return 0
+
+
+def train_with_progress(workload, data, settings, args: argparse.Namespace, out: Path, product):
+    """`archsim.train.loop.train` with progress on stderr (a line per epoch; within an epoch a
+    line rewritten in place on a terminal), resuming from `out` unless --fresh; says so when
+    the run had already finished."""
+    from archsim.train.loop import format_progress, train
+
     def progress(record: dict) -> None:
         line = format_progress(record)
         if "batch" not in record:
@@ -242,23 +268,7 @@ def run(args: argparse.Namespace) -> int:
             "network and report again (more --epochs continue, --fresh starts over)",
             file=sys.stderr,
         )
-    onnx_path = _export(workload, result.params, out / f"{stem}.onnx")
-    points = _drift(drift, workload, result.params, data, args.seed) if drift else None
-    from archsim.train.report import write_train_report
-
-    write_train_report(
-        out,
-        title=f"{args.workload} on {data_name} ({args.method})",
-        setup=f"Optimiser {args.optimizer}, lr {result.history[-1]['lr']:g} at the end, batch "
-        f"{args.batch_size}, seed {args.seed}",
-        result=result,
-        onnx_name=onnx_path.name,
-        drift=points,
-        record=_command(args, data_name),
-    )
-    print(f"trained {workload.name} on {data_name}: {_final(result.history[-1])}")
-    print(f"report written to {out / 'report.html'} (network: {onnx_path})")
-    return 0
+    return result
 
 
 def _workload(args: argparse.Namespace):
