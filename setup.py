@@ -14,7 +14,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 DATA = {
-    "models": ("*.toml", "devices/*.toml", "training/*.toml"),
+    "models": ("**/*.toml",),
     "workloads": ("*.npz",),
     "docs": ("*.md",),
 }

@@ -52,11 +52,21 @@ def workloads(args: argparse.Namespace) -> int:
 
 def presets(args: argparse.Namespace) -> int:
     from archsim.config import chip_presets, device_presets, load_chip, load_device
+    from archsim.train.pulsed.settings import load_onchip, onchip_presets
+    from archsim.train.settings import load_training, training_presets
 
     print("chip presets (models/):")
     for name in chip_presets():
         print(f"  {name:<16} {load_chip(name).description}")
-    print("device presets (models/devices/):")
+    print("device presets (models/devices/; [update]: trains on chip):")
     for name in device_presets():
-        print(f"  {name:<16} {load_device(name).description}")
+        spec = load_device(name)
+        mark = " [update]" if spec.update is not None else ""
+        print(f"  {name:<16} {spec.description}{mark}")
+    print("hardware-aware training presets (models/training/, --method hwa --training):")
+    for name in training_presets():
+        print(f"  {name:<16} {load_training(name).description}")
+    print("on-chip training presets (models/onchip/, --onchip):")
+    for name in onchip_presets():
+        print(f"  {name:<22} {load_onchip(name).description}")
     return 0

@@ -89,3 +89,14 @@ def test_each_method_learns_on_a_shipped_device_with_its_preset(preset, device, 
     before, after = learn(preset, device)
     assert before > 0.25
     assert after < limit, f"{preset} on {device}: weight error {before:.3f} -> {after:.3f}"
+
+
+def test_presets_lists_training_presets_and_trainable_devices(cli):
+    code, out, _ = cli("presets")
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.split()[0] == "agad-cmo-hfox" for line in lines if line.startswith("  "))
+    assert any(line.split()[0] == "hermes-lstm" for line in lines if line.startswith("  "))
+    trainable = {line.split()[0] for line in lines if line.endswith("[update]")}
+    assert {"cmo-hfox", "cmo-hfox-sym", "reram-sb", "ecram", "capacitor"} <= trainable
+    assert "pcm" not in trainable and "hermes-pcm" not in trainable
