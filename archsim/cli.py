@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from archsim import (
+    cli_baseline,
     cli_catalog,
     cli_device_error,
     cli_hwa_table,
@@ -186,6 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_hwa_table.add_parser(sub)
     cli_train_time.add_parser(sub)
     cli_pulsed.add_parser(sub)
+    cli_baseline.add_parser(sub)
 
     presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))
     presets.set_defaults(func=cli_catalog.presets)

@@ -51,6 +51,7 @@ def workloads(args: argparse.Namespace) -> int:
 
 
 def presets(args: argparse.Namespace) -> int:
+    from archsim.baseline.gpu import gpu_presets, load_gpu
     from archsim.config import chip_presets, device_presets, load_chip, load_device
     from archsim.train.pulsed.settings import load_onchip, onchip_presets
     from archsim.train.settings import load_training, training_presets
@@ -69,4 +70,7 @@ def presets(args: argparse.Namespace) -> int:
     print("on-chip training presets (models/onchip/, --onchip):")
     for name in onchip_presets():
         print(f"  {name:<22} {load_onchip(name).description}")
+    print("GPU baseline presets (models/baselines/, archsim baseline --gpu):")
+    for name in gpu_presets():
+        print(f"  {name:<16} {load_gpu(name).description}")
     return 0
