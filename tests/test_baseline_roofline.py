@@ -153,3 +153,19 @@ def test_cli_lists_the_preset_and_refuses_bad_input(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[gpu]\nsource = "x"\nmatmul_tflops = 0\n')
     cli.refused("baseline", "--gpu", str(bad), "--workload", "bert", match="bad.toml")
+
+
+def test_the_a100_fetches_bue25s_largest_moe_in_20_7_ms():
+    """BUE25's largest MoE (d 1024, 128 experts, 48 layers, d_ff 4096: 51.5 G expert weights)
+    at 0.625 B per weight: 51.54e9 x 0.625 / 1555e9 = 20.7 ms and 8.3 J per decode iteration
+    at 400 W. One Linear of that many weights (a broadcast view, nothing allocated) stands in."""
+    from archsim.workload import ir
+
+    g = GraphBuilder("moe-weights")
+    x = L.input_(g, "input", (1, 1024))
+    weight = np.broadcast_to(np.float32(0), (1024, 2 * 4096 * 128 * 48))
+    g.add(ir.Linear("experts", (x,), (1, weight.shape[1]), weight, None))
+    r = roofline(g.build(), load_gpu("a100"))
+    assert r.latency_s == pytest.approx(20.7e-3, abs=0.05e-3)
+    assert r.energy_per_inference_j == pytest.approx(8.3, abs=0.05)
+    assert r.bound_share("memory") == 1.0
