@@ -32,13 +32,12 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_ships_every_preset_and_zoo_weight_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = [
-        *ROOT.glob("models/*.toml"),
-        *ROOT.glob("models/devices/*.toml"),
-        *ROOT.glob("models/training/*.toml"),
+        *ROOT.glob("models/**/*.toml"),  # chips, devices, training, onchip, baselines
         *ROOT.glob("workloads/*.npz"),
         *ROOT.glob("docs/*.md"),  # docs/sources.md: the citations the presets use
     ]
     assert len(shipped) >= 10
+    assert ROOT / "models" / "baselines" / "a100.toml" in shipped
     data = {n for n in names if n.startswith("archsim/_data/")}
     assert data == {f"archsim/_data/{src.relative_to(ROOT).as_posix()}" for src in shipped}
     assert not any(n.startswith(("models/", "workloads/", "tests/")) for n in names)
