@@ -169,3 +169,12 @@ def test_the_a100_fetches_bue25s_largest_moe_in_20_7_ms():
     assert r.latency_s == pytest.approx(20.7e-3, abs=0.05e-3)
     assert r.energy_per_inference_j == pytest.approx(8.3, abs=0.05)
     assert r.bound_share("memory") == 1.0
+
+
+def test_an_embedding_reads_the_rows_its_indices_name_per_sample():
+    # 5 indices x 8 columns x 3 samples x 1 B = 120 B (not the 800-B table), no FLOPs
+    g = GraphBuilder("embed")
+    x = L.input_(g, "input", (5,))
+    L.embedding(g, "emb", x, np.zeros((100, 8), np.float32))
+    (emb,) = [op for op in roofline(g.build(), TOY, batch=3).ops if op.name == "emb"]
+    assert (emb.flops, emb.weight_bytes, emb.bound) == (0.0, 120.0, "memory")
