@@ -18,6 +18,7 @@ from archsim.errors import WorkloadError
 from archsim.package_data import data_dir
 from archsim.workload import layers as L
 from archsim.workload.ir import GraphBuilder, Workload
+from archsim.workload.mobilebert import mobilebert_edgetpu_xs
 from archsim.workload.npz_file import read_npz
 
 
@@ -302,6 +303,11 @@ ZOO: dict[str, ZooEntry] = {
         caption_lstm, "HERMES captioning LSTM, 4.08 M weights, 16 steps (random weights)", None
     ),
     "bert": ZooEntry(bert, "BERT-style encoder, 4 layers, d 256, seq 128 (random weights)", None),
+    "mobilebert-edgetpu-xs": ZooEntry(
+        mobilebert_edgetpu_xs,
+        "MobileBERT-EdgeTPU-XS, 8 blocks, seq 384, 22.7 M static weights (random weights)",
+        None,
+    ),
     "digits-mlp": ZooEntry(
         digits_mlp, "MLP on 8x8 digits, trained (scikit-learn digits)", "digits"
     ),
