@@ -72,7 +72,7 @@ def test_model_refusals(tmp_path):
 def test_router_gives_k_distinct_experts_uniformly():
     """Without skew each expert is chosen n k / E times on average; every count lies within 5
     standard deviations sqrt(n k / E (1 - k / E)) of it."""
-    m = dataclasses.replace(load_moe("moe-12x32"), d_model=64, heads=1)  # cheaper draws
+    m = dataclasses.replace(load_moe("moe-12x32"), d_model=256, heads=1)  # cheaper draws
     n = 4000
     choices = route(m, n, np.random.default_rng(3))
     assert choices.shape == (m.moe_layers, n, 2)
