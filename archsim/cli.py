@@ -168,7 +168,8 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument(
         "--out",
         type=Path,
-        help="output directory for mapping.png and mapping.csv (reports/map-<chip>-<workload>)",
+        help="output directory for mapping.png, mapping.csv and nodes.csv "
+        "(reports/map-<chip>-<workload>)",
     )
     opt.add_seed(mp)
     _dim_arg(mp)
@@ -178,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
         help="cut networks too big for the chip into segments (weight reloads)",
     )
     mp.add_argument("--share", action="store_true", help=SHARE_HELP)
+    opt.add_digital(mp)
     mp.set_defaults(func=_cmd_map)
 
     wl = opt.command(sub, "workloads", "list the built-in workloads", ("",))
@@ -215,6 +217,7 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
         help="comma list of times since programming in s (1 s .. 1 year)",
     )
     p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
+    opt.add_digital(p)
     opt.add_seed(p)
     _dim_arg(p)
     p.add_argument(
@@ -424,7 +427,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_map(args: argparse.Namespace) -> int:
     import json
 
-    from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
+    from archsim.mapping.report import format_mapping, mapping_rows, node_rows, plot_mapping
     from archsim.mapping.segments import map_or_segment
     from archsim.run_report import write_csv
     from archsim.workload.catalog import load_workload
@@ -446,17 +449,20 @@ def _cmd_map(args: argparse.Namespace) -> int:
     with atomic_dir(out) as tmp:
         plot_mapping(mapping, tmp / "mapping.png")
         write_csv(mapping_rows(mapping), tmp / "mapping.csv")
+        write_csv(node_rows(mapping), tmp / "nodes.csv")
         settings = {
             "chip": chip.name,
             "workload": workload.name,
             "placement": args.placement or chip.mapping.placement,
             "replication": args.replication or chip.mapping.replication,
             "share": args.share,
+            "digital_policy": mapping.digital_placement().policy,
+            "digital_layers": list(chip.mapping.digital_layers),
             "segments": len(parts or ()),
             "seed": args.seed,
         }
         (tmp / MAP_REPORT).write_text(json.dumps(settings, indent=2) + "\n")
-    print(f"placement picture and table written to {out}/mapping.png and mapping.csv")
+    print(f"placement picture and tables written to {out}/mapping.png, mapping.csv, nodes.csv")
     return 0
 
 
@@ -464,13 +470,22 @@ SHARE_HELP = "let layers share crossbars when the network needs more cores than 
 
 
 def _chip(args: argparse.Namespace):
-    """The chip of --chip, in the read mode of --read-mode and with weight reloads allowed by
-    --reload when given."""
+    """The chip of --chip, in the read mode of --read-mode, with the digital placement of
+    --digital-policy / --digital-layer and weight reloads allowed by --reload when given."""
     import dataclasses
 
     from archsim.config import load_chip
 
     chip = load_chip(args.chip)
+    digital = {}
+    if args.digital_policy:
+        digital["digital_policy"] = args.digital_policy
+    if args.digital_layer:
+        digital["digital_layers"] = tuple(args.digital_layer)
+    if digital:
+        with opt.named_options({"digital_layers": "--digital-layer"}):
+            mapping = dataclasses.replace(chip.mapping, **digital)
+        chip = dataclasses.replace(chip, mapping=mapping)
     mode = getattr(args, "read_mode", None)
     if mode is not None:
         modes = [m.name for m in chip.input.read_modes]

@@ -8,7 +8,8 @@ into an explicit output directory by `write_report`; nothing is simulated here.
 - pictures (report_figures, mapping.report, sim.timeline): mapping.png, utilisation.png,
   layers.png, energy.png, accuracy.png;
 - accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement,cosine), layers.csv,
-  mapping.csv, components.csv (busy fractions), trace.json (Perfetto), run.json (what was run
+  mapping.csv, nodes.csv (every AIMC core and digital unit: kind, router, what it holds or
+  runs, load), components.csv (busy fractions), trace.json (Perfetto), run.json (what was run
   and the metrics).
 
 reports/README.md describes every file.
@@ -30,13 +31,14 @@ from archsim.checks import require_finite
 from archsim.errors import ArchsimError
 from archsim.evaluate import EvalResult, EvalSettings
 from archsim.html_report import markdown_to_html
-from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
+from archsim.mapping.report import format_mapping, mapping_rows, node_rows, plot_mapping
 from archsim.outputs import atomic_dir, atomic_file
 from archsim.report_figures import accuracy_figure, energy_figure, save, utilisation_figure
 from archsim.sim.metrics import Metrics
 from archsim.sim.timeline import plot_layer_timing
 from archsim.sim.trace import write_trace
 from archsim.spec import ChipSpec
+from archsim.spec.digital import digital_units
 from archsim.workload.ir import Workload
 from archsim.workload.zoo import ZOO
 
@@ -51,7 +53,17 @@ def chip_figures(chip: ChipSpec) -> list[tuple[str, str]]:
 
     xb, inp, adc = chip.crossbar, chip.input, chip.adc
     peak = peak_figures(chip)
+    nodes = [
+        (
+            f"digital nodes: {d.kind}",
+            f"{d.count} at {d.clock_ghz:g} GHz; per cycle {d.macs_per_cycle:g} MAC, "
+            f"{d.softmax_per_cycle:g} softmax, {d.norm_per_cycle:g} norm, "
+            f"{d.elementwise_per_cycle:g} element-wise; {d.sram_bytes:,} B SRAM",
+        )
+        for d in chip.digital_nodes
+    ]
     return [
+        *nodes,
         ("cores", f"{chip.cores.count} on a {chip.cores.grid[0]}x{chip.cores.grid[1]} grid"),
         ("crossbar", f"{xb.rows} x {xb.cols} weights, {xb.devices_per_weight} devices per weight"),
         ("weights on chip", f"{chip.cores.count * chip.weights_per_core:,}"),
@@ -157,10 +169,11 @@ def _write_files(result: RunResult, out_dir: Path) -> None:
     )
     write_csv(accuracy_rows(acc), out_dir / "accuracy.csv")
     write_csv(mapping_rows(mapping), out_dir / "mapping.csv")
+    write_csv(node_rows(mapping), out_dir / "nodes.csv")
     write_csv(
         [{"t_s": p.t_s, **asdict(s)} for p in acc.points for s in p.layers], out_dir / "layers.csv"
     )
-    write_csv(m.utilisation.to_dict("records"), out_dir / "components.csv")
+    write_csv(component_rows(chip, m), out_dir / "components.csv")
     write_trace(frame, out_dir / "trace.json")
     summary = _summary(result)
     (out_dir / "summary.md").write_text(summary)
@@ -184,6 +197,25 @@ def _write_files(result: RunResult, out_dir: Path) -> None:
         "python": platform.python_version(),
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+
+def component_rows(chip: ChipSpec, m: Metrics) -> list[dict]:
+    """The utilisation table with each component's kind: "aimc core", "gdpu", a digital node
+    flavour, or what the component is otherwise (off-chip port, link, chip)."""
+    kinds = {u.name: u.kind for u in digital_units(chip)}
+    out = []
+    for row in m.utilisation.to_dict("records"):
+        comp = row["component"]
+        if comp in kinds:
+            kind = kinds[comp]
+        elif comp.startswith("core") and comp[4:].isdigit():
+            kind = "aimc core"
+        else:
+            kind = comp.rstrip("0123456789").split(" ")[0] or comp
+        out.append(
+            {"component": comp, "kind": kind, **{k: v for k, v in row.items() if k != "component"}}
+        )
+    return out
 
 
 def metrics_record(m: Metrics) -> dict:
