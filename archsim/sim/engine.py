@@ -111,7 +111,9 @@ class Engine:
             for g in range(spec.count)
         ]
         self.plan = build_plan(mapping, settings.bytes_per_value)
-        self.replicas = build_replicas(mapping.layers, self.cores, self.fabric)
+        self.replicas = build_replicas(
+            mapping.layers, self.cores, self.fabric, chip.crossbar.weight_sets
+        )
         self.routers = self._routers()
         self.delivery = RowDelivery(
             env, self.plan, self.replicas, self.fabric, self.routers, settings.samples, self.rec
@@ -261,6 +263,8 @@ class Engine:
                     start_post,
                     mvms=k * rep.mvms,
                     hold=rep.hold,
+                    sets=rep.sets,
+                    positions=k,
                 )
                 self.rec.record(
                     self.env.now,

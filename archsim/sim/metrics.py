@@ -4,8 +4,8 @@ Energy per event comes from the preset: the array and the input drivers cost ene
 row per LSB of pulse (so they follow the input magnitude: `activity` is the mean |DAC code| as
 a fraction of full scale, measured on data in a full run, else ASSUMED_ACTIVITY), the ADCs per
 conversion (one per column per phase), the LDPUs and GDPUs per element operation, SRAM per
-byte, the fabric per bit and hop, the off-chip interface per byte; static power runs for the
-whole run on every core.
+byte, the fabric per bit and hop, the off-chip interface per byte, a weight-set switch of an
+array once per switch; static power runs for the whole run on every core.
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ ENERGY_PARTS = (
     "fabric",
     "offchip",
     "reload",
+    "set_switch",
     "static",
 )
+"""Parts of the energy breakdown; "set_switch" (weight-set switches of the arrays, once per
+switch) only on chips whose arrays hold several weight sets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +246,9 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) ->
         adc += positions[name] * c.conversions * chip.adc.energy_pj
     by_op = df.groupby("op").qty.sum()
     mem = chip.memory
+    switches = {}
+    if chip.crossbar.weight_sets > 1:
+        switches["set_switch"] = by_op.get("set_switch", 0.0) * chip.crossbar.set_switch_energy_pj
     return {
         "array": array,
         "dac": dac,
@@ -256,6 +262,7 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) ->
         * mem.offchip_energy_pj_per_byte,
         "reload": by_op.get("program", 0.0) * chip.crossbar.program_energy_pj_per_device
         + by_op.get("weights_in", 0.0) * mem.offchip_energy_pj_per_byte,
+        **switches,
         "static": chip.cores.count * chip.cores.static_power_mw * end_ns,  # mW x ns = pJ
     }
 
