@@ -342,3 +342,18 @@ def test_full_run_on_slots_gives_the_float_network(tiny):
     err = np.sqrt(np.mean((noisy.outputs - want) ** 2)) / np.std(want)
     assert 0.0 < err < 0.15
     assert noisy.metrics.block_mvms == 8 * 8
+
+
+def test_weight_reloads_fill_every_set_before_a_new_segment(tiny):
+    """12 blocks of 32 x 32 on 4 cores x 2 sets with weight reloads: segments of 8 and 4
+    blocks. Reprogramming the first: 8 x 1024 weights at 8 B/ns = 1024 ns, then each core
+    programs its two sets one after another, 2 x 32 rows x 3750 ns = 240,000 ns: 241,024 ns;
+    the second (one set per core): 512 + 32 x 3750 = 120,512 ns."""
+    from archsim.mapping.segments import map_segments, reload_cost
+
+    chip = _sets(tiny, 2)
+    chip = dataclasses.replace(chip, mapping=dataclasses.replace(chip.mapping, weight_reload=True))
+    parts = map_segments(mlp((32,) * 13), chip, replication="none")
+    assert [sum(len(lm.blocks) for lm in p.layers) for p in parts] == [8, 4]
+    assert [p.slots_used for p in parts] == [8, 4]
+    assert [reload_cost(p).time_ns for p in parts] == [241_024.0, 120_512.0]
