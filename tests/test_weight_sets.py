@@ -21,6 +21,7 @@ from archsim.errors import MappingError, SpecError
 from archsim.mapping import map_workload
 from archsim.mapping.mapper import crossbars
 from archsim.mapping.report import format_mapping, mapping_rows
+from archsim.run_report import chip_figures
 from archsim.sim.engine import Engine, SimSettings
 from archsim.sim.metrics import compute_metrics
 from archsim.workload.catalog import load_dataset, load_workload
@@ -83,6 +84,9 @@ def test_capacity_counts_every_set_and_the_area_bound_their_devices(tiny):
     sets = 4.29e9 do not fit (1.72 mm^2), 900 sets (3.77e9, 1.51 mm^2) do."""
     assert _sets(tiny, 8).weight_capacity == 4 * 32 * 32 * 8
     assert tiny.weight_capacity == 4 * 32 * 32
+    figures = dict(chip_figures(_sets(tiny, 8)))
+    assert figures["weights on chip"] == "32,768"
+    assert figures["crossbar"].endswith("8 weight sets (switch 10 ns, 3 pJ)")
     xb = dataclasses.replace(tiny.crossbar, rows=1024, cols=1024)
     cores = dataclasses.replace(tiny.cores, area_mm2=1.6)
 
