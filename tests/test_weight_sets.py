@@ -129,7 +129,7 @@ def test_toml_weight_sets_load_and_bad_values_are_refused(cli, tmp_path):
         "--workload",
         tmp_path / "deep.toml",
         "--mode",
-        "timing",
+        "full",
         "--stream",
         "2",
     )
