@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archsim.checks import non_negative, positive
-from archsim.config import _build, _resolve, _unknown, models_dir, read_toml
-from archsim.errors import ConfigError, SpecError
+from archsim.config import _build, load_single, models_dir, pop_source, single_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +61,7 @@ def load_gpu(name_or_path: str | Path) -> GpuSpec:
         ConfigError: missing or malformed file, a table other than [gpu], or a key that is
             unknown, mistyped or out of range; the message names the file and the key path.
     """
-    path = _resolve(name_or_path, baselines_dir(), "GPU baseline", gpu_presets())
-    raw = read_toml(path)
-    try:
-        return gpu_from_table(raw, path.stem)
-    except SpecError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    return load_single(name_or_path, baselines_dir(), "GPU baseline", gpu_presets(), gpu_from_table)
 
 
 def gpu_from_table(raw: dict, default_name: str = "gpu") -> GpuSpec:
@@ -76,19 +70,7 @@ def gpu_from_table(raw: dict, default_name: str = "gpu") -> GpuSpec:
     Raises:
         SpecError: as `load_gpu`, with the key path only.
     """
-    for key in raw:
-        if key != "gpu":
-            raise _unknown("", key, ["gpu"])
-    table = raw.get("gpu")
-    if not isinstance(table, dict):
-        raise SpecError("gpu", "missing table [gpu]")
-    table = dict(table)
-    if "source" not in table:
-        raise SpecError("gpu.source", "missing required key (the source of the numbers)")
+    table = single_table(raw, "gpu")
+    source = pop_source(table, "gpu")
     table.setdefault("name", default_name)
-    sources: list[tuple[str, str]] = []
-    spec = _build(GpuSpec, {k: v for k, v in table.items() if k != "source"}, "gpu", sources)
-    source = table["source"]
-    if not isinstance(source, str) or not source.strip():
-        raise SpecError("gpu.source", "expected a non-empty string naming the source")
-    return dataclasses.replace(spec, source=source)
+    return dataclasses.replace(_build(GpuSpec, table, "gpu", []), source=source)

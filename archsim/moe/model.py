@@ -16,8 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from archsim.config import _build, _resolve, _unknown, read_toml
-from archsim.errors import ConfigError, SpecError
+from archsim.config import _build, load_single, pop_source, single_table
+from archsim.errors import SpecError
 from archsim.package_data import data_dir
 
 
@@ -176,23 +176,14 @@ def load_moe(name_or_path: str | Path) -> MoeModel:
         ConfigError: missing or malformed file, a table other than [model], or a key that is
             unknown, mistyped or out of range; the message names the file and the key path.
     """
-    path = _resolve(name_or_path, moe_dir(), "MoE model", moe_presets())
-    raw = read_toml(path)
-    try:
-        for key in raw:
-            if key != "model":
-                raise _unknown("", key, ["model"])
-        table = raw.get("model")
-        if not isinstance(table, dict):
-            raise SpecError("model", "missing table [model]")
-        table = dict(table)
-        if not isinstance(table.get("source"), str) or not table["source"].strip():
-            raise SpecError("model.source", "missing or empty (where the sizes come from)")
-        source = table.pop("source")
-        table.setdefault("name", path.stem)
-        return dataclasses.replace(_build(MoeModel, table, "model", []), source=source)
-    except SpecError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    return load_single(name_or_path, moe_dir(), "MoE model", moe_presets(), _model_from_table)
+
+
+def _model_from_table(raw: dict, default_name: str) -> MoeModel:
+    table = single_table(raw, "model")
+    source = pop_source(table, "model")
+    table.setdefault("name", default_name)
+    return dataclasses.replace(_build(MoeModel, table, "model", []), source=source)
 
 
 def with_sizes(model: MoeModel, **sizes: int) -> MoeModel:

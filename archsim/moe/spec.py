@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archsim.checks import non_negative, positive
-from archsim.config import _build, _resolve, _unknown, models_dir, read_toml
-from archsim.errors import ConfigError, SpecError
+from archsim.config import _build, load_single, models_dir, pop_source, single_table
+from archsim.errors import SpecError
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,14 +182,12 @@ def load_system(
         ConfigError: missing or malformed file, a table other than [system], or a key that is
             unknown, mistyped or out of range; the message names the file and the key path.
     """
-    path = _resolve(name_or_path, systems_dir(), "3D system", system_presets())
-    raw = read_toml(path)
-    try:
-        spec = system_from_table(raw, path.stem)
-        overrides = {k: v for k, v in (("tiles", tiles), ("tiers", tiers)) if v is not None}
-        return dataclasses.replace(spec, **overrides) if overrides else spec
-    except SpecError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    overrides = {k: v for k, v in (("tiles", tiles), ("tiers", tiers)) if v is not None}
+
+    def build(raw: dict, name: str) -> Tile3dSpec:
+        return dataclasses.replace(system_from_table(raw, name), **overrides)
+
+    return load_single(name_or_path, systems_dir(), "3D system", system_presets(), build)
 
 
 def system_from_table(raw: dict, default_name: str = "system") -> Tile3dSpec:
@@ -198,15 +196,7 @@ def system_from_table(raw: dict, default_name: str = "system") -> Tile3dSpec:
     Raises:
         SpecError: as `load_system`, with the key path only.
     """
-    for key in raw:
-        if key != "system":
-            raise _unknown("", key, ["system"])
-    table = raw.get("system")
-    if not isinstance(table, dict):
-        raise SpecError("system", "missing table [system]")
-    table = dict(table)
-    source = table.pop("source", None)
-    if not isinstance(source, str) or not source.strip():
-        raise SpecError("system.source", "missing or empty (the sources of the numbers)")
+    table = single_table(raw, "system")
+    pop_source(table, "system")
     table.setdefault("name", default_name)
     return _build(Tile3dSpec, table, "system", [])

@@ -26,6 +26,7 @@ from archsim.config import (
     models_dir,
     override_table,
     read_toml,
+    single_table,
 )
 from archsim.errors import ConfigError, SpecError
 from archsim.spec import ChipSpec
@@ -179,13 +180,7 @@ def settings_from_table(raw: dict, default_name: str = "default") -> HwaSettings
     Raises:
         SpecError: as `load_training`, with the key path only.
     """
-    for key in raw:
-        if key != "training":
-            raise _unknown("", key, ["training"])
-    table = raw.get("training")
-    if not isinstance(table, dict):
-        raise SpecError("training", "missing table [training]")
-    table = dict(table)
+    table = single_table(raw, "training")
     sources: list[tuple[str, str]] = []
     meta = {k: table.pop(k) for k in _META if k in table}
     for key, value in meta.items():

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archsim.checks import in_range, non_negative, positive
-from archsim.config import _build, _resolve, _unknown, models_dir, read_toml
-from archsim.errors import ConfigError, SpecError
+from archsim.config import _build, load_single, models_dir, pop_source, single_table
+from archsim.errors import SpecError
 from archsim.kernels.pulse import PulseSettings
 
 METHODS = ("analog-sgd", "mp", "ttv2", "cttv2", "agad")
@@ -186,11 +186,9 @@ def load_onchip(name_or_path: str | Path) -> OnChipSettings:
         ConfigError: missing or malformed file, or a key that is unknown, mistyped or out of
             range; the message names the file and the key path.
     """
-    path = _resolve(name_or_path, models_dir() / "onchip", "on-chip training", onchip_presets())
-    try:
-        return onchip_from_table(read_toml(path), path.stem)
-    except SpecError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    directory = models_dir() / "onchip"
+    kind = "on-chip training"
+    return load_single(name_or_path, directory, kind, onchip_presets(), onchip_from_table)
 
 
 def onchip_from_table(raw: dict, default_name: str = "default") -> OnChipSettings:
@@ -199,16 +197,8 @@ def onchip_from_table(raw: dict, default_name: str = "default") -> OnChipSetting
     Raises:
         SpecError: as `load_onchip`, with the key path only.
     """
-    for key in raw:
-        if key != "onchip":
-            raise _unknown("", key, ["onchip"])
-    table = raw.get("onchip")
-    if not isinstance(table, dict):
-        raise SpecError("onchip", "missing table [onchip]")
-    table = dict(table)
-    source = table.pop("source", "")
-    if not isinstance(source, str) or not source.strip():
-        raise SpecError("onchip.source", "expected a non-empty string naming the source")
+    table = single_table(raw, "onchip")
+    source = pop_source(table, "onchip")
     table.setdefault("name", default_name)
     settings = _build(OnChipSettings, table, "onchip", [])
     return dataclasses.replace(settings, source=source)
