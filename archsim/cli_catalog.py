@@ -64,22 +64,23 @@ def presets(args: argparse.Namespace) -> int:
         spec = load_device(name)
         mark = " [update]" if spec.update is not None else ""
         print(f"  {name:<16} {spec.description}{mark}")
-    print("hardware-aware training presets (models/training/, --method hwa --training):")
-    for name in training_presets():
-        print(f"  {name:<16} {load_training(name).description}")
-    print("on-chip training presets (models/onchip/, --onchip):")
-    for name in onchip_presets():
-        print(f"  {name:<22} {load_onchip(name).description}")
-    print("GPU baseline presets (models/baselines/, archsim baseline --gpu):")
-    for name in gpu_presets():
-        print(f"  {name:<16} {load_gpu(name).description}")
     from archsim.moe.model import load_moe, moe_presets
     from archsim.moe.spec import load_system, system_presets
 
-    print("3D AIMC systems (models/systems/, archsim moe --system):")
-    for name in system_presets():
-        print(f"  {name:<16} {load_system(name).description}")
-    print("MoE models (workloads/moe/, archsim moe --model):")
-    for name in moe_presets():
-        print(f"  {name:<16} {load_moe(name).description}")
+    groups = (
+        (
+            "hardware-aware training presets (models/training/, --method hwa --training)",
+            training_presets,
+            load_training,
+        ),
+        ("on-chip training presets (models/onchip/, --onchip)", onchip_presets, load_onchip),
+        ("GPU baseline presets (models/baselines/, archsim baseline --gpu)", gpu_presets, load_gpu),
+        ("3D AIMC systems (models/systems/, archsim moe --system)", system_presets, load_system),
+        ("MoE models (workloads/moe/, archsim moe --model)", moe_presets, load_moe),
+    )
+    for heading, names, load in groups:
+        print(f"{heading}:")
+        width = max(16, *(len(n) + 2 for n in names()))
+        for name in names():
+            print(f"  {name:<{width}} {load(name).description}")
     return 0
