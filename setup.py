@@ -15,7 +15,7 @@ from setuptools.command.build_py import build_py
 
 DATA = {
     "models": ("**/*.toml",),
-    "workloads": ("*.npz",),
+    "workloads": ("*.npz", "moe/*.toml"),
     "docs": ("*.md",),
 }
 """Top-level data directory -> the files of it that are shipped (glob patterns)."""
