@@ -5,10 +5,12 @@ One decode iteration advances every sequence of the batch by one token. Per iter
   `MoeModel.weights_total`) is fetched from DRAM once, at `GpuSpec.weight_bytes` each, shared
   by the batch (BUE25 fetches all experts every pass: systems-facts §3.4);
 - the FLOPs are the batch's tokens' own work, 2 per MAC of `MoeModel.macs_per_token(context)`
-  (active experts only, attention over the KV cache at that context), at the tensor-core peak;
+  (active experts only, attention over the KV cache at `TokenStream.context`), at the
+  tensor-core peak;
 - the KV cache (K and V, `d_model` values each per layer and position) of the context - 1
-  earlier positions is read, and the new token's K and V written, at `GpuSpec.activation_bytes` per value (0 in the A100 preset:
-  BUE25's bound counts the weight fetch only);
+  earlier positions is read, and the new token's K and V written, at
+  `GpuSpec.activation_bytes` per value (0 in the A100 preset: BUE25's bound counts the weight
+  fetch only);
 - the iteration takes max(bytes / bandwidth, FLOPs / peak) (`archsim.baseline.roofline.roof`),
   and the GPU draws `power_w` throughout (energy = power x time).
 
@@ -85,18 +87,13 @@ class GpuMoeRun:
         return "compute" if self.bound_share("compute") > 0.5 else "memory (weight fetch)"
 
 
-def decode_contexts(stream: TokenStream) -> list[int]:
-    """The context length (KV-cache positions attended, the token's own included) of each
-    decode iteration: the prompt plus the tokens generated before, plus the new one."""
-    return [stream.prompt_tokens + step + 1 for step in range(stream.tokens_per_sequence)]
-
-
 def gpu_moe_decode(model: MoeModel, stream: TokenStream, gpu: GpuSpec) -> GpuMoeRun:
     """The decode iterations of `stream` through `model` on `gpu` (see the module docstring)."""
     b = stream.sequences
     weight_bytes = model.weights_total * gpu.weight_bytes
     steps = []
-    for step, context in enumerate(decode_contexts(stream)):
+    for step in range(stream.tokens_per_sequence):
+        context = stream.context(step)
         kv_values = 2 * model.layers * model.d_model * context  # context - 1 read, 1 written
         steps.append(
             roof(
