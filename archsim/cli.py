@@ -14,6 +14,7 @@ from pathlib import Path
 from archsim import (
     cli_baseline,
     cli_catalog,
+    cli_compare,
     cli_device_error,
     cli_hwa_table,
     cli_pulsed,
@@ -188,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_train_time.add_parser(sub)
     cli_pulsed.add_parser(sub)
     cli_baseline.add_parser(sub)
+    cli_compare.add_parser(sub)
 
     presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))
     presets.set_defaults(func=cli_catalog.presets)
