@@ -79,9 +79,13 @@ class MoeComparison:
             load[_UNIT_LABELS.get(name, name)] = busy / (units.get(name, 1) * span)
         return load
 
+    def aimc_bottleneck(self) -> tuple[str, float]:
+        """The busiest resource of the 3D system and its busy fraction."""
+        return max(self.aimc_load().items(), key=lambda kv: kv[1])
+
     def aimc_bound(self) -> str:
         """The busiest resource, or the token chain when no resource is busy half the time."""
-        name, share = max(self.aimc_load().items(), key=lambda kv: kv[1])
+        name, share = self.aimc_bottleneck()
         if share < 0.5:
             return (
                 f"latency of the token chain (busiest resource, {name}, only {share:.0%} busy: "
