@@ -17,6 +17,7 @@ from archsim import (
     cli_compare,
     cli_device_error,
     cli_hwa_table,
+    cli_moe,
     cli_pulsed,
     cli_train,
     cli_train_time,
@@ -190,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_pulsed.add_parser(sub)
     cli_baseline.add_parser(sub)
     cli_compare.add_parser(sub)
+    cli_moe.add_parser(sub)
 
     presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))
     presets.set_defaults(func=cli_catalog.presets)

@@ -8,64 +8,15 @@ one matrix on one tile as one hold; the shortcut, error measured in tests/test_m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from archsim.moe.engine import GRANULARITIES, build_engine
 from archsim.moe.model import MoeModel, TokenStream
+from archsim.moe.results import MoeRun, make_run
 from archsim.moe.spec import Tile3dSpec
 
-GRANULARITIES = ("tier", "matrix")
-"""Event granularities of the engine, finest first."""
-
-
-@dataclass(frozen=True, slots=True)
-class MoeRun:
-    """What one simulated token stream measured."""
-
-    system: str
-    model: str
-    granularity: str
-    strategy: str
-    seed: int
-    tokens: int
-    """Generated tokens (sequences x tokens per sequence)."""
-    makespan_ns: float
-    """Time from the first token's start to the last token leaving the head."""
-    tokens_per_s: float
-    energy_j: float
-    """Op energies plus passive power x makespan plus KV-cache DRAM energy."""
-    energy_per_token_j: float
-    energy_breakdown_j: dict[str, float]
-    """Energy by part: tier_mvm, comm, dpu, mha, kv_dram, passive."""
-    area_mm2: float
-    tokens_per_s_per_mm2: float
-    events: int
-    """SimPy events processed."""
-    wall_s: float
-    """Wall-clock time of the engine run."""
-    tiles_used: int
-    """Tiles holding at least one tier of the model."""
-    tier_mvms: int
-    """Tier MVMs executed (each counted once in energy)."""
-    tiers_used: int = 0
-    """Tiers holding weights."""
-    macs: int = 0
-    """Multiply-accumulates of the stream (weight MVMs and attention)."""
-    op_counts: dict[str, int] = field(default_factory=dict)
-    """Ops executed by kind: tier_mvm, comm, layernorm, gelu, add, mha, kv."""
-    tile_busy_ns: tuple[float, ...] = ()
-    """Busy time of every tile (index = tile id)."""
-    tile_tier_mvms: tuple[int, ...] = ()
-    """Tier MVMs every tile ran."""
-    tile_tiers: tuple[int, ...] = ()
-    """Tiers every tile holds."""
-    unit_busy_ns: dict[str, float] = field(default_factory=dict)
-    """Busy time of the DPU pool, the MHA pool (summed over units) and the KV-cache port."""
-
-    @property
-    def tile_utilisation(self) -> tuple[float, ...]:
-        """Busy fraction of every tile over the makespan."""
-        return tuple(b / self.makespan_ns for b in self.tile_busy_ns)
+__all__ = ["GRANULARITIES", "MoeRun", "simulate_moe"]
 
 
 def simulate_moe(
@@ -78,7 +29,6 @@ def simulate_moe(
     strategy: str = "greedy",
     skew: float = 0.0,
     progress: Callable[[str], None] | None = None,
-    record: bool = False,
 ) -> MoeRun:
     """Route, map and time `stream` through `model` on `system`.
 
@@ -88,10 +38,20 @@ def simulate_moe(
         strategy: tier-mapping strategy (archsim.moe.mapping.STRATEGIES).
         skew: expert-popularity skew of the router (0: uniform).
         progress: called with a status line about twice a second.
-        record: keep every tile interval in the result's engine trace (tests).
 
     Raises:
         SpecError: an unknown granularity or strategy, a bad skew.
         MappingError: the model needs more tiers than the system has.
     """
-    raise NotImplementedError("the MoE engine comes in moe3d milestone 2")
+    engine = build_engine(
+        system,
+        model,
+        stream,
+        seed=seed,
+        granularity=granularity,
+        strategy=strategy,
+        skew=skew,
+    )
+    t0 = time.perf_counter()
+    events = engine.run(progress)
+    return make_run(engine, events, time.perf_counter() - t0, granularity=granularity, seed=seed)

@@ -1,12 +1,13 @@
 """Token routing of MoE blocks: seeded top-k expert choice per token per MoE block.
 
-Each MoE block gets its own router weights W (d_model x experts, N(0, 1/d_model)) and each token
-a hidden state h (N(0, 1) per element), both drawn from the Generator passed in; the gating
-logits are h.W plus a popularity bias -skew * ln(e + 1) for expert e (skew 0: every expert
-equally likely; skew > 0: a Zipf-like preference for low-numbered experts). A token goes to the
-top_k experts of highest logit, distinct by construction. Simplifications: hidden states are
-random rather than computed by the network, and do not depend on the previous block; the gate
-values (softmax weights) scale the experts' outputs and cost no time, so they are not kept.
+Each MoE block gets its own router weights W (d_model x experts, Gaussian columns scaled to unit
+norm, so every expert's logit is N(0, 1)) and each token a hidden state h (N(0, 1) per element),
+both drawn from the Generator passed in; the gating logits are h.W plus a popularity bias -skew *
+ln(e + 1) for expert e (skew 0: every expert equally likely; skew > 0: a Zipf-like preference for
+low-numbered experts). A token goes to the top_k experts of highest logit, distinct by construction.
+Simplifications: hidden states are random rather than computed by the network, and do not depend on
+the previous block; the gate values (softmax weights) scale the experts' outputs and cost no time,
+so they are not kept.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def route(model: MoeModel, tokens: int, rng: np.random.Generator, skew: float = 
     bias = -skew * np.log(np.arange(1, e + 1, dtype=np.float64))
     out = np.empty((model.moe_layers, tokens, k), dtype=np.int32)
     for layer in range(model.moe_layers):
-        w = rng.standard_normal((d, e)) / np.sqrt(d)
+        w = rng.standard_normal((d, e))
+        w /= np.linalg.norm(w, axis=0)  # unit columns: no expert favoured by its weight norm
         h = rng.standard_normal((tokens, d))
         logits = h @ w + bias
         top = (

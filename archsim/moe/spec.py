@@ -79,10 +79,12 @@ class Tile3dSpec:
     """KV-cache DRAM bandwidth (1e9 bytes/s), one shared port; > 0."""
     kv_bytes_per_element: float
     """Bytes per cached K or V element (int8: 1); > 0."""
+    kv_channels: int
+    """Independent KV-cache DRAM ports of `kv_bandwidth_gb_s` each; >= 1."""
     kv_active_w: float
-    """DRAM power while transferring; >= 0."""
+    """DRAM power of one port while transferring; >= 0."""
     kv_idle_w: float
-    """DRAM power while idle; >= 0."""
+    """DRAM power of one port while idle; >= 0."""
     passive_power_w: float
     """Power drawn for the whole makespan on top of the op energies; >= 0."""
     dpu_chunk: int = 512
@@ -94,6 +96,7 @@ class Tile3dSpec:
         for key in ("tiles", "tiers", "tier_rows", "tier_cols", "dpus", "mha_units"):
             _count(key, getattr(self, key))
         _count("mha_ref_len", self.mha_ref_len)
+        _count("kv_channels", self.kv_channels)
         _count("dpu_chunk", self.dpu_chunk)
         positive("tier_mvm_ns", self.tier_mvm_ns)
         positive("kv_bandwidth_gb_s", self.kv_bandwidth_gb_s)
