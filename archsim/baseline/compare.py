@@ -73,7 +73,11 @@ class MoeComparison:
         """Busy fraction over the makespan of the busiest tile and of each shared unit pool
         (pool busy time over units x makespan)."""
         span = self.aimc.makespan_ns
-        units = {"dpu": self.system.dpus, "mha": self.system.mha_units}
+        units = {
+            "dpu": self.system.dpus,
+            "mha": self.system.mha_units,
+            "kv_dram": self.system.kv_channels,
+        }
         load = {"busiest tile": max(self.aimc.tile_busy_ns, default=0.0) / span}
         for name, busy in self.aimc.unit_busy_ns.items():
             load[_UNIT_LABELS.get(name, name)] = busy / (units.get(name, 1) * span)
@@ -104,7 +108,7 @@ class MoeComparison:
         return ridge * self.model.weights_total * g.weight_bytes / (2.0 * mean_macs)
 
 
-_UNIT_LABELS = {"dpu": "DPU pool", "mha": "MHA units", "kv": "KV-cache DRAM port"}
+_UNIT_LABELS = {"dpu": "DPU pool", "mha": "MHA units", "kv_dram": "KV-cache DRAM"}
 
 
 def compare_moe(

@@ -35,7 +35,7 @@ LABELS = {
     "average_power_w": "average power (W)",
 }
 LABELLED_POINTS = 24
-"""A sweep over one key with at most this many points labels each point with its value."""
+"""A sweep of at most this many points labels each point with its first swept key's value."""
 
 
 def write_sweep_report(
@@ -122,7 +122,7 @@ def _plot_front(front: pd.DataFrame, objectives: dict[str, str], spec, path: Pat
     for ax, (x, y) in zip(axes.flat, pairs, strict=False):
         ax.scatter(front[x], front[y], s=14, color="0.75", label="all points")
         ax.scatter(on[x], on[y], s=26, color="tab:red", label="Pareto front")
-        if len(spec.parameter_keys) == 1 and len(front) <= LABELLED_POINTS:
+        if spec.parameter_keys and len(front) <= LABELLED_POINTS:
             key = spec.parameter_keys[0]
             for _, r in front.iterrows():
                 ax.annotate(
