@@ -73,4 +73,13 @@ def presets(args: argparse.Namespace) -> int:
     print("GPU baseline presets (models/baselines/, archsim baseline --gpu):")
     for name in gpu_presets():
         print(f"  {name:<16} {load_gpu(name).description}")
+    from archsim.moe.model import load_moe, moe_presets
+    from archsim.moe.spec import load_system, system_presets
+
+    print("3D AIMC systems (models/systems/, archsim moe --system):")
+    for name in system_presets():
+        print(f"  {name:<16} {load_system(name).description}")
+    print("MoE models (workloads/moe/, archsim moe --model):")
+    for name in moe_presets():
+        print(f"  {name:<16} {load_moe(name).description}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from archsim import cli_options as opt
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from archsim.outputs import RUN_REPORT, check_dir
 
     opt.check_names(args, ("system", "model"))
+    if not (math.isfinite(args.skew) and args.skew >= 0):
+        raise opt.OptionError(f"--skew: expected >= 0, got {args.skew}")
     if args.out:
         check_dir("--out", args.out, RUN_REPORT)
     system = load_system(args.system, tiles=args.tiles, tiers=args.tiers)

@@ -34,6 +34,7 @@ def test_wheel_ships_every_preset_and_zoo_weight_file(wheel):
     shipped = [
         *ROOT.glob("models/**/*.toml"),  # chips, devices, training, onchip, baselines
         *ROOT.glob("workloads/*.npz"),
+        *ROOT.glob("workloads/moe/*.toml"),  # MoE models of `archsim moe`
         *ROOT.glob("docs/*.md"),  # docs/sources.md: the citations the presets use
     ]
     assert len(shipped) >= 10

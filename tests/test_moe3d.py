@@ -268,3 +268,5 @@ def test_cli_moe_refusals(cli):
     cli.refused("moe", "--model", "nope", match="unknown MoE model preset 'nope'")
     cli.refused("moe", "--tiles", "0", match="--tiles")
     cli.refused("moe", "--granularity", "token", match="--granularity")
+    cli.refused("moe", "--skew", "-1", match="--skew: expected >= 0, got -1.0")
+    cli.refused("moe", "--skew", "nan", match="--skew: expected >= 0")
