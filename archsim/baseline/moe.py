@@ -3,7 +3,7 @@
 One decode iteration advances every sequence of the batch by one token. Per iteration:
 - every stored weight (all experts of every layer, attention, router, embeddings:
   `MoeModel.weights_total`) is fetched from DRAM once, at `GpuSpec.weight_bytes` each, shared
-  by the batch (BUE25 fetches all experts every pass: systems-facts §3.4);
+  by the batch (BUE25 fetches all experts every pass, via notes);
 - the FLOPs are the batch's tokens' own work, 2 per MAC of `MoeModel.macs_per_token(context)`
   (active experts only, attention over the KV cache at `TokenStream.context`), at the
   tensor-core peak;
