@@ -114,10 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     sw = opt.command(
         sub,
         "sweep",
-        "design-space sweep from a sweep file; Pareto fronts",
+        "design-space sweep from a sweep file (chips, or 3D-AIMC MoE systems); Pareto fronts",
         (
             "sweeps/hermes-converters.toml --workers 2",
             "sweeps/hermes-ldpu.toml --serial --out ldpu-sweep",
+            "sweeps/moe-tiers.toml --serial --out moe-tiers",
         ),
     )
     sw.add_argument("file", type=Path, help="sweep file (TOML; see sweeps/)")
