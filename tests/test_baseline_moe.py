@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from archsim.baseline.gpu import GpuSpec, load_gpu
-from archsim.baseline.moe import gpu_moe_decode
+from archsim.baseline.moe import compute_bound_batch, gpu_moe_decode
 from archsim.moe.model import TokenStream, load_moe
 
 # 1 TFLOP/s, 1 GB/s, 100 W, 10 mm², 1 byte per weight.
@@ -90,3 +90,15 @@ def test_the_a100_decodes_bue25s_largest_moe_in_20_8_ms_per_iteration():
     batch = gpu_moe_decode(model, TokenStream(32, 1, 0), load_gpu("a100"))
     assert batch.time_s == run.time_s
     assert batch.energy_per_token_j == pytest.approx(run.energy_per_token_j / 32, rel=1e-12)
+
+
+def test_the_a100_turns_compute_bound_at_the_ridge_batch():
+    """moe-small at context 1: 2 x 2,886,656 FLOPs per token against 5,244,928 x 0.625 B; the
+    A100's ridge 312e12 / 1555e9 = 200.64 FLOP/B puts the balance at
+    200.64 x 3,278,080 / 5,773,312 = 113.9 sequences: 113 are memory-bound, 114 compute-bound."""
+    model, gpu = load_moe("moe-small"), load_gpu("a100")
+    n = compute_bound_batch(model, TokenStream(1, 1), gpu)
+    assert n == pytest.approx(312e12 / 1555e9 * SMALL_WEIGHTS * 0.625 / (2 * small_macs(1)))
+    assert 113 < n < 114
+    assert gpu_moe_decode(model, TokenStream(113, 1), gpu).bound == "memory (weight fetch)"
+    assert gpu_moe_decode(model, TokenStream(114, 1), gpu).bound == "compute"

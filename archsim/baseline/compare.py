@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archsim.baseline.gpu import GpuSpec
-from archsim.baseline.moe import GpuMoeRun, gpu_moe_decode
+from archsim.baseline.moe import GpuMoeRun, compute_bound_batch, gpu_moe_decode
 from archsim.moe.api import MoeRun, simulate_moe
 from archsim.moe.model import MoeModel, TokenStream
 from archsim.moe.spec import Tile3dSpec
@@ -97,16 +97,6 @@ class MoeComparison:
             )
         return f"{name} ({share:.0%} busy)"
 
-    def gpu_batch_to_compute_bound(self) -> float:
-        """Sequences per batch at which the GPU's FLOPs would catch up with its weight fetch
-        (at the stream's mean context; activation traffic ignored)."""
-        g = self.gpu.gpu
-        steps = self.stream.tokens_per_sequence
-        mean_macs = sum(self.model.macs_per_token(self.stream.context(t)) for t in range(steps))
-        mean_macs /= steps
-        ridge = g.matmul_tflops * 1e12 / (g.bandwidth_gb_s * 1e9)  # FLOP per byte
-        return ridge * self.model.weights_total * g.weight_bytes / (2.0 * mean_macs)
-
 
 _UNIT_LABELS = {"dpu": "DPU pool", "mha": "MHA units", "kv_dram": "KV-cache DRAM"}
 
@@ -164,6 +154,7 @@ def format_comparison(c: MoeComparison) -> str:
 def _explanations(c: MoeComparison) -> list[str]:
     g, run = c.gpu, c.aimc
     step = g.steps[0]
+    ridge_batch = compute_bound_batch(c.model, c.stream, g.gpu)
     load = ", ".join(f"{k} {v:.0%}" for k, v in c.aimc_load().items())
     energy = ", ".join(
         f"{k} {v / run.energy_j:.0%}" for k, v in run.energy_breakdown_j.items() if v > 0
@@ -171,7 +162,7 @@ def _explanations(c: MoeComparison) -> list[str]:
     return [
         f"{g.gpu.name} is set by {g.bound}: per iteration the fetch takes "
         f"{step.memory_s * 1e3:.4g} ms and the batch's FLOPs {step.compute_s * 1e3:.4g} ms; "
-        f"it would turn compute-bound only at about {c.gpu_batch_to_compute_bound():,.0f} "
+        f"it would turn compute-bound only at about {ridge_batch:,.0f} "
         f"sequences per batch, so below that its tokens/s grows and its J/token falls in "
         f"proportion to the batch.",
         f"3D AIMC is set by {c.aimc_bound()}. Busy: {load}.",

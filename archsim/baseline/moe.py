@@ -107,3 +107,14 @@ def gpu_moe_decode(model: MoeModel, stream: TokenStream, gpu: GpuSpec) -> GpuMoe
             )
         )
     return GpuMoeRun(gpu, model.name, b, tuple(steps))
+
+
+def compute_bound_batch(model: MoeModel, stream: TokenStream, gpu: GpuSpec) -> float:
+    """Sequences per batch at which the batch's FLOPs take as long as the weight fetch, at the
+    stream's mean context (KV traffic left out): below it the GPU is memory-bound and its
+    tokens/s grows with the batch. Ridge (peak / bandwidth, FLOP per byte) x weight bytes /
+    FLOPs of one token."""
+    steps = range(stream.tokens_per_sequence)
+    mean_macs = sum(model.macs_per_token(stream.context(t)) for t in steps) / len(steps)
+    ridge = gpu.matmul_tflops * 1e12 / (gpu.bandwidth_gb_s * 1e9)
+    return ridge * model.weights_total * gpu.weight_bytes / (2.0 * mean_macs)
