@@ -54,6 +54,9 @@ def test_system_refusals(tmp_path):
     bad.write_text(text.replace("dpus = 4", "dpus = 4\nwarp = 2"))
     with pytest.raises(ConfigError, match=r"system.warp: unknown key"):
         load_system(bad)
+    bad.write_text(text.replace("comm_ns = 24.0", "comm_ns = -1.0"))
+    with pytest.raises(ConfigError, match=r"system.comm_ns: expected >= 0, got -1.0"):
+        load_system(bad)
     with pytest.raises(ConfigError, match="unknown 3D system preset 'nope'"):
         load_system("nope")
 
