@@ -14,6 +14,7 @@ from pathlib import Path
 from archsim import (
     cli_baseline,
     cli_catalog,
+    cli_compare,
     cli_device_error,
     cli_hwa_table,
     cli_moe,
@@ -113,10 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     sw = opt.command(
         sub,
         "sweep",
-        "design-space sweep from a sweep file; Pareto fronts",
+        "design-space sweep from a sweep file (chips, or 3D-AIMC MoE systems); Pareto fronts",
         (
             "sweeps/hermes-converters.toml --workers 2",
             "sweeps/hermes-ldpu.toml --serial --out ldpu-sweep",
+            "sweeps/moe-tiers.toml --serial --out moe-tiers",
         ),
     )
     sw.add_argument("file", type=Path, help="sweep file (TOML; see sweeps/)")
@@ -191,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_train_time.add_parser(sub)
     cli_pulsed.add_parser(sub)
     cli_baseline.add_parser(sub)
+    cli_compare.add_parser(sub)
     cli_moe.add_parser(sub)
 
     presets = opt.command(sub, "presets", "list the shipped chip and device presets", ("",))

@@ -38,6 +38,8 @@ the next)."""
 PROGRAMMING_REPORT = "weight-programming.json"
 """The file that marks a directory as `archsim weight-programming`'s (replaced whole by the
 next)."""
+COMPARE_REPORT = "compare.json"
+"""The file that marks a directory as `archsim compare`'s (replaced whole by the next)."""
 _KINDS = {
     RUN_REPORT: "run",
     SWEEP_REPORT: "sweep",
@@ -45,6 +47,7 @@ _KINDS = {
     TRAIN_REPORT: "training",
     TABLE_REPORT: "HWA table",
     PROGRAMMING_REPORT: "weight-programming",
+    COMPARE_REPORT: "comparison",
 }
 
 

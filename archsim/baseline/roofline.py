@@ -90,6 +90,30 @@ class Roofline:
         return sum(op.time_s for op in self.ops if op.bound == bound) / self.latency_s
 
 
+def roof(
+    gpu: GpuSpec,
+    name: str,
+    kind: str,
+    flops: float,
+    weight_bytes: float,
+    activation_bytes: float,
+    *,
+    matmul: bool,
+) -> OpRoofline:
+    """One step of work on `gpu`: its FLOPs at the tensor-core (`matmul`) or vector peak and its
+    bytes at the DRAM bandwidth; the step takes the longer of the two (`OpRoofline.time_s`)."""
+    peak = (gpu.matmul_tflops if matmul else gpu.vector_tflops) * 1e12
+    return OpRoofline(
+        name,
+        kind,
+        flops,
+        weight_bytes,
+        activation_bytes,
+        flops / peak,
+        (weight_bytes + activation_bytes) / (gpu.bandwidth_gb_s * 1e9),
+    )
+
+
 def roofline(workload: ir.Workload, gpu: GpuSpec, batch: int = 1) -> Roofline:
     """The roofline of one batch pass of `workload` on `gpu`."""
     if batch < 1:
@@ -100,18 +124,15 @@ def roofline(workload: ir.Workload, gpu: GpuSpec, batch: int = 1) -> Roofline:
         flops *= batch
         weights += gathered * batch
         moved = 0 if isinstance(op, FREE) else op.size + sum(workload.op(i).size for i in op.inputs)
-        w_bytes = weights * gpu.weight_bytes
-        a_bytes = moved * batch * gpu.activation_bytes
-        peak = (gpu.matmul_tflops if matmul else gpu.vector_tflops) * 1e12
         rows.append(
-            OpRoofline(
+            roof(
+                gpu,
                 op.name,
                 type(op).__name__,
                 flops,
-                w_bytes,
-                a_bytes,
-                flops / peak,
-                (w_bytes + a_bytes) / (gpu.bandwidth_gb_s * 1e9),
+                weights * gpu.weight_bytes,
+                moved * batch * gpu.activation_bytes,
+                matmul=matmul,
             )
         )
     if not any(r.time_s for r in rows):

@@ -16,7 +16,7 @@ import pandas as pd
 from archsim.html_report import markdown_to_html
 from archsim.outputs import atomic_file
 from archsim.sweep.pareto import objectives_for, pareto_front
-from archsim.sweep.spec import DEFAULT_OBJECTIVES, SweepSpec
+from archsim.sweep.spec import SweepSpec
 
 LABELS = {
     "accuracy": "accuracy (first time)",
@@ -28,7 +28,14 @@ LABELS = {
     "area_mm2": "compute area, cores + GDPUs (mm2)",
     "tops_per_w": "TOPS/W",
     "effective_tops": "effective TOPS",
+    "tokens_per_s": "tokens/s",
+    "tokens_per_s_per_mm2": "tokens/s/mm2",
+    "energy_per_token_j": "energy per token (J)",
+    "makespan_ns": "makespan (ns)",
+    "average_power_w": "average power (W)",
 }
+LABELLED_POINTS = 24
+"""A sweep of at most this many points labels each point with its first swept key's value."""
 
 
 def write_sweep_report(
@@ -39,8 +46,7 @@ def write_sweep_report(
     Returns:
         The successful points with their `pareto` flag, and the objectives used.
     """
-    numeric = spec.numeric_columns()
-    wanted = spec.objectives or {k: v for k, v in DEFAULT_OBJECTIVES.items() if k in numeric}
+    wanted = spec.objectives or spec.default_objectives()
     objectives = objectives_for(results, wanted)
     front = pareto_front(results, objectives)
     with atomic_file(out_dir / "pareto.csv") as tmp:
@@ -80,9 +86,7 @@ def _summary(spec, results, front, objectives, pictures) -> str:
         "",
         spec.description,
         "",
-        f"- chip `{spec.chip}`, workload `{spec.workload}`, mode {spec.mode}, "
-        f"{spec.samples} samples, seed {spec.seed}, t = "
-        + ", ".join(f"{t:g} s" for t in spec.t_inference_s),
+        spec.setting_line(),
         f"- method {spec.method}; swept: " + ", ".join(f"`{k}`" for k in spec.parameter_keys),
         f"- points: {len(results)} ({len(ok)} ok, {len(failed)} failed)",
         f"- objectives: {senses}; {int(front['pareto'].sum())} points on the Pareto front",
@@ -118,6 +122,16 @@ def _plot_front(front: pd.DataFrame, objectives: dict[str, str], spec, path: Pat
     for ax, (x, y) in zip(axes.flat, pairs, strict=False):
         ax.scatter(front[x], front[y], s=14, color="0.75", label="all points")
         ax.scatter(on[x], on[y], s=26, color="tab:red", label="Pareto front")
+        if spec.parameter_keys and len(front) <= LABELLED_POINTS:
+            key = spec.parameter_keys[0]
+            for _, r in front.iterrows():
+                ax.annotate(
+                    f"{key}={r[key]}",
+                    (r[x], r[y]),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
         ax.set_xlabel(LABELS.get(x, x) + (" ^" if objectives[x] == "max" else ""))
         ax.set_ylabel(LABELS.get(y, y) + (" ^" if objectives[y] == "max" else ""))
         for col in (x, y):

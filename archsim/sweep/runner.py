@@ -26,7 +26,7 @@ import pandas as pd
 from archsim.config import load_chip
 from archsim.errors import ArchsimError, ConfigError
 from archsim.outputs import atomic_file
-from archsim.sweep.spec import METRIC_COLUMNS, SweepSpec, expand_points, point_id, time_label
+from archsim.sweep.spec import SweepSpec, expand_points, point_id, time_label
 
 Progress = Callable[[str], None]
 
@@ -36,7 +36,7 @@ def result_columns(spec: SweepSpec) -> list[str]:
     return [
         "point",
         *spec.parameter_keys,
-        *METRIC_COLUMNS,
+        *spec.metric_columns(),
         *spec.time_columns(),
         "status",
         "error",
@@ -51,6 +51,10 @@ def chip_overrides(params: dict[str, Any]) -> dict[str, Any]:
 
 def run_point(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
     """Simulate one point; never raises: a failure is a row with status "error"."""
+    if spec.kind == "moe":
+        from archsim.sweep.moe import run_moe_point
+
+        return run_moe_point(spec, params)
     from archsim.api import simulate
     from archsim.workload.catalog import load_dataset, load_workload
 
@@ -103,7 +107,8 @@ def run_sweep(
 
     Raises:
         ConfigError: the results in `out_dir` come from a sweep with other settings, or every
-            point's chip is invalid (e.g. a misspelt key), or the workload cannot be loaded.
+            point's chip (MoE sweep: system) is invalid (e.g. a misspelt key), or the
+            workload cannot be loaded.
     """
     if executor not in ("dask", "serial"):
         raise ArchsimError(f"executor: expected dask or serial, got {executor!r}")
@@ -194,6 +199,10 @@ def _pool(executor: str, workers: int | None, scheduler: str | None, n_points: i
 
 def _check_points(spec: SweepSpec, points: list[dict]) -> tuple[list, list]:
     """Split points into (params, error) pairs whose chip is invalid, and runnable params."""
+    if spec.kind == "moe":
+        from archsim.sweep.moe import check_moe_points
+
+        return check_moe_points(spec, points)
     invalid, ok = [], []
     for p in points:
         try:
@@ -208,6 +217,8 @@ def _check_points(spec: SweepSpec, points: list[dict]) -> tuple[list, list]:
 def _check_workload(spec: SweepSpec) -> None:
     from archsim.workload.catalog import load_workload
 
+    if spec.kind == "moe":  # its presets were loaded when the file was read
+        return
     try:
         load_workload(spec.workload, seed=spec.seed)
     except ArchsimError as e:
@@ -321,6 +332,10 @@ def _progress_line(n: int, total: int, row: dict, spec: SweepSpec) -> str:
     params = " ".join(f"{k}={row.get(k)}" for k in spec.parameter_keys)
     if row["status"] != "ok":
         return f"[{n}/{total}] {params}: error: {row['error']}"
+    if spec.kind == "moe":
+        from archsim.sweep.moe import moe_progress
+
+        return f"[{n}/{total}] {params}: " + ", ".join(moe_progress(row))
     parts = [f"{row['wall_s']:.1f} s"]
     if row.get("accuracy") is not None and not _nan(row["accuracy"]):
         parts.append(f"accuracy {row['accuracy']:.4f}")

@@ -26,6 +26,9 @@ A sweep file is TOML:
 With method = "random", `points` draws (seeded by `sample_seed`) take each list parameter from
 its values and each range parameter from [min, max] (uniform, or log-uniform with scale = "log";
 rounded with integer = true); a linked group draws one index.
+
+A file with `kind = "moe"` sweeps a 3D-AIMC system running a MoE token stream instead (its keys:
+`archsim.sweep.moe`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -47,7 +50,11 @@ from archsim.outputs import plain_name
 
 MODES = ("full", "timing", "functional")
 METHODS = ("grid", "random")
+KINDS = ("chip", "moe")
+"""What a sweep file varies: a chip preset run by `simulate` (the default), or a 3D-AIMC
+system running a MoE token stream (`archsim.sweep.moe`)."""
 _TOP_KEYS = {
+    "kind",
     "name",
     "chip",
     "workload",
@@ -164,6 +171,25 @@ class SweepSpec:
     linked: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     objectives: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    kind: ClassVar[str] = "chip"
+
+    def metric_columns(self) -> tuple[str, ...]:
+        """Result columns of every point (after the parameters)."""
+        return METRIC_COLUMNS
+
+    def default_objectives(self) -> dict[str, str]:
+        """Pareto objectives when the file names none: those of DEFAULT_OBJECTIVES this
+        sweep's mode produces."""
+        numeric = self.numeric_columns()
+        return {k: v for k, v in DEFAULT_OBJECTIVES.items() if k in numeric}
+
+    def setting_line(self) -> str:
+        """The fixed settings, as the report's first line."""
+        return (
+            f"- chip `{self.chip}`, workload `{self.workload}`, mode {self.mode}, "
+            f"{self.samples} samples, seed {self.seed}, t = "
+            + ", ".join(f"{t:g} s" for t in self.t_inference_s)
+        )
 
     @property
     def parameter_keys(self) -> tuple[str, ...]:
@@ -231,25 +257,24 @@ def load_sweep(path: str | Path) -> SweepSpec:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {message}")
 
+    kind = raw.get("kind", "chip")
+    if kind not in KINDS:
+        raise fail("kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "moe":
+        from archsim.sweep.moe import moe_sweep_from_table
+
+        return moe_sweep_from_table(raw, path, fail)
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
-    name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not plain_name(name):
-        raise fail(
-            "name",
-            "expected a plain name for reports/sweep-NAME (no '/', '\\', "
-            f"leading '.' or control characters), got {name!r}",
-        )
+    name = sweep_name(raw, path, fail)
     for key in ("chip", "workload"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise fail(key, "expected the name of a preset / workload or a file path")
     mode = raw.get("mode", "full")
     if mode not in MODES:
         raise fail("mode", f"expected one of {', '.join(MODES)}, got {mode!r}")
-    method = raw.get("method", "grid")
-    if method not in METHODS:
-        raise fail("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
+    method = sweep_method(raw, fail)
     ints = {
         key: _integer(raw, key, default, low, fail)
         for key, default, low in (
@@ -259,11 +284,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
             ("sample_seed", 0, 0),
         )
     }
-    ints["points"] = _integer(raw, "points", 0, 1, fail) if "points" in raw else 0
-    if method == "random" and not ints["points"]:
-        raise fail("points", "a random sweep needs points = N (the number of draws)")
-    if method == "grid" and "points" in raw:
-        raise fail("points", "only a random sweep draws points; remove it or set method")
+    ints["points"] = random_points(raw, method, fail)
     times = raw.get("t_inference_s", [1.0])
     if isinstance(times, int | float) and not isinstance(times, bool):
         times = [times]
@@ -274,6 +295,77 @@ def load_sweep(path: str | Path) -> SweepSpec:
     ):
         raise fail("t_inference_s", f"expected seconds >= 0 (a number or a list), got {times!r}")
 
+    axes, linked = swept_keys(raw, method, ints["points"], fail, '"adc.bits" = [6, 8]')
+    if mode != "functional":
+        try:
+            STREAM_SAMPLES.check("samples", ints["samples"])
+        except SpecError as e:
+            raise fail(e.key, e.message) from None
+    objectives = objective_senses(raw, fail)
+    base = path.parent
+    spec = SweepSpec(
+        path=path,
+        name=name,
+        chip=_relative(raw["chip"], base),
+        workload=_relative(raw["workload"], base),
+        mode=mode,
+        samples=ints["samples"],
+        t_inference_s=tuple(float(t) for t in times),
+        seed=ints["seed"],
+        chunk=ints["chunk"],
+        method=method,
+        points=ints["points"],
+        sample_seed=ints["sample_seed"],
+        axes=axes,
+        linked=linked,
+        objectives=objectives,
+        description=str(raw.get("description", "")),
+    )
+    _check_values(spec, fail)
+    numeric = spec.numeric_columns()
+    for key in objectives:
+        if key not in numeric:
+            raise fail(
+                f"objectives.{key}",
+                f"not a numeric result of a {mode} sweep (choose from: {', '.join(numeric)})",
+            )
+    return spec
+
+
+def sweep_name(raw: dict, path: Path, fail) -> str:
+    """The sweep's name (default: the file's stem), a plain name for reports/sweep-NAME."""
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not plain_name(name):
+        raise fail(
+            "name",
+            "expected a plain name for reports/sweep-NAME (no '/', '\\', "
+            f"leading '.' or control characters), got {name!r}",
+        )
+    return name
+
+
+def sweep_method(raw: dict, fail) -> str:
+    method = raw.get("method", "grid")
+    if method not in METHODS:
+        raise fail("method", f"expected one of {', '.join(METHODS)}, got {method!r}")
+    return method
+
+
+def random_points(raw: dict, method: str, fail) -> int:
+    """The draws of a random sweep (0 for a grid, which must not name any)."""
+    points = _integer(raw, "points", 0, 1, fail) if "points" in raw else 0
+    if method == "random" and not points:
+        raise fail("points", "a random sweep needs points = N (the number of draws)")
+    if method == "grid" and "points" in raw:
+        raise fail("points", "only a random sweep draws points; remove it or set method")
+    return points
+
+
+def swept_keys(
+    raw: dict, method: str, points: int, fail, example: str
+) -> tuple[tuple[Axis, ...], tuple[tuple[str, tuple[Any, ...]], ...]]:
+    """The [parameters] axes and [linked] lists of a sweep file, checked, with the point count
+    bounded before any value list is built (`example` shows a swept key in the message)."""
     axes = tuple(_axis(k, v, method, fail) for k, v in _table(raw, "parameters", fail).items())
     linked_raw = _table(raw, "linked", fail)
     linked = []
@@ -290,48 +382,23 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if dup:
         raise fail(f'linked."{dup[0]}"', "is also under [parameters]; list it once")
     if not keys:
-        raise fail("parameters", 'expected at least one swept key (e.g. "adc.bits" = [6, 8])')
+        raise fail("parameters", f"expected at least one swept key (e.g. {example})")
     n_linked = len(linked[0][1]) if linked else 1
     grid = math.prod(len(a.values) or a.steps or 1 for a in axes) * n_linked
-    try:  # counted before any value list is built
-        SWEEP_POINTS.check("points", ints["points"] if method == "random" else grid)
-        if mode != "functional":
-            STREAM_SAMPLES.check("samples", ints["samples"])
+    try:
+        SWEEP_POINTS.check("points", points if method == "random" else grid)
     except SpecError as e:
         raise fail(e.key, e.message) from None
+    return axes, tuple(linked)
 
+
+def objective_senses(raw: dict, fail) -> dict[str, str]:
+    """The [objectives] table: result column -> "min" | "max"."""
     objectives = _table(raw, "objectives", fail)
     for key, sense in objectives.items():
         if sense not in ("min", "max"):
             raise fail(f"objectives.{key}", f'expected "min" or "max", got {sense!r}')
-    base = path.parent
-    spec = SweepSpec(
-        path=path,
-        name=name,
-        chip=_relative(raw["chip"], base),
-        workload=_relative(raw["workload"], base),
-        mode=mode,
-        samples=ints["samples"],
-        t_inference_s=tuple(float(t) for t in times),
-        seed=ints["seed"],
-        chunk=ints["chunk"],
-        method=method,
-        points=ints["points"],
-        sample_seed=ints["sample_seed"],
-        axes=axes,
-        linked=tuple(linked),
-        objectives=dict(objectives),
-        description=str(raw.get("description", "")),
-    )
-    _check_values(spec, fail)
-    numeric = spec.numeric_columns()
-    for key in objectives:
-        if key not in numeric:
-            raise fail(
-                f"objectives.{key}",
-                f"not a numeric result of a {mode} sweep (choose from: {', '.join(numeric)})",
-            )
-    return spec
+    return dict(objectives)
 
 
 def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
