@@ -266,8 +266,28 @@ def test_cli_moe_writes_report(cli, tmp_path):
     assert doc["run"]["tokens"] == 6 and doc["run"]["tier_mvms"] == 6 * 29
 
 
+def test_cli_moe_grows_a_system_too_small_for_the_model_and_says_so(cli, tmp_path):
+    """bue25-largest needs 197,868 tiers = 194 tiles of 1024 (bue25-3d has 100): without
+    --tiles the run uses 194 and says so on stderr."""
+    code, out, err = cli(
+        "moe",
+        "--model",
+        "bue25-largest",
+        "--sequences",
+        "1",
+        "--tokens",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert code == 0, err
+    assert "needs 194 tiles of 1024 tiers; bue25-3d has 100, so 194 are simulated" in err
+    assert "194" in (tmp_path / "r" / "summary.md").read_text()
+
+
 def test_cli_moe_refusals(cli):
-    cli.refused("moe", "--model", "bue25-largest", match="needs 197868 tiers")
+    cli.refused("moe", "--model", "bue25-largest", "--tiles", "100", match="needs 197868 tiers")
+    cli.refused("moe", "--tiles", "fits", match="--tiles")
     cli.refused("moe", "--model", "nope", match="unknown MoE model preset 'nope'")
     cli.refused("moe", "--tiles", "0", match="--tiles")
     cli.refused("moe", "--granularity", "token", match="--granularity")
