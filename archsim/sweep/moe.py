@@ -48,10 +48,7 @@ from archsim.sweep.spec import (
     swept_keys,
 )
 
-_TOP_KEYS = {
-    "kind",
-    "name",
-    "description",
+_SETTINGS = (
     "system",
     "model",
     "gpu",
@@ -62,6 +59,13 @@ _TOP_KEYS = {
     "granularity",
     "strategy",
     "seed",
+)
+"""The fixed settings of a MoE sweep: the digest that guards a resume covers exactly these."""
+_TOP_KEYS = {
+    "kind",
+    "name",
+    "description",
+    *_SETTINGS,
     "method",
     "points",
     "sample_seed",
@@ -135,21 +139,7 @@ class MoeSweepSpec:
         return dict(DEFAULT_MOE_OBJECTIVES)
 
     def settings_digest(self) -> str:
-        settings = {
-            k: getattr(self, k)
-            for k in (
-                "system",
-                "model",
-                "gpu",
-                "sequences",
-                "tokens",
-                "prompt",
-                "tiles",
-                "granularity",
-                "strategy",
-                "seed",
-            )
-        }
+        settings = {k: getattr(self, k) for k in _SETTINGS}
         text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
