@@ -119,21 +119,41 @@ def _plot_front(front: pd.DataFrame, objectives: dict[str, str], spec, path: Pat
     nrows = -(-len(pairs) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
     on = front[front["pareto"]]
+    keys = list(spec.parameter_keys)
+    others = keys[1:]  # points that differ in these get their own marker
+    groups = list(front.groupby(others, sort=True)) if others else [((), front)]
     for ax, (x, y) in zip(axes.flat, pairs, strict=False):
-        ax.scatter(front[x], front[y], s=14, color="0.75", label="all points")
-        ax.scatter(on[x], on[y], s=26, color="tab:red", label="Pareto front")
-        if spec.parameter_keys and len(front) <= LABELLED_POINTS:
-            key = spec.parameter_keys[0]
+        for i, (values, g) in enumerate(groups):
+            values = values if isinstance(values, tuple) else (values,)
+            name = ", ".join(f"{k}={v}" for k, v in zip(others, values, strict=True))
+            ax.scatter(
+                g[x],
+                g[y],
+                s=16,
+                color=f"C{i % 10}",
+                marker="osD^v<>"[i % 7],
+                label=name or "all points",
+            )
+        ax.scatter(
+            on[x],
+            on[y],
+            s=70,
+            facecolors="none",
+            edgecolors="tab:red",
+            linewidths=1.4,
+            label="Pareto front",
+        )
+        if keys and len(front) <= LABELLED_POINTS:
             for _, r in front.iterrows():
                 ax.annotate(
-                    f"{key}={r[key]}",
+                    f"{keys[0]}={r[keys[0]]}",
                     (r[x], r[y]),
                     fontsize=6,
                     xytext=(3, 3),
                     textcoords="offset points",
                 )
-        ax.set_xlabel(LABELS.get(x, x) + (" ^" if objectives[x] == "max" else ""))
-        ax.set_ylabel(LABELS.get(y, y) + (" ^" if objectives[y] == "max" else ""))
+        ax.set_xlabel(LABELS.get(x, x) + _better(objectives[x]))
+        ax.set_ylabel(LABELS.get(y, y) + _better(objectives[y]))
         for col in (x, y):
             values = pd.to_numeric(front[col], errors="coerce")
             if objectives[col] == "min" and values.min() > 0 and values.max() / values.min() > 20:
@@ -142,7 +162,12 @@ def _plot_front(front: pd.DataFrame, objectives: dict[str, str], spec, path: Pat
     for ax in list(axes.flat)[len(pairs) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"sweep {spec.name}: {len(front)} points, ^ = higher is better", fontsize=10)
+    fig.suptitle(f"sweep {spec.name}: {len(front)} points", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _better(objective: str) -> str:
+    """Axis-label suffix saying which way is better."""
+    return " (higher is better)" if objective == "max" else " (lower is better)"
