@@ -210,7 +210,13 @@ def format_metrics(m: Metrics) -> str:
         f"{'     ' if m.steady_state else '   '}{m.period_ns / 1e3:10.2f} us per sample "
         f"({m.throughput_per_s:,.0f} samples/s)",
         f"effective throughput      {m.effective_tops:10.4g} TOPS "
-        f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample)",
+        f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample"
+        + (
+            f", {2 * m.dynamic_macs / m.samples / 1e6:,.1f} of them products of two dynamic "
+            "operands on digital units)"
+            if m.dynamic_macs
+            else ")"
+        ),
         f"energy per sample         {m.energy_per_sample_pj / 1e6:10.4g} uJ",
         f"{power} {m.steady_state_power_w:10.4g} W (energy per sample / period)",
         f"average power (whole run) {m.average_power_w:10.4g} W (over {m.samples} samples, "

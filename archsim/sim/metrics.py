@@ -18,7 +18,10 @@ import pandas as pd
 from archsim.checks import require_finite
 from archsim.mapping import Mapping
 from archsim.sim.engine import SimRun
+from archsim.sim.plan import gdpu_ops
 from archsim.spec import ChipSpec
+from archsim.workload import ir
+from archsim.workload.ir import Workload
 
 ASSUMED_ACTIVITY = 1.0
 """Mean |DAC code| / full scale of a layer without measured data (timing mode) [E]. Full scale:
@@ -83,7 +86,8 @@ class Metrics:
     """Steady-state time between finished samples."""
     throughput_per_s: float
     ops_per_sample: float
-    """2 x MACs of all analog layers (digital ops not counted)."""
+    """2 x MACs per sample: the analog layers' and the products of two dynamic operands
+    (attention's QK^T and A.V, on digital units); element-wise ops are not counted."""
     effective_tops: float
     energy_per_sample_pj: float
     energy_breakdown_pj: dict[str, float]
@@ -109,6 +113,10 @@ class Metrics:
     """Crossbar MVMs of the run: one per block (packed groups: per diagonal) per position,
     over all samples (a chunk of k MVMs on b blocks counts k x b)."""
     macs: int = 0
+    """Multiply-accumulates of the run, all samples: analog layers plus `dynamic_macs`."""
+    dynamic_macs: int = 0
+    """The part of `macs` in products of two dynamic operands (ir.MatMul: attention's QK^T and
+    A.V), which no crossbar holds: they run on digital units."""
     conversions: int = 0
     fabric_byte_hops: float = 0.0
     activity_basis: str = ""
@@ -158,14 +166,15 @@ def compute_metrics(
     mvm = df[df.op == "mvm"]
     per_layer = mvm.groupby("layer").qty.sum()
     positions = {name: per_layer.get(name, 0) / counts[name].blocks for name in counts}
-    macs = int(sum(positions[n] * counts[n].macs for n in counts))
+    dynamic = s * dynamic_macs(mapping.workload)
+    macs = int(sum(positions[n] * counts[n].macs for n in counts)) + dynamic
     conversions = int(sum(positions[n] * counts[n].conversions for n in counts))
     energy = _energy(chip, df, counts, positions, activity, run.end_ns, run.gdpu_energy_pj_per_op)
     ops_per_sample = 2.0 * macs / s
     total = sum(energy.values())
     static_per_sample = energy["static"] / run.end_ns * period if run.end_ns else 0.0
-    dynamic = {k: v / s for k, v in energy.items() if k != "static"}
-    breakdown = {**dynamic, "static": static_per_sample}
+    by_part = {k: v / s for k, v in energy.items() if k != "static"}
+    breakdown = {**by_part, "static": static_per_sample}
     per_sample = sum(breakdown.values())
     util = _utilisation(df, run.core_groups, s * period)
     top = util.idxmax() if len(util) else ("-", "-", "-")
@@ -193,6 +202,7 @@ def compute_metrics(
         steady_state=steady,
         block_mvms=int(mvm.qty.sum()),
         macs=macs,
+        dynamic_macs=dynamic,
         conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
         activity_basis=basis,
@@ -208,6 +218,12 @@ def compute_metrics(
     for part, value in breakdown.items():
         require_finite(f"metrics.energy_breakdown_pj.{part}", value)
     return metrics
+
+
+def dynamic_macs(workload: Workload) -> int:
+    """MACs per sample of the products of two dynamic operands (every ir.MatMul: output
+    elements x the shared dimension)."""
+    return int(sum(gdpu_ops(op, workload) for op in workload.ops() if isinstance(op, ir.MatMul)))
 
 
 def _activity(counts, given) -> tuple[dict[str, float], str]:
