@@ -189,8 +189,11 @@ def _write_files(result: RunResult, out_dir: Path) -> None:
 def metrics_record(m: Metrics) -> dict:
     """The metrics as plain JSON values: every field but the utilisation table (which is
     components.csv), plus the steady-state power."""
-    out = {f.name: getattr(m, f.name) for f in fields(m) if f.name != "utilisation"}
+    skip = ("utilisation", "resource_kinds")
+    out = {f.name: getattr(m, f.name) for f in fields(m) if f.name not in skip}
+    out["resource_kinds"] = [asdict(k) for k in m.resource_kinds]
     out["steady_state_power_w"] = m.steady_state_power_w
+    out["inferences_per_s"] = m.inferences_per_s
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in out.items()}
 
 
@@ -206,6 +209,8 @@ def format_metrics(m: Metrics) -> str:
     power = "power (steady state)     " if m.steady_state else "power (run / samples)    "
     lines = [
         f"latency (first sample)    {m.latency_ns / 1e3:10.2f} us",
+        f"inferences/s              {m.inferences_per_s:10.4g} single stream (1 / latency of "
+        f"one inference on the idle chip); a pipelined stream: {m.throughput_per_s:,.4g}/s",
         f"period{' (steady state)' if m.steady_state else ' (run / samples)'}"
         f"{'     ' if m.steady_state else '   '}{m.period_ns / 1e3:10.2f} us per sample "
         f"({m.throughput_per_s:,.0f} samples/s)",
@@ -225,6 +230,7 @@ def format_metrics(m: Metrics) -> str:
         f"(throughput / {'steady-state' if m.steady_state else 'run'} power), "
         f"{m.tops_per_mm2:.4g} TOPS/mm2",
         f"bottleneck                {m.bottleneck}",
+        f"bottleneck (kind)         {m.bottleneck_kind}",
         f"input activity            {m.activity_basis}",
         *(
             [

@@ -17,6 +17,7 @@ import pandas as pd
 
 from archsim.checks import require_finite
 from archsim.mapping import Mapping
+from archsim.sim.bottleneck import KindBusy, describe, kind_busy
 from archsim.sim.engine import SimRun
 from archsim.sim.plan import gdpu_ops
 from archsim.spec import ChipSpec
@@ -123,6 +124,14 @@ class Metrics:
     """What input activity the array and PWM energies assume, and why."""
     steps_per_sample: int = 0
     """Time steps of the recurrent (LSTM) layers per sample; 0 without recurrent layers."""
+    resource_kinds: tuple[KindBusy, ...] = ()
+    """Busy fraction per resource kind (AIMC arrays, ADCs, LDPUs, digital units, fabric
+    links, off-chip port), busiest first: the first is the bottleneck kind."""
+
+    @property
+    def bottleneck_kind(self) -> str:
+        """The busiest resource kind and the next ones, as one line."""
+        return describe(list(self.resource_kinds))
 
     @property
     def steady_state_power_w(self) -> float:
@@ -131,6 +140,13 @@ class Metrics:
         the number of samples streamed) it is the power behind `tops_per_w`:
         effective_tops / steady_state_power_w = tops_per_w."""
         return self.energy_per_sample_pj / self.period_ns * 1e-3
+
+    @property
+    def inferences_per_s(self) -> float:
+        """Single-stream inferences per second: 1 / the latency of one inference through the
+        idle chip (no other inference overlaps it). The rate of a pipelined stream of
+        inferences is `throughput_per_s` (1 / period)."""
+        return 1e9 / self.latency_ns
 
     @property
     def step_latency_ns(self) -> float | None:
@@ -206,6 +222,7 @@ def compute_metrics(
         conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
         activity_basis=basis,
+        resource_kinds=tuple(kind_busy(util.rename("busy").reset_index(), unit_counts(chip))),
         steps_per_sample=max(
             (lm.matrix.mvms_per_sample for lm in mapping.layers if lm.matrix.kind == "lstm"),
             default=0,
@@ -218,6 +235,11 @@ def compute_metrics(
     for part, value in breakdown.items():
         require_finite(f"metrics.energy_breakdown_pj.{part}", value)
     return metrics
+
+
+def unit_counts(chip: ChipSpec) -> dict[str, int]:
+    """Units of each component kind the chip has (for busy fractions per kind)."""
+    return {"core": chip.cores.count, "gdpu": chip.gdpu.count}
 
 
 def dynamic_macs(workload: Workload) -> int:
