@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from archsim.errors import WorkloadError
+from archsim.mapping.hetero import gdpu_ops
 from archsim.mapping.lowering import lower
-from archsim.sim.plan import gdpu_ops
 from archsim.workload import ir
 from archsim.workload.catalog import load_dataset, load_workload
 from archsim.workload.execute import run

@@ -6,7 +6,7 @@ batch shares the fetch; nothing stays cached between passes), activations move t
 whole run (energy = power x latency). Ops run one after another. Products with static weights
 (Linear, Conv2d, Lstm) and with two dynamic operands (MatMul) run at the tensor-core peak
 (2 FLOPs per MAC); the other ops at the vector peak, counting the element operations the timed
-model gives the GDPUs (`archsim.sim.plan.gdpu_ops`). Reshapes, transposes and concatenations
+model gives the GDPUs (`archsim.mapping.hetero.gdpu_ops`). Reshapes, transposes and concatenations
 cost nothing.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from archsim.baseline.gpu import GpuSpec
 from archsim.errors import SpecError, WorkloadError
+from archsim.mapping.hetero import gdpu_ops
 from archsim.mapping.lowering import lower_op
-from archsim.sim.plan import gdpu_ops
 from archsim.workload import ir
 
 FREE = (ir.Input, ir.Reshape, ir.Transpose, ir.Concat)

@@ -38,9 +38,10 @@ class LayerMatrix:
         return self.weights * self.mvms_per_sample
 
 
-def lower(workload: ir.Workload) -> list[LayerMatrix]:
-    """The K x N matrices of every analog op, in topological order."""
-    return [lower_op(op) for op in workload.analog_ops()]
+def lower(workload: ir.Workload, digital: set[str] = frozenset()) -> list[LayerMatrix]:
+    """The K x N matrices of every analog op (but the static-weight layers in `digital`, which
+    run on digital nodes), in topological order."""
+    return [lower_op(op) for op in workload.analog_ops() if op.name not in digital]
 
 
 def lower_op(op: ir.Op) -> LayerMatrix:
@@ -55,16 +56,21 @@ def lower_op(op: ir.Op) -> LayerMatrix:
     )
 
 
-def analog_traffic(workload: ir.Workload, bytes_per_value: int = 1) -> dict[tuple[str, str], int]:
-    """{(producer layer, consumer layer): bytes per sample} between analog layers.
+def analog_traffic(
+    workload: ir.Workload, bytes_per_value: int = 1, digital: set[str] = frozenset()
+) -> dict[tuple[str, str], int]:
+    """{(producer layer, consumer layer): bytes per sample} between analog layers (static-weight
+    layers in `digital` run on digital nodes and count as digital ops).
 
     A consumer reads what its producer emits after any digital ops in between (pooling,
     activations, residual adds); the byte count is the size of the consumer's input tensor.
     Network inputs count as producer "input".
     """
-    analog = {op.name for op in workload.analog_ops()}
+    analog = {op.name for op in workload.analog_ops() if op.name not in digital}
     traffic: dict[tuple[str, str], int] = {}
     for op in workload.analog_ops():
+        if op.name not in analog:
+            continue
         feed = op.inputs[0]
         size = workload.op(feed).size * bytes_per_value
         for src in _analog_sources(workload, feed, analog):

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 from archsim.errors import MappingError
+from archsim.mapping.hetero import DigitalPlacement, check_digital_layers, place_digital
 from archsim.mapping.lowering import LayerMatrix, analog_traffic, lower
 from archsim.mapping.policies import PLACEMENT, REPLICATION, hops, total_cost
 from archsim.mapping.sharing import shelf_pack
@@ -132,6 +133,15 @@ class Mapping:
     """Segments run one after another with weight reloads (1: everything resident)."""
     part_of: dict[str, str] = dataclasses.field(default_factory=dict)
     """Layer parts -> the workload layer each is a piece of (layers split over segments)."""
+    digital: DigitalPlacement | None = None
+    """The digital unit of every digital op (None: chosen by the chip's default policy when
+    the run starts, `digital_placement`)."""
+
+    def digital_placement(self) -> DigitalPlacement:
+        """`digital`, or the chip's default digital placement for these analog layers."""
+        if self.digital is not None:
+            return self.digital
+        return place_digital(self.workload, self.chip, {lm.name for lm in self.layers})
 
     @property
     def cores_used(self) -> int:
@@ -161,6 +171,8 @@ def map_workload(
     max_cores: int | None = None,
     pack: bool = True,
     share: bool = False,
+    digital_policy: str | None = None,
+    digital_layers: tuple[str, ...] | None = None,
 ) -> Mapping:
     """Tile, replicate and place `workload` on `chip`.
 
@@ -171,10 +183,17 @@ def map_workload(
         pack: pack convolution groups block-diagonally (else one crossbar per group).
         share: when the blocks need more cores than the budget, let blocks of different
             layers share crossbars (`archsim.mapping.sharing`; one copy of every layer).
+        digital_policy: which digital unit runs each digital op (`archsim.mapping.hetero`;
+            default: the chip preset's).
+        digital_layers: static-weight linear layers to run on digital nodes instead of AIMC
+            (default: the chip preset's).
 
     Raises:
-        MappingError: more blocks than cores, or an unknown policy.
+        MappingError: more blocks than cores, an unknown policy or digital layer, or a digital
+            op no digital unit can run.
     """
+    digital_layers = chip.mapping.digital_layers if digital_layers is None else digital_layers
+    check_digital_layers(workload, digital_layers)
     placement = placement or chip.mapping.placement
     replication = replication or chip.mapping.replication
     if placement not in PLACEMENT:
@@ -187,7 +206,7 @@ def map_workload(
     if not 1 <= cores <= chip.cores.count:
         raise MappingError(f"max_cores: expected 1..{chip.cores.count}, got {max_cores}")
     rows, cols = chip.crossbar.rows, chip.crossbar.cols
-    matrices = lower(workload)
+    matrices = lower(workload, set(digital_layers))
     if not matrices:
         raise MappingError(f"{workload.name}: no layer with static weights to map")
     shape = {m.layer: (math.ceil(m.k / rows), math.ceil(m.n / cols)) for m in matrices}
@@ -220,7 +239,7 @@ def map_workload(
         ]
         reps = REPLICATION[replication](paced, blocks, cores)
         units = _units(matrices, shape, reps, rows, cols, packs)
-    links = _links(workload, matrices, units, shape, reps)
+    links = _links(workload, matrices, units, shape, reps, set(digital_layers))
     if spot is None:
         where = PLACEMENT[placement]([u[0] for u in units], links, chip.cores.grid, cores)
         cost = total_cost(where, links, chip.cores.grid)
@@ -255,8 +274,13 @@ def map_workload(
         )
         rb, cb = shape[m.layer]
         layer_maps.append(LayerMapping(m, rb, cb, reps[m.layer], bl, *packs[m.layer]))
-    edges = _edges(workload, layer_maps, chip.cores.grid)
-    return Mapping(chip, workload, tuple(layer_maps), edges, placement, replication, cost)
+    edges = _edges(workload, layer_maps, chip.cores.grid, set(digital_layers))
+    digital = place_digital(
+        workload, chip, {m.layer for m in matrices}, digital_policy, tuple(digital_layers)
+    )
+    return Mapping(
+        chip, workload, tuple(layer_maps), edges, placement, replication, cost, digital=digital
+    )
 
 
 def packing(m: LayerMatrix, rows: int, cols: int) -> tuple[int, int]:
@@ -322,7 +346,7 @@ def _units(matrices, shape, reps, rows, cols, packs):
     return units
 
 
-def _links(workload, matrices, units, shape, reps) -> dict:
+def _links(workload, matrices, units, shape, reps, digital: set[str]) -> dict:
     """Bytes per sample between block keys (symmetric)."""
     by_layer: dict[str, list] = {}
     for key, _, c, _ in units:
@@ -333,7 +357,7 @@ def _links(workload, matrices, units, shape, reps) -> dict:
         links.setdefault(a, {})[b] = links.setdefault(a, {}).get(b, 0.0) + value
         links.setdefault(b, {})[a] = links.setdefault(b, {}).get(a, 0.0) + value
 
-    for (src, dst), nbytes in analog_traffic(workload).items():
+    for (src, dst), nbytes in analog_traffic(workload, digital=digital).items():
         if src == "input":
             continue
         pairs = len(by_layer[src]) * len(by_layer[dst])
@@ -349,10 +373,10 @@ def _links(workload, matrices, units, shape, reps) -> dict:
     return links
 
 
-def _edges(workload, layer_maps, grid) -> tuple[TrafficEdge, ...]:
+def _edges(workload, layer_maps, grid, digital: set[str]) -> tuple[TrafficEdge, ...]:
     cores = {lm.name: lm.cores for lm in layer_maps}
     edges = []
-    for (src, dst), nbytes in sorted(analog_traffic(workload).items()):
+    for (src, dst), nbytes in sorted(analog_traffic(workload, digital=digital).items()):
         if src == "input":
             continue
         pairs = [(a, b) for a in cores[src] for b in cores[dst]]

@@ -9,11 +9,15 @@ interface, the `RowDelivery`) and starts, in `run`, every process: one per analo
   while the array moves on, each column lane converts, gathers its K-split partial sums at the
   lane's first block and post-processes them on that block's LDPU;
 - a finished row leaves from the lanes of the copy that holds its first position and is
-  delivered to its consumers (`delivery.py`); digital nodes run row by row on their GDPU;
-  outputs leave through the off-chip interface.
+  delivered to its consumers (`delivery.py`); digital ops run row by row on the digital unit
+  the mapping chose (`archsim.mapping.hetero`: a GDPU or a digital accelerator node); on a node,
+  what of an op's operands, result and the node's resident weights exceeds its SRAM is moved
+  through the off-chip interface first ("spill");
+- outputs leave through the off-chip interface.
 Simplifications: a lane's partial sums travel as one packet from its farthest block to its
-first block (a star reduction timed by its longest route); GDPU memories are unbounded; each of
-a core's input and output SRAM gets half of `sram_bytes_per_core`.
+first block (a star reduction timed by its longest route); GDPU memories are unbounded; a spill
+crosses the off-chip interface once per sample, spread over the op's rows; each of a core's
+input and output SRAM gets half of `sram_bytes_per_core`.
 """
 
 from __future__ import annotations
@@ -30,14 +34,14 @@ from archsim.mapping.mapper import PARTIAL_SUM_BYTES
 from archsim.sim.buffers import grow_buffers
 from archsim.sim.core import Core, CoreTiming
 from archsim.sim.delivery import OUTPUT, RowDelivery
-from archsim.sim.digital import GlobalUnit
+from archsim.sim.digital import DigitalUnit
 from archsim.sim.fabric import Fabric, OffChip
 from archsim.sim.plan import Node, build_plan, rows_needed
 from archsim.sim.recorder import Recorder
 from archsim.sim.replicas import Lane, Replica, build_replicas, chunks, owner, positions_of
 from archsim.sim.stepping import run_to_end
 from archsim.spec import ChipSpec
-from archsim.spec.chip import GdpuSpec
+from archsim.spec.digital import DigitalUnitSpec
 
 IN_FLIGHT = 8
 """Input rows read ahead of their delivery."""
@@ -78,8 +82,9 @@ class SimRun:
     enlarged_buffers: list[str] = field(default_factory=list)
     core_groups: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """(array core, layer) of each copy -> every core of that copy (lockstep integration)."""
-    gdpu_energy_pj_per_op: float = 0.0
-    """Energy per op of the unit that ran the digital ops (LDPU-class without GDPUs)."""
+    digital_units: tuple[DigitalUnitSpec, ...] = ()
+    """The digital units that ran the digital ops (an LDPU-class stand-in on a chip with
+    neither GDPUs nor digital nodes): their energies per MAC / per operation."""
     batch_schedule: bool = False
     """The samples went through segments one after another (weight reloads): the period is
     the whole run over the samples, not a pipeline's steady state."""
@@ -104,12 +109,8 @@ class Engine:
         self.cores = [Core(env, timing, i, half, self.rec) for i in range(chip.cores.count)]
         self.fabric = Fabric(env, chip.fabric, self.rec)
         self.offchip = OffChip(env, chip.memory, 0, self.rec)
-        self.gdpu_spec = spec = self._gdpu_spec()
-        n_routers = chip.fabric.dims[0] * chip.fabric.dims[1]
-        self.gdpus = [  # spread over the mesh
-            GlobalUnit(env, spec, g, int((g + 0.5) * n_routers / spec.count), self.rec)
-            for g in range(spec.count)
-        ]
+        self.digital = mapping.digital_placement()
+        self.units = [DigitalUnit(env, u, self.rec) for u in self.digital.units]
         self.plan = build_plan(mapping, settings.bytes_per_value)
         self.replicas = build_replicas(mapping.layers, self.cores, self.fabric)
         self.routers = self._routers()
@@ -124,16 +125,20 @@ class Engine:
         self.enlarged = grow_buffers(self.plan, self.replicas, settings.bytes_per_value)
 
     # -- wiring -----------------------------------------------------------------------------
-    def _gdpu_spec(self) -> GdpuSpec:
-        """The chip's GDPUs; without any, digital ops fall back to one LDPU-class unit."""
-        if self.chip.gdpu.count:
-            return self.chip.gdpu
-        ldpu = self.chip.ldpu
-        return GdpuSpec(1, ldpu.clock_ghz, ldpu.ops_per_cycle, ldpu.energy_pj_per_op)
+    def _gdpu(self, node: Node) -> DigitalUnit:
+        """The digital unit that runs a digital node (and an LSTM's gates)."""
+        return self.units[self.digital.unit_of[node.name]]
 
-    def _gdpu(self, node: Node) -> GlobalUnit:
-        """The GDPU that runs a digital node (and an LSTM's gates)."""
-        return self.gdpus[sum(node.name.encode()) % len(self.gdpus)]
+    def _spill_bytes(self, node: Node, unit: DigitalUnit) -> float:
+        """Bytes per sample of a digital op on `unit` that do not fit its SRAM: the op's input
+        operands and result, plus the weights of the static-weight layers the unit holds."""
+        if unit.spec.sram_bytes is None:
+            return 0.0
+        per_value = self.settings.bytes_per_value
+        workload = self.mapping.workload
+        operands = sum(workload.op(p).size for p in node.op.inputs) + node.op.size
+        held = self.digital.weight_bytes(self.units.index(unit), per_value)
+        return float(max(0, operands * per_value + held - unit.spec.sram_bytes))
 
     def _routers(self) -> dict[str, int]:
         """The router where each node's rows appear (a shape node: where its input is)."""
@@ -191,7 +196,7 @@ class Engine:
             events,
             self.enlarged,
             groups,
-            self.gdpu_spec.energy_pj_per_op,
+            self.digital.units,
         )
 
     def _status(self, events: int) -> str:
@@ -301,8 +306,9 @@ class Engine:
         gdpu_span: list[float] = []
         if node.ops_per_row:  # LSTM gates and cell update, after all lanes
             gdpu = self._gdpu(node)
+            work = self.digital.work[node.name]
             yield self.env.process(
-                _timed(self.env, gdpu.run(k * node.ops_per_row, node.name, n), gdpu_span)
+                _timed(self.env, gdpu.run(work, k * node.ops_per_row, node.name, n), gdpu_span)
             )
         if k > 1:
             # a pipeline of stages: the first MVM passes every stage, the slowest stage then
@@ -349,12 +355,16 @@ class Engine:
 
     # -- digital and shape nodes -----------------------------------------------------------------
     def _digital(self, node: Node):
-        gdpu = self._gdpu(node)
+        unit = self._gdpu(node)
+        work = self.digital.work[node.name]
+        spill = self._spill_bytes(node, unit) / node.rows
         for n in range(self.settings.samples):
             for r in range(node.rows):
                 yield from self._wait_inputs(node, n, r)
-                yield from gdpu.run(node.ops_per_row, node.name, n)
-                self._row_done(node, n, r, [(gdpu.router, 1.0)])
+                if spill:
+                    yield from self.offchip.move(spill, "spill", node.name, n)
+                yield from unit.run(work, node.ops_per_row, node.name, n)
+                self._row_done(node, n, r, [(unit.router, 1.0)])
 
     def _shape(self, node: Node):
         src = self.routers[node.name]

@@ -3,9 +3,11 @@
 Energy per event comes from the preset: the array and the input drivers cost energy per driven
 row per LSB of pulse (so they follow the input magnitude: `activity` is the mean |DAC code| as
 a fraction of full scale, measured on data in a full run, else ASSUMED_ACTIVITY), the ADCs per
-conversion (one per column per phase), the LDPUs and GDPUs per element operation, SRAM per
-byte, the fabric per bit and hop, the off-chip interface per byte; static power runs for the
-whole run on every core.
+conversion (one per column per phase), the LDPUs and GDPUs per element operation, digital
+accelerator nodes per MAC (class matmul) and per element operation (the other classes; one
+energy part per node flavour), SRAM per byte, the fabric per bit and hop, the off-chip interface
+per byte (a digital node's SRAM spill: part "spill"); static power runs for the whole run on
+every core and digital node.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ def compute_metrics(
     dynamic = s * dynamic_macs(mapping.workload)
     macs = int(sum(positions[n] * counts[n].macs for n in counts)) + dynamic
     conversions = int(sum(positions[n] * counts[n].conversions for n in counts))
-    energy = _energy(chip, df, counts, positions, activity, run.end_ns, run.gdpu_energy_pj_per_op)
+    energy = _energy(chip, df, counts, positions, activity, run.end_ns, run.digital_units)
     ops_per_sample = 2.0 * macs / s
     total = sum(energy.values())
     static_per_sample = energy["static"] / run.end_ns * period if run.end_ns else 0.0
@@ -268,8 +270,9 @@ def _activity(counts, given) -> tuple[dict[str, float], str]:
     return out, basis + ("; " + why if assumed else "")
 
 
-def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) -> dict[str, float]:
-    """Total energy of the run by part, in pJ."""
+def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, units) -> dict[str, float]:
+    """Total energy of the run by part, in pJ: the parts of ENERGY_PARTS, then, on a chip with
+    digital nodes, "spill" and one part per node flavour."""
     qmax = chip.input.pulse_lsbs
     phases = chip.input.phases
     array = dac = adc = 0.0
@@ -281,7 +284,8 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) ->
         adc += positions[name] * c.conversions * chip.adc.energy_pj
     by_op = df.groupby("op").qty.sum()
     mem = chip.memory
-    return {
+    gdpu_pj = next((u.energy_pj_per_op for u in units if not u.node), 0.0)
+    out = {
         "array": array,
         "dac": dac,
         "adc": adc,
@@ -294,8 +298,24 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, gdpu_pj) ->
         * mem.offchip_energy_pj_per_byte,
         "reload": by_op.get("program", 0.0) * chip.crossbar.program_energy_pj_per_device
         + by_op.get("weights_in", 0.0) * mem.offchip_energy_pj_per_byte,
-        "static": chip.cores.count * chip.cores.static_power_mw * end_ns,  # mW x ns = pJ
+        "static": chip.static_power_mw * end_ns,  # mW x ns = pJ
     }
+    if chip.digital_nodes:
+        out["spill"] = by_op.get("spill", 0.0) * mem.offchip_energy_pj_per_byte
+        out.update(_node_energy(df, units))
+    return out
+
+
+def _node_energy(df: pd.DataFrame, units) -> dict[str, float]:
+    """Energy of the digital nodes by flavour: MACs (class matmul) and element operations."""
+    out = {u.kind: 0.0 for u in units if u.node}
+    rows = df[df.op.isin(("matmul", "softmax", "norm", "elementwise"))]
+    done = rows.groupby(["component", "op"]).qty.sum()
+    by_name = {u.name: u for u in units if u.node}
+    for (comp, op), qty in done.items():
+        u = by_name[comp]
+        out[u.kind] += qty * (u.energy_pj_per_mac if op == "matmul" else u.energy_pj_per_op)
+    return out
 
 
 def _utilisation(df: pd.DataFrame, groups: dict[str, list[str]], span: float) -> pd.Series:

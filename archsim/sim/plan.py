@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.mapping import Mapping
+from archsim.mapping.hetero import LSTM_OPS_PER_HIDDEN, classify, gdpu_ops
 from archsim.workload import ir
-
-FUSABLE = (ir.Act, ir.Affine)
 
 
 def rows_of(shape: tuple[int, ...]) -> int:
@@ -117,66 +116,30 @@ def _row_local(op: ir.Op) -> bool:
     return isinstance(op, ir.Act | ir.Binary | ir.Affine | ir.Linear | ir.Lstm)
 
 
-def gdpu_ops(op: ir.Op, workload: ir.Workload) -> float:
-    """Element operations of a digital op for one sample."""
-    n = op.size
-    if isinstance(op, ir.Pool):
-        return float(n * op.kernel[0] * op.kernel[1])
-    if isinstance(op, ir.GlobalPool):
-        return float(workload.op(op.inputs[0]).size)
-    if isinstance(op, ir.MatMul):
-        k = workload.op(op.inputs[0]).shape[-1]
-        return float(n * k)
-    if isinstance(op, ir.Softmax):
-        return 3.0 * n
-    if isinstance(op, ir.LayerNorm):
-        return 5.0 * n
-    if isinstance(op, ir.Affine):
-        return 2.0 * n
-    return float(n)
-
-
 def build_plan(mapping: Mapping, bytes_per_value: int = 1) -> dict[str, Node]:
     """Nodes of the timed run, keyed by name, in topological order."""
     workload = mapping.workload
-    g = workload.graph
     analog = {lm.name for lm in mapping.layers}
-    owner: dict[str, str] = {}  # tensor -> node producing it
+    kind, owner = classify(workload, analog)
     nodes: dict[str, Node] = {}
     for op in workload.ops():
-        preds = list(op.inputs)
-        if isinstance(op, FUSABLE) and len(preds) == 1:
-            src = owner[preds[0]]
-            if (
-                nodes[src].kind == "analog"
-                and g.out_degree(preds[0]) == 1
-                and (preds[0] == src or preds[0] in nodes[src].fused)
-            ):
-                nodes[src].fused.append(op.name)
-                nodes[src].ldpu_ops_per_col += 2.0 if isinstance(op, ir.Affine) else 1.0
-                owner[op.name] = src
-                continue
-        if isinstance(op, ir.Input):
-            kind = "input"
-        elif op.name in analog:
-            kind = "analog"
-        elif isinstance(op, ir.Reshape | ir.Transpose | ir.Concat | ir.SliceLast):
-            kind = "shape"
-        else:
-            kind = "gdpu"
-        node = Node(op.name, kind, op, rows_of(op.shape), 0)
+        if kind[op.name] == "fused":
+            src = nodes[owner[op.name]]
+            src.fused.append(op.name)
+            src.ldpu_ops_per_col += 2.0 if isinstance(op, ir.Affine) else 1.0
+            continue
+        node = Node(op.name, kind[op.name], op, rows_of(op.shape), 0)
         node.row_bytes = int(np.ceil(op.size / node.rows)) * bytes_per_value
-        node.inputs = [owner[p] for p in preds]
-        if kind == "analog":
+        node.inputs = [owner[p] for p in op.inputs]
+        if node.kind == "analog":
             node.positions = mapping.layer(op.name).matrix.mvms_per_sample
             if isinstance(op, ir.Lstm):
-                node.ops_per_row = 10.0 * op.hidden  # gates and cell update on a GDPU
-        elif kind == "gdpu":
+                node.ops_per_row = LSTM_OPS_PER_HIDDEN * op.hidden  # gates and cell update
+        elif node.kind == "gdpu":
             node.ops_per_row = gdpu_ops(op, workload) / node.rows
         for p in node.inputs:
             nodes[p].consumers.append(node.name)
         nodes[op.name] = node
-        owner[op.name] = op.name
     for name in workload.outputs:
         nodes[owner[name]].consumers.append("<output>")
     return nodes

@@ -24,7 +24,7 @@ def run_segments(parts: list[Mapping], settings: SimSettings) -> SimRun:
     enlarged: list[str] = []
     start: list[float] | None = None
     end: list[float] = []
-    gdpu_pj = 0.0
+    units: tuple = ()
     for part in parts:
         cost = reload_cost(part)
         stream_ns = cost.weight_bytes / part.chip.memory.offchip_bandwidth_bytes_per_ns
@@ -57,7 +57,7 @@ def run_segments(parts: list[Mapping], settings: SimSettings) -> SimRun:
         groups.update(run.core_groups)
         events += run.events
         enlarged += run.enlarged_buffers
-        gdpu_pj = run.gdpu_energy_pj_per_op
+        units = run.digital_units
     return SimRun(
         rec,
         plan,
@@ -67,6 +67,6 @@ def run_segments(parts: list[Mapping], settings: SimSettings) -> SimRun:
         events,
         enlarged,
         groups,
-        gdpu_pj,
+        units,
         batch_schedule=len(parts) > 1,
     )

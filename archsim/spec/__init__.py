@@ -14,6 +14,7 @@ from archsim.spec.chip import (
     ReadModeSpec,
 )
 from archsim.spec.device import DeviceSpec, MvmNoiseSpec
+from archsim.spec.digital import DigitalNodeSpec
 from archsim.spec.published import PublishedSpec, PublishedWorkloadSpec
 from archsim.spec.training import TrainingSpec
 
@@ -23,6 +24,7 @@ __all__ = [
     "CoresSpec",
     "CrossbarSpec",
     "DeviceSpec",
+    "DigitalNodeSpec",
     "FabricSpec",
     "GdpuSpec",
     "InputSpec",

@@ -15,6 +15,7 @@ from archsim import bounds
 from archsim.checks import converter_bits, in_range, largest_code, non_negative, one_of, positive
 from archsim.errors import SpecError
 from archsim.spec.device import DeviceSpec
+from archsim.spec.digital import DIGITAL_POLICIES, DigitalNodeSpec
 from archsim.spec.published import PublishedSpec, PublishedWorkloadSpec
 from archsim.spec.training import TrainingSpec
 
@@ -342,11 +343,24 @@ class MappingSpec:
     weight_reload: bool = False
     """When a network needs more cores than the chip has, run it in segments that fit,
     reprogramming the crossbars from off-chip memory between segments (else: MappingError)."""
+    digital_policy: str = ""
+    """Which digital unit runs each digital op (`archsim.mapping.hetero`): "spread" (a fixed
+    spread by op name), "balanced" (the unit that finishes it earliest given the work already
+    assigned and its per-class rates), or "" (the default: "spread" on a chip without digital
+    nodes, "balanced" with them)."""
+    digital_layers: tuple[str, ...] = ()
+    """Static-weight layers (Linear, LSTM excluded) run on the digital nodes as class matmul
+    instead of on AIMC cores; their weights sit in the node's SRAM."""
 
     def __post_init__(self) -> None:
         one_of("placement", self.placement, ("sequential", "greedy"))
         one_of("replication", self.replication, ("none", "balanced"))
         one_of("weight_scaling", self.weight_scaling, ("matrix", "column"))
+        one_of("digital_policy", self.digital_policy, ("", *DIGITAL_POLICIES))
+        if len(set(self.digital_layers)) != len(self.digital_layers):
+            raise SpecError(
+                "digital_layers", f"a layer is named twice in {list(self.digital_layers)}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +385,9 @@ class ChipSpec:
     mapping: MappingSpec = MappingSpec()
     training: TrainingSpec | None = None
     """On-chip training's update pulses and digital unit (`[training]`); None: not timed."""
+    digital_nodes: tuple[DigitalNodeSpec, ...] = ()
+    """Digital accelerator node flavours (`[[digital_nodes]]`), on the routers after the
+    cores: flavour by flavour, node i of the chip on router cores.count + i."""
     published: tuple[PublishedSpec, ...] = ()
     """Published figures to validate against."""
     published_workloads: tuple[PublishedWorkloadSpec, ...] = ()
@@ -387,6 +404,7 @@ class ChipSpec:
                 f"expected >= cores.count * cores.area_mm2 = {core_area:g}, "
                 f"got {self.die_area_mm2}",
             )
+        self._check_digital_nodes()
         xb = self.crossbar
         bounds.check_core_area(
             f"crossbar ({xb.rows}x{xb.cols}, {xb.devices_per_weight} devices per weight)",
@@ -420,6 +438,33 @@ class ChipSpec:
                     f"published_workloads[{i}].read_mode", f"expected one of {sorted(modes)}"
                 )
 
+    def _check_digital_nodes(self) -> None:
+        """Distinct flavour labels, and a router for every node after the cores."""
+        kinds = [d.kind for d in self.digital_nodes]
+        for i, kind in enumerate(kinds):
+            if kind in kinds[:i]:
+                raise SpecError(f"digital_nodes[{i}].kind", f"{kind!r} is used by another flavour")
+        nodes = sum(d.count for d in self.digital_nodes)
+        rows, cols = self.cores.grid
+        if nodes and rows * cols < self.cores.count + nodes:
+            raise SpecError(
+                "digital_nodes",
+                f"{nodes} digital nodes need routers after the {self.cores.count} cores, but the "
+                f"{rows}x{cols} grid has {rows * cols} places (expected cores.grid with >= "
+                f"{self.cores.count + nodes})",
+            )
+
+    @property
+    def digital_node_count(self) -> int:
+        """Digital accelerator nodes of all flavours."""
+        return sum(d.count for d in self.digital_nodes)
+
+    @property
+    def static_power_mw(self) -> float:
+        """Static power of the whole chip: every core and every digital node."""
+        nodes = sum(d.count * d.static_power_mw for d in self.digital_nodes)
+        return self.cores.count * self.cores.static_power_mw + nodes
+
     @property
     def cols_per_adc(self) -> int:
         """Columns that share one ADC (conversions of those columns serialise)."""
@@ -427,9 +472,10 @@ class ChipSpec:
 
     @property
     def compute_area_mm2(self) -> float:
-        """Area of the compute units, the cores and the global digital units: the one basis of
-        TOPS/mm2 in metrics, sweeps and validation."""
-        return self.cores.count * self.cores.area_mm2 + self.gdpu.count * self.gdpu.area_mm2
+        """Area of the compute units, the cores, the global digital units and the digital
+        nodes: the one basis of TOPS/mm2 in metrics, sweeps and validation."""
+        nodes = sum(d.count * d.area_mm2 for d in self.digital_nodes)
+        return self.cores.count * self.cores.area_mm2 + self.gdpu.count * self.gdpu.area_mm2 + nodes
 
     @property
     def weights_per_core(self) -> int:
