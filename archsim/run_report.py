@@ -54,7 +54,7 @@ def chip_figures(chip: ChipSpec) -> list[tuple[str, str]]:
     return [
         ("cores", f"{chip.cores.count} on a {chip.cores.grid[0]}x{chip.cores.grid[1]} grid"),
         ("crossbar", f"{xb.rows} x {xb.cols} weights, {xb.devices_per_weight} devices per weight"),
-        ("weights on chip", f"{chip.cores.count * chip.weights_per_core:,}"),
+        ("weights on chip", f"{chip.weight_capacity:,}"),
         ("device", f"{chip.device.name} (model {type(chip.device.model).__name__})"),
         ("input", f"{inp.encoding}, {inp.bits} bits, {inp.ns_per_lsb:g} ns/LSB, {inp.read_mode}"),
         ("ADC", f"{adc.count} per core, {adc.bits} bits, {chip.cols_per_adc} column(s) per ADC"),

@@ -11,9 +11,12 @@ crossbars needed shrink to the slots' worth. A layer's copy is all of its blocks
 further copies that share the layer's MVMs. Placement assigns blocks to cores of the fabric grid.
 
 With `share`, a network whose blocks need more cores than there are puts blocks of different
-layers on one crossbar (`archsim.mapping.sharing`), one copy of each layer.
+layers on one crossbar (`archsim.mapping.sharing`), one copy of each layer. On a chip whose
+arrays hold several weight sets, such a network is always packed that way and the packed
+crossbars go into (core, weight set) places (`archsim.mapping.slots`, `Block.slot`).
 
-Simplifications: a crossbar holds blocks of one layer only unless `share` is asked; traffic
+Simplifications: a crossbar holds blocks of one layer only unless `share` is asked or weight
+sets are needed; traffic
 between two layers is spread evenly over their block pairs; K-split partial sums (16-bit) go to
 the block holding the first row slice of the same columns; network inputs and outputs are not
 placed (they enter and leave through the off-chip interface).
@@ -30,6 +33,7 @@ from archsim.mapping.hetero import DigitalPlacement, check_digital_layers, place
 from archsim.mapping.lowering import LayerMatrix, analog_traffic, lower
 from archsim.mapping.policies import PLACEMENT, REPLICATION, hops, total_cost
 from archsim.mapping.sharing import shelf_pack
+from archsim.mapping.slots import assign_slots, group_links
 from archsim.spec import ChipSpec
 from archsim.workload.ir import Workload
 
@@ -59,6 +63,9 @@ class Block:
     """First crossbar row the block occupies (0 unless layers share the crossbar)."""
     col0: int = 0
     """First crossbar column the block occupies (0 unless layers share the crossbar)."""
+    slot: int = 0
+    """Weight set of the core's array that holds the block (0 unless the chip's crossbars
+    hold several weight sets and the network needs them, `archsim.mapping.slots`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,19 @@ class Mapping:
             return sum(len(lm.blocks) for lm in self.layers)
         return len({b.core for lm in self.layers for b in lm.blocks})
 
+    @property
+    def slots_used(self) -> int:
+        """(core, weight set) places holding blocks (with segments: block placements over all
+        segments); equals `cores_used` on a chip with one weight set."""
+        if self.segments > 1:
+            return self.cores_used
+        return len({(b.core, b.slot) for lm in self.layers for b in lm.blocks})
+
+    @property
+    def slots_available(self) -> int:
+        """Cores x weight sets of the chip."""
+        return self.chip.cores.count * self.chip.crossbar.weight_sets
+
     def layer(self, name: str) -> LayerMapping:
         return next(lm for lm in self.layers if lm.name == name)
 
@@ -183,14 +203,15 @@ def map_workload(
         pack: pack convolution groups block-diagonally (else one crossbar per group).
         share: when the blocks need more cores than the budget, let blocks of different
             layers share crossbars (`archsim.mapping.sharing`; one copy of every layer).
+            Implied when the chip's crossbars hold several weight sets.
         digital_policy: which digital unit runs each digital op (`archsim.mapping.hetero`;
             default: the chip preset's).
         digital_layers: static-weight linear layers to run on digital nodes instead of AIMC
             (default: the chip preset's).
 
     Raises:
-        MappingError: more blocks than cores, an unknown policy or digital layer, or a digital
-            op no digital unit can run.
+        MappingError: more blocks than cores (with weight sets: than cores x sets), an unknown
+            policy or digital layer, or a digital op no digital unit can run.
     """
     digital_layers = chip.mapping.digital_layers if digital_layers is None else digital_layers
     check_digital_layers(workload, digital_layers)
@@ -213,18 +234,24 @@ def map_workload(
     packs = {m.layer: packing(m, rows, cols) if pack else (1, 1) for m in matrices}
     blocks = {m.layer: crossbars(m, rows, cols, packs[m.layer][0]) for m in matrices}
     need = sum(blocks.values())
+    sets = chip.crossbar.weight_sets
     spot = None  # block key -> (shared crossbar, first row, first column)
-    if need > cores and share:
+    slot: dict = {}  # shared crossbar -> (core group, weight slot) with weight sets
+    if need > cores and (share or sets > 1):
         reps = {m.layer: 1 for m in matrices}
         units = _units(matrices, shape, reps, rows, cols, packs)
         spot = shelf_pack([(key, r, c) for key, r, c, _ in units], rows, cols)
         shared = 1 + max(x for x, _, _ in spot.values())
-        if shared > cores:
+        if shared > cores * sets:
+            why = f"{cores} available"
+            if sets > 1:
+                why = f"{cores} cores x {sets} weight sets = {cores * sets} slots available"
             raise MappingError(
                 f"{workload.name} needs {need} cores (one {rows}x{cols} crossbar block per "
-                f"core), {shared} with layers sharing crossbars, but {chip.name} has {cores} "
-                "available"
+                f"core), {shared} with layers sharing crossbars, but {chip.name} has {why}"
             )
+        if sets > 1:
+            slot = _slots(workload, matrices, packs, units, spot, shared, cores, sets)
         replication = "none"
     elif need > cores:
         raise MappingError(
@@ -243,14 +270,9 @@ def map_workload(
     if spot is None:
         where = PLACEMENT[placement]([u[0] for u in units], links, chip.cores.grid, cores)
         cost = total_cost(where, links, chip.cores.grid)
-    else:  # place the shared crossbars; a block sits where its crossbar does
-        bins = {key: spot[key][0] for key, *_ in units}
-        bin_links: dict = {}
-        for a, partners in links.items():
-            for b, v in partners.items():
-                if bins[a] != bins[b]:
-                    row = bin_links.setdefault(bins[a], {})
-                    row[bins[b]] = row.get(bins[b], 0.0) + v
+    else:  # place the shared crossbars (or their cores); a block sits where its crossbar does
+        bins = {key: slot[spot[key][0]][0] if slot else spot[key][0] for key, *_ in units}
+        bin_links = group_links(bins, links)
         order = sorted(set(bins.values()))
         at = PLACEMENT[placement](order, bin_links, chip.cores.grid, cores)
         where = {key: at[x] for key, x in bins.items()}
@@ -268,6 +290,7 @@ def map_workload(
                 mvms=math.ceil(n / per_mvm),
                 row0=spot[key][1] if spot else 0,
                 col0=spot[key][2] if spot else 0,
+                slot=slot[spot[key][0]][1] if slot else 0,
             )
             for key, r, c, n in units
             if key[0] == m.layer
@@ -344,6 +367,29 @@ def _units(matrices, shape, reps, rows, cols, packs):
                         c = min(cols, m.n - cb * cols)
                         units.append(((m.layer, rep, g, rb, cb), r, c, 1))
     return units
+
+
+def _slots(workload, matrices, packs, units, spot, shared, cores, sets) -> dict:
+    """Shared crossbar -> (core group, weight slot): `archsim.mapping.slots.assign_slots` with
+    each crossbar's layers, its work (MVMs per sample, per array pass) and the layers that run
+    beside each (producers, consumers and layers reading the same tensor)."""
+    work = {m.layer: m.mvms_per_sample * _passes(m, packs[m.layer]) for m in matrices}
+    names: list[set[str]] = [set() for _ in range(shared)]
+    for key, *_ in units:
+        names[spot[key][0]].add(key[0])
+    near: dict[str, set[str]] = {}
+    readers: dict[str, set[str]] = {}
+    for src, dst in analog_traffic(workload):
+        readers.setdefault(src, set()).add(dst)
+        if src != "input":
+            near.setdefault(src, set()).add(dst)
+            near.setdefault(dst, set()).add(src)
+    for group in readers.values():
+        for n in group:
+            near.setdefault(n, set()).update(group - {n})
+    order = {m.layer: i for i, m in enumerate(matrices)}
+    xbars = [(frozenset(n), float(sum(work[x] for x in n))) for n in names]
+    return dict(enumerate(assign_slots(xbars, order, near, cores, sets)))
 
 
 def _links(workload, matrices, units, shape, reps, digital: set[str]) -> dict:

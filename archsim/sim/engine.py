@@ -112,7 +112,9 @@ class Engine:
         self.digital = mapping.digital_placement()
         self.units = [DigitalUnit(env, u, self.rec) for u in self.digital.units]
         self.plan = build_plan(mapping, settings.bytes_per_value)
-        self.replicas = build_replicas(mapping.layers, self.cores, self.fabric)
+        self.replicas = build_replicas(
+            mapping.layers, self.cores, self.fabric, chip.crossbar.weight_sets
+        )
         self.routers = self._routers()
         self.delivery = RowDelivery(
             env, self.plan, self.replicas, self.fabric, self.routers, settings.samples, self.rec
@@ -266,6 +268,8 @@ class Engine:
                     start_post,
                     mvms=k * rep.mvms,
                     hold=rep.hold,
+                    sets=rep.sets,
+                    positions=k,
                 )
                 self.rec.record(
                     self.env.now,

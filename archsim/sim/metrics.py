@@ -6,8 +6,8 @@ a fraction of full scale, measured on data in a full run, else ASSUMED_ACTIVITY)
 conversion (one per column per phase), the LDPUs and GDPUs per element operation, digital
 accelerator nodes per MAC (class matmul) and per element operation (the other classes; one
 energy part per node flavour), SRAM per byte, the fabric per bit and hop, the off-chip interface
-per byte (a digital node's SRAM spill: part "spill"); static power runs for the whole run on
-every core and digital node.
+per byte (a digital node's SRAM spill: part "spill"), a weight-set switch of an array once per
+switch; static power runs for the whole run on every core and digital node.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from archsim.checks import require_finite
 from archsim.mapping import Mapping
 from archsim.sim.bottleneck import KindBusy, describe, kind_busy
 from archsim.sim.engine import SimRun
-from archsim.sim.plan import gdpu_ops
+from archsim.mapping.hetero import gdpu_ops
 from archsim.spec import ChipSpec
 from archsim.workload import ir
 from archsim.workload.ir import Workload
@@ -45,8 +45,11 @@ ENERGY_PARTS = (
     "fabric",
     "offchip",
     "reload",
+    "set_switch",
     "static",
 )
+"""Parts of the energy breakdown; "set_switch" (weight-set switches of the arrays, once per
+switch) only on chips whose arrays hold several weight sets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +244,11 @@ def compute_metrics(
 
 def unit_counts(chip: ChipSpec) -> dict[str, int]:
     """Units of each component kind the chip has (for busy fractions per kind)."""
-    return {"core": chip.cores.count, "gdpu": chip.gdpu.count}
+    return {
+        "core": chip.cores.count,
+        "gdpu": chip.gdpu.count,
+        **{node.kind: node.count for node in chip.digital_nodes},
+    }
 
 
 def dynamic_macs(workload: Workload) -> int:
@@ -285,6 +292,9 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, units) -> d
     by_op = df.groupby("op").qty.sum()
     mem = chip.memory
     gdpu_pj = next((u.energy_pj_per_op for u in units if not u.node), 0.0)
+    switches = {}
+    if chip.crossbar.weight_sets > 1:
+        switches["set_switch"] = by_op.get("set_switch", 0.0) * chip.crossbar.set_switch_energy_pj
     out = {
         "array": array,
         "dac": dac,
@@ -298,6 +308,7 @@ def _energy(chip: ChipSpec, df, counts, positions, activity, end_ns, units) -> d
         * mem.offchip_energy_pj_per_byte,
         "reload": by_op.get("program", 0.0) * chip.crossbar.program_energy_pj_per_device
         + by_op.get("weights_in", 0.0) * mem.offchip_energy_pj_per_byte,
+        **switches,
         "static": chip.static_power_mw * end_ns,  # mW x ns = pJ
     }
     if chip.digital_nodes:

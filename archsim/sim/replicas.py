@@ -6,6 +6,8 @@ slice: all K-split row blocks) convert, gather partial sums at the lane's first 
 post-process there. MVM position g = sample x P + p of a layer with P positions per sample goes
 to copy g mod R; a recurrent layer keeps every step of a sample on copy sample mod R (each step
 needs the previous one).
+A copy whose blocks sit in several weight sets of one core's array runs them one after another
+on that array (one pass per set and position, `Core.integrate`).
 Simplifications: a lane's partial sums are timed as one packet from its farthest block.
 """
 
@@ -50,6 +52,9 @@ class Replica:
     hold: list[Core] = field(default_factory=list)
     """Other cores whose array the copy shares with other layers' blocks: held with its own
     array while it integrates."""
+    sets: list[tuple[Core, tuple[int, ...], int]] = field(default_factory=list)
+    """On a chip with several weight sets per array: per core of the copy, the sets its blocks
+    there use (in slot order) and the array passes they take per position; empty otherwise."""
 
     @property
     def array(self) -> Core:
@@ -62,11 +67,13 @@ class Replica:
 
 
 def build_replicas(
-    layers: list[LayerMapping], cores: list[Core], fabric: Fabric
+    layers: list[LayerMapping], cores: list[Core], fabric: Fabric, weight_sets: int = 1
 ) -> dict[str, list[Replica]]:
     """The copies of every mapped layer, by layer name; copies with a block on a crossbar that
-    other copies use too hold that crossbar's array while they integrate (they take turns)."""
-    replicas = {lm.name: _copies(lm, cores, fabric) for lm in layers}
+    other copies use too (side by side, or in another weight set) hold that crossbar's array
+    while they integrate (they take turns). With `weight_sets` > 1 each copy lists the sets it
+    uses per core (`Replica.sets`), so its integration switches the arrays to them."""
+    replicas = {lm.name: _copies(lm, cores, fabric, weight_sets > 1) for lm in layers}
     users: dict[Core, set] = defaultdict(set)
     for name, reps in replicas.items():
         for rep in reps:
@@ -79,7 +86,7 @@ def build_replicas(
     return replicas
 
 
-def _copies(lm: LayerMapping, cores: list[Core], fabric: Fabric) -> list[Replica]:
+def _copies(lm: LayerMapping, cores: list[Core], fabric: Fabric, sets: bool) -> list[Replica]:
     reps = []
     for r in range(lm.replicas):
         blocks = [b for b in lm.blocks if b.replica == r]
@@ -91,8 +98,20 @@ def _copies(lm: LayerMapping, cores: list[Core], fabric: Fabric) -> list[Replica
                 Lane(cores[lead.core], cores[far.core], len(lane), _outputs(lm, lead), lead.mvms)
             )
         used = [(cores[b.core], _inputs(lm, b), _outputs(lm, b)) for b in blocks]
+        # per core: one array pass per weight set it uses, as many as its blocks there need
+        passes: dict[int, dict[int, int]] = defaultdict(dict)
+        for b in blocks:
+            passes[b.core][b.slot] = max(passes[b.core].get(b.slot, 0), b.mvms)
+        slots = [(cores[c], tuple(sorted(p)), sum(p.values())) for c, p in sorted(passes.items())]
         reps.append(
-            Replica(r, lanes, used, max(b.mvms for b in blocks), sum(b.mvms for b in blocks))
+            Replica(
+                r,
+                lanes,
+                used,
+                max(n for _, _, n in slots),
+                sum(b.mvms for b in blocks),
+                sets=slots if sets else [],
+            )
         )
     return reps
 

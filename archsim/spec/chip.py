@@ -78,6 +78,18 @@ class CrossbarSpec:
     crossbar block, programmed to g_mid and aged with the weights (`archsim.crossbar`);
     "digital": the nominal g_mid subtracted digitally (aihwkit's SingleDeviceConductanceConverter),
     exact only for a device that neither drifts nor relaxes."""
+    weight_sets: int = 1
+    """Weight matrices (sets, slots) one array holds, each rows x cols weights on devices of
+    its own, of which exactly one is active per MVM (the IEDM-2024 NPU: up to 8 sets of
+    512x512 per node at the lowest precision, BOY24; PAS26's core: 8 512x512-weight layers;
+    that only one set is read per MVM is an estimate, neither source says); 1..1024. Fewer
+    sets when several devices make one weight is the preset's choice (with
+    devices_per_weight)."""
+    set_switch_ns: float = 0.0
+    """Time the array needs before an MVM on a different set than its previous MVM used
+    (selecting the other set's devices); >= 0."""
+    set_switch_energy_pj: float = 0.0
+    """Energy of one such switch of one array; >= 0."""
 
     def __post_init__(self) -> None:
         in_range("rows", self.rows, 1, 1 << 16)
@@ -95,6 +107,9 @@ class CrossbarSpec:
             raise SpecError(
                 "mid_reference", f"expected 'column' or 'digital', got {self.mid_reference!r}"
             )
+        in_range("weight_sets", self.weight_sets, 1, 1024)
+        non_negative("set_switch_ns", self.set_switch_ns)
+        non_negative("set_switch_energy_pj", self.set_switch_energy_pj)
 
     @property
     def devices_per_polarity(self) -> int:
@@ -406,9 +421,12 @@ class ChipSpec:
             )
         self._check_digital_nodes()
         xb = self.crossbar
+        # every weight set has devices of its own in the core's plane (PAS26: 4 M cells hold
+        # 8 sets of 512x512 weights), so the area bound counts the devices of all sets
+        sets = f", {xb.weight_sets} weight sets" if xb.weight_sets > 1 else ""
         bounds.check_core_area(
-            f"crossbar ({xb.rows}x{xb.cols}, {xb.devices_per_weight} devices per weight)",
-            xb.rows * xb.cols * xb.devices_per_weight,
+            f"crossbar ({xb.rows}x{xb.cols}, {xb.devices_per_weight} devices per weight{sets})",
+            xb.rows * xb.cols * xb.devices_per_weight * xb.weight_sets,
             self.cores.area_mm2,
         )
         if self.adc.count > self.crossbar.cols:
@@ -479,5 +497,11 @@ class ChipSpec:
 
     @property
     def weights_per_core(self) -> int:
-        """Signed weights one core holds (one per unit cell)."""
+        """Signed weights one core's array computes with in one MVM (one per unit cell of the
+        active weight set)."""
         return self.crossbar.rows * self.crossbar.cols
+
+    @property
+    def weight_capacity(self) -> int:
+        """Signed weights the chip stores: cores x rows x cols x weight sets."""
+        return self.cores.count * self.weights_per_core * self.crossbar.weight_sets
