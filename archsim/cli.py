@@ -177,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         help="cut networks too big for the chip into segments (weight reloads)",
     )
     mp.add_argument("--share", action="store_true", help=SHARE_HELP)
+    opt.add_digital(mp)
     mp.set_defaults(func=_cmd_map)
 
     wl = opt.command(sub, "workloads", "list the built-in workloads", ("",))
@@ -213,6 +214,7 @@ def _chip_workload_args(p: argparse.ArgumentParser, default_workload: str | None
         help="comma list of times since programming in s (1 s .. 1 year)",
     )
     p.add_argument("--samples", type=opt.count, help="evaluate on the first N samples (all)")
+    opt.add_digital(p)
     opt.add_seed(p)
     _dim_arg(p)
     p.add_argument(
@@ -450,6 +452,8 @@ def _cmd_map(args: argparse.Namespace) -> int:
             "placement": args.placement or chip.mapping.placement,
             "replication": args.replication or chip.mapping.replication,
             "share": args.share,
+            "digital_policy": mapping.digital_placement().policy,
+            "digital_layers": list(chip.mapping.digital_layers),
             "segments": len(parts or ()),
             "seed": args.seed,
         }
@@ -462,13 +466,22 @@ SHARE_HELP = "let layers share crossbars when the network needs more cores than 
 
 
 def _chip(args: argparse.Namespace):
-    """The chip of --chip, in the read mode of --read-mode and with weight reloads allowed by
-    --reload when given."""
+    """The chip of --chip, in the read mode of --read-mode, with the digital placement of
+    --digital-policy / --digital-layer and weight reloads allowed by --reload when given."""
     import dataclasses
 
     from archsim.config import load_chip
 
     chip = load_chip(args.chip)
+    digital = {}
+    if args.digital_policy:
+        digital["digital_policy"] = args.digital_policy
+    if args.digital_layer:
+        digital["digital_layers"] = tuple(args.digital_layer)
+    if digital:
+        with opt.named_options({"digital_layers": "--digital-layer"}):
+            mapping = dataclasses.replace(chip.mapping, **digital)
+        chip = dataclasses.replace(chip, mapping=mapping)
     mode = getattr(args, "read_mode", None)
     if mode is not None:
         modes = [m.name for m in chip.input.read_modes]

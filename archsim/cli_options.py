@@ -69,6 +69,27 @@ SEED_HELP = (
 """What `--seed` means, the same in every command that has it."""
 
 
+def add_digital(p: argparse.ArgumentParser) -> None:
+    """`--digital-policy` and `--digital-layer`: heterogeneous placement of digital work
+    (`archsim.mapping.hetero`), overriding the chip preset's `[mapping]`."""
+    from archsim.spec.digital import DIGITAL_POLICIES
+
+    p.add_argument(
+        "--digital-policy",
+        choices=DIGITAL_POLICIES,
+        help="which digital unit runs each digital op: spread (fixed by op name) or balanced "
+        "(earliest finish); default: the chip's, else spread without digital nodes, balanced "
+        "with them",
+    )
+    p.add_argument(
+        "--digital-layer",
+        action="append",
+        metavar="NAME",
+        help="run this static-weight linear layer on the digital nodes instead of AIMC "
+        "(repeatable; replaces the chip's [mapping] digital_layers)",
+    )
+
+
 def add_seed(p: argparse.ArgumentParser) -> None:
     """The `--seed` option (see SEED_HELP)."""
     p.add_argument("--seed", type=seed, default=0, help=SEED_HELP)

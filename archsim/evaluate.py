@@ -7,7 +7,9 @@ partial sums go through their own ADCs and are added digitally, as in `archsim.m
 layer's input batch are shared between its replicas in contiguous chunks. DAC and ADC ranges are
 calibrated once, at the first evaluated time, layer by layer on the network's own (analog)
 activations of a separate calibration batch, and then kept. Digital ops run in the digital
-unit's precision (FP16 rounding of every digital result for HERMES).
+unit's precision (FP16 rounding of every digital result for HERMES); a static-weight layer the
+mapping put on a digital node (`MappingSpec.digital_layers`) is the exact float product, rounded
+at that precision like every digital result.
 
 Reported per time: top-1 accuracy against labels, agreement of the top-1 class with the float
 model, for sequence outputs (samples, T, V) with next-token labels (samples, T) the perplexity
@@ -329,6 +331,8 @@ def _calibrate(workload, layers, x_cal, settings: EvalSettings, chip: ChipSpec, 
     analog.begin_batch(0, len(x_cal))
 
     def matmul(op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
+        if op.name not in layers:  # placed on a digital node
+            return float_matmul(op, group, x)
         if isinstance(op, ir.Lstm):
             recorded[(op.name, group)].append(x)
             return float_matmul(op, group, x)
@@ -406,6 +410,8 @@ class _AnalogMatmul:
         self.calls.clear()
 
     def __call__(self, op: ir.Op, group: int, x: np.ndarray) -> np.ndarray:
+        if op.name not in self.layers:  # placed on a digital node: the exact product
+            return float_matmul(op, group, x)
         layer = self.layers[op.name]
         states = [rep[group] for rep in layer.states]
         convs = [rep[group] for rep in layer.conv]

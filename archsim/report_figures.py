@@ -17,6 +17,7 @@ import numpy as np
 from archsim.evaluate import EvalResult
 from archsim.sim.metrics import Metrics
 from archsim.spec import ChipSpec
+from archsim.spec.digital import digital_units
 
 Z95 = 1.959963984540054
 """Two-sided 95 % quantile of the standard normal distribution."""
@@ -71,7 +72,8 @@ def energy_figure(m: Metrics, title: str):
 
 def utilisation_figure(chip: ChipSpec, m: Metrics, title: str):
     """Busy fraction of each core's array in the steady state, on the chip floor; each cell
-    names the layer(s) the core's array works for."""
+    names the layer(s) the core's array works for. Digital accelerator nodes appear at their
+    routers, named, with their busy fraction over all the ops they run."""
     plt = _pyplot()
     util = m.utilisation
     mvm = util[util.op == "mvm"]
@@ -81,12 +83,16 @@ def utilisation_figure(chip: ChipSpec, m: Metrics, title: str):
     grid = np.full((rows, cols), np.nan)
     for core in range(chip.cores.count):
         grid[divmod(core, cols)] = busy.get(f"core{core}", 0.0)
+    nodes = {u.router: u.name for u in digital_units(chip) if u.node}
+    node_busy = util.groupby("component").busy.sum()
+    for router, name in nodes.items():  # a node's busy fraction over all the ops it runs
+        grid[divmod(router, cols)] = min(1.0, node_busy.get(name, 0.0))
     fig, ax = plt.subplots(figsize=(2.0 + 0.9 * cols, 1.4 + 0.75 * rows))
     im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
     for (r, c), v in np.ndenumerate(grid):
         if np.isnan(v):
             continue
-        name = layers.get(f"core{r * cols + c}", "idle")
+        name = nodes.get(r * cols + c) or layers.get(f"core{r * cols + c}", "idle")
         ax.text(
             c,
             r,
@@ -102,7 +108,10 @@ def utilisation_figure(chip: ChipSpec, m: Metrics, title: str):
     ax.set_xlabel("core column on the chip floor")
     ax.set_ylabel("core row (core = row x columns + column)")
     fig.colorbar(im, ax=ax, label="array busy fraction (steady state)")
-    ax.set_title(f"{title}: array utilisation per core, layer it serves", fontsize=9)
+    what = "array utilisation per core, layer it serves"
+    if nodes:
+        what += "; digital nodes by name"
+    ax.set_title(f"{title}: {what}", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -37,6 +37,7 @@ from archsim.sim.metrics import Metrics
 from archsim.sim.timeline import plot_layer_timing
 from archsim.sim.trace import write_trace
 from archsim.spec import ChipSpec
+from archsim.spec.digital import digital_units
 from archsim.workload.ir import Workload
 from archsim.workload.zoo import ZOO
 
@@ -51,7 +52,17 @@ def chip_figures(chip: ChipSpec) -> list[tuple[str, str]]:
 
     xb, inp, adc = chip.crossbar, chip.input, chip.adc
     peak = peak_figures(chip)
+    nodes = [
+        (
+            f"digital nodes: {d.kind}",
+            f"{d.count} at {d.clock_ghz:g} GHz; per cycle {d.macs_per_cycle:g} MAC, "
+            f"{d.softmax_per_cycle:g} softmax, {d.norm_per_cycle:g} norm, "
+            f"{d.elementwise_per_cycle:g} element-wise; {d.sram_bytes:,} B SRAM",
+        )
+        for d in chip.digital_nodes
+    ]
     return [
+        *nodes,
         ("cores", f"{chip.cores.count} on a {chip.cores.grid[0]}x{chip.cores.grid[1]} grid"),
         ("crossbar", f"{xb.rows} x {xb.cols} weights, {xb.devices_per_weight} devices per weight"),
         ("weights on chip", f"{chip.weight_capacity:,}"),
@@ -160,7 +171,7 @@ def _write_files(result: RunResult, out_dir: Path) -> None:
     write_csv(
         [{"t_s": p.t_s, **asdict(s)} for p in acc.points for s in p.layers], out_dir / "layers.csv"
     )
-    write_csv(m.utilisation.to_dict("records"), out_dir / "components.csv")
+    write_csv(component_rows(chip, m), out_dir / "components.csv")
     write_trace(frame, out_dir / "trace.json")
     summary = _summary(result)
     (out_dir / "summary.md").write_text(summary)
@@ -184,6 +195,25 @@ def _write_files(result: RunResult, out_dir: Path) -> None:
         "python": platform.python_version(),
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+
+def component_rows(chip: ChipSpec, m: Metrics) -> list[dict]:
+    """The utilisation table with each component's kind: "aimc core", "gdpu", a digital node
+    flavour, or what the component is otherwise (off-chip port, link, chip)."""
+    kinds = {u.name: u.kind for u in digital_units(chip)}
+    out = []
+    for row in m.utilisation.to_dict("records"):
+        comp = row["component"]
+        if comp in kinds:
+            kind = kinds[comp]
+        elif comp.startswith("core") and comp[4:].isdigit():
+            kind = "aimc core"
+        else:
+            kind = comp.rstrip("0123456789").split(" ")[0] or comp
+        out.append(
+            {"component": comp, "kind": kind, **{k: v for k, v in row.items() if k != "component"}}
+        )
+    return out
 
 
 def metrics_record(m: Metrics) -> dict:

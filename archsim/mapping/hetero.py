@@ -243,6 +243,7 @@ def check_digital_layers(workload: ir.Workload, names: tuple[str, ...]) -> None:
     for name in names:
         if name not in linear:
             raise MappingError(
-                f"digital_layers: {name!r} is not a static-weight linear layer of "
-                f"{workload.name} (linear layers: {', '.join(linear) or 'none'})"
+                f"digital layer {name!r} (--digital-layer, [mapping] digital_layers): not a "
+                f"static-weight linear layer of {workload.name} (linear layers: "
+                f"{', '.join(linear) or 'none'})"
             )

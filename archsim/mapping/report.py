@@ -1,10 +1,17 @@
-"""Mapping as text and as a picture of the chip floor."""
+"""Mapping as text and as a picture of the chip floor: the analog layers' blocks on the AIMC
+cores, and the digital units (GDPUs, digital accelerator nodes by flavour) with the digital ops
+each one runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from archsim.mapping.hetero import DigitalPlacement
 from archsim.mapping.mapper import Mapping, crossbars
+
+NODE_COLOURS = ("#3b3b98", "#b33939", "#218c74", "#cc8e35", "#6d214f", "#2c2c54")
+"""Fill of the digital node flavours in the mapping picture (dark, apart from the layer colours
+of the AIMC cores)."""
 
 
 def mapping_rows(m: Mapping) -> list[dict]:
@@ -34,6 +41,82 @@ def mapping_rows(m: Mapping) -> list[dict]:
             }
         )
     return out
+
+
+def node_rows(m: Mapping) -> list[dict]:
+    """One dict per node of the chip: every AIMC core (the blocks it holds, its MVMs per
+    sample), then every digital unit (the ops it runs, its estimated busy time per sample)."""
+    held: dict[int, list[str]] = {}
+    mvms: dict[int, float] = {}
+    for lm in m.layers:
+        for b in lm.blocks:
+            held.setdefault(b.core, []).append(
+                f"{b.layer} r{b.replica} {b.row_block},{b.col_block}"
+            )
+            mvms[b.core] = mvms.get(b.core, 0.0) + lm.mvms_per_sample_per_replica * b.mvms
+    rows = [
+        {
+            "node": f"core{i}",
+            "kind": "aimc core",
+            "router": i,
+            "holds_or_runs": "; ".join(held.get(i, [])) or "-",
+            "load": f"{mvms.get(i, 0.0):,.0f} MVM/sample",
+        }
+        for i in range(m.chip.cores.count)
+    ]
+    digital = m.digital_placement()
+    load = digital.load_ns()
+    for i, unit in enumerate(digital.units):
+        rows.append(
+            {
+                "node": unit.name,
+                "kind": unit.kind,
+                "router": unit.router,
+                "holds_or_runs": ", ".join(_runs(digital, i)) or "-",
+                "load": f"{load[i]:,.0f} ns/sample",
+            }
+        )
+    return rows
+
+
+def _runs(digital: DigitalPlacement, index: int) -> list[str]:
+    """The ops unit `index` runs, each with its class (and held weights for static layers)."""
+    out = []
+    for name, i in digital.unit_of.items():
+        if i != index:
+            continue
+        held = digital.layer_weights.get(name)
+        extra = f", {held:,} weights in SRAM" if held else ""
+        out.append(f"{name} ({digital.work[name].op_class}{extra})")
+    return out
+
+
+def format_digital(m: Mapping) -> str:
+    """The digital units as aligned text: kind, router, busy time per sample and the ops each
+    runs (idle units on one line)."""
+    digital = m.digital_placement()
+    load = digital.load_ns()
+    lines = [f"{'digital unit':<14} {'kind':<12} {'router':>6} {'ns/sample':>12}  runs"]
+    idle = []
+    for i, unit in enumerate(digital.units):
+        runs = _runs(digital, i)
+        if not runs:
+            idle.append(unit.name)
+            continue
+        text = ", ".join(runs)
+        if len(text) > 70:
+            text = f"{text[:67]}... ({len(runs)} ops)"
+        lines.append(f"{unit.name:<14} {unit.kind:<12} {unit.router:>6} {load[i]:>12,.0f}  {text}")
+    if idle:
+        lines.append(f"idle digital units: {', '.join(idle)}")
+    nodes = m.chip.digital_nodes
+    kinds = ", ".join(f"{d.count} {d.kind}" for d in nodes) or "no digital nodes"
+    on_nodes = ", ".join(digital.layer_weights) or "none"
+    lines.append(
+        f"digital placement {digital.policy}: {m.chip.gdpu.count} GDPUs, {kinds}; "
+        f"static-weight layers on digital nodes: {on_nodes}"
+    )
+    return "\n".join(lines)
 
 
 def format_mapping(m: Mapping) -> str:
@@ -76,6 +159,7 @@ def format_mapping(m: Mapping) -> str:
         f"{_packing_note(m)}"
         f"{m.bytes_hops_per_sample:,.0f} byte-hops per sample"
     )
+    lines.append(format_digital(m))
     return "\n".join(lines)
 
 
@@ -118,6 +202,7 @@ def plot_mapping(m: Mapping, path: Path) -> None:
             if sharing.get(core, 1) > 1:
                 label += f" +{sharing[core] - 1}"
             ax.text(c + 0.47, grid_r - 1 - r + 0.47, label, ha="center", va="center", fontsize=6)
+    kinds = _draw_digital_nodes(ax, m, plt)
     ax.set_xlim(0, grid_c)
     ax.set_ylim(0, grid_r)
     ax.set_aspect("equal")
@@ -131,9 +216,13 @@ def plot_mapping(m: Mapping, path: Path) -> None:
         plt.Rectangle((0, 0), 1, 1, color=cmap(i % 20), label=name) for i, name in enumerate(names)
     ]
     handles.append(plt.Rectangle((0, 0), 1, 1, color=(0.92, 0.92, 0.92), label="unused core"))
+    for kind, colour in kinds.items():
+        handles.append(
+            plt.Rectangle((0, 0), 1, 1, color=colour, hatch="//", label=f"digital node: {kind}")
+        )
     ax.legend(
         handles=handles,
-        title="layer",
+        title="layer (AIMC core) / node kind",
         loc="upper left",
         bbox_to_anchor=(1.02, 1.0),
         fontsize=7,
@@ -145,7 +234,8 @@ def plot_mapping(m: Mapping, path: Path) -> None:
         -0.04,
         "cell: layer, then rR B,C = replica R, row block B, column block C of its weight matrix;"
         "\n+N = N more layer blocks share this crossbar. Cores are numbered row by row, "
-        "core 0 top left.",
+        "core 0 top left;\nhatched: digital accelerator nodes (kind, index, ops they run) on the "
+        "routers after the cores.",
         transform=ax.transAxes,
         ha="left",
         va="top",
@@ -154,3 +244,27 @@ def plot_mapping(m: Mapping, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
+
+
+def _draw_digital_nodes(ax, m: Mapping, plt) -> dict[str, str]:
+    """Draw the digital nodes at their routers, hatched in their flavour's colour, labelled with
+    kind, index and the number of ops they run; returns {kind: colour} for the legend."""
+    grid_r, grid_c = m.chip.cores.grid
+    digital = m.digital_placement()
+    colours = {
+        d.kind: NODE_COLOURS[i % len(NODE_COLOURS)] for i, d in enumerate(m.chip.digital_nodes)
+    }
+    for i, unit in enumerate(digital.units):
+        if not unit.node:
+            continue
+        r, c = divmod(unit.router, grid_c)
+        y = grid_r - 1 - r
+        ax.add_patch(
+            plt.Rectangle(
+                (c, y), 0.94, 0.94, facecolor=colours[unit.kind], hatch="//", edgecolor="white"
+            )
+        )
+        ops = len(_runs(digital, i))
+        label = f"{unit.kind[:10]}\n#{unit.name[len(unit.kind) :]}: {ops} ops"
+        ax.text(c + 0.47, y + 0.47, label, ha="center", va="center", fontsize=6, color="white")
+    return colours
