@@ -15,7 +15,8 @@ of the AIMC cores)."""
 
 
 def mapping_rows(m: Mapping) -> list[dict]:
-    """One dict per analog layer: the columns of the mapping table."""
+    """One dict per analog layer: the columns of the mapping table (on a chip with several
+    weight sets per array, also "slots": the sets its blocks occupy)."""
     rows, cols = m.chip.crossbar.rows, m.chip.crossbar.cols
     out = []
     for lm in m.layers:
@@ -40,6 +41,8 @@ def mapping_rows(m: Mapping) -> list[dict]:
                 "cell_utilisation": lm.utilisation(rows, cols),
             }
         )
+        if m.chip.crossbar.weight_sets > 1:
+            out[-1]["slots"] = ",".join(str(s) for s in sorted({b.slot for b in lm.blocks}))
     return out
 
 
@@ -126,12 +129,13 @@ def format_mapping(m: Mapping) -> str:
         f"{'parts':>5} {'repl':>5} {'cores':>6} {'MVM/sample':>10} "
         f"{'cells used':>10}"
     )
-    lines = [head]
+    sets = m.chip.crossbar.weight_sets > 1
+    lines = [head + (f" {'slots':>8}" if sets else "")]
     for r in mapping_rows(m):
         lines.append(
             f"{r['layer']:<16} {r['kind']:<6} {r['KxN']:>12} {r['blocks']:>7} {r['packed']:>16} "
             f"{r['parts']:>5} {r['replicas']:>5} {r['cores']:>6} {r['mvms_per_sample']:>10} "
-            f"{r['cell_utilisation']:>10.1%}"
+            f"{r['cell_utilisation']:>10.1%}" + (f" {r['slots']:>8}" if sets else "")
         )
     xb = m.chip.crossbar
     weights = sum(lm.matrix.weights for lm in m.layers)
@@ -149,8 +153,10 @@ def format_mapping(m: Mapping) -> str:
             )
     else:
         use = f"{m.cores_used} of {m.chip.cores.count} cores"
+        if sets:
+            use += f", {m.slots_used} of {m.slots_available} weight slots"
         placed = sum(len(lm.blocks) for lm in m.layers)
-        if placed > m.cores_used:
+        if placed > m.slots_used:
             use += f" ({placed} blocks, layers sharing crossbars)"
     lines.append(
         f"{m.workload.name} on {m.chip.name}: {weights:,} weights "
@@ -186,9 +192,12 @@ def plot_mapping(m: Mapping, path: Path) -> None:
     grid_r, grid_c = m.chip.cores.grid
     blocks = m.core_blocks()
     sharing: dict[int, int] = {}  # blocks per core (layers sharing crossbars)
+    sets = m.chip.crossbar.weight_sets
+    slots: dict[int, int] = {}  # weight sets used per core
     for lm in m.layers:
         for b in lm.blocks:
             sharing[b.core] = sharing.get(b.core, 0) + 1
+            slots[b.core] = max(slots.get(b.core, 0), b.slot + 1)
     names = [lm.name for lm in m.layers]
     cmap = plt.get_cmap("tab20")
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * grid_c, 0.8 + 0.9 * grid_r))
@@ -201,6 +210,8 @@ def plot_mapping(m: Mapping, path: Path) -> None:
             label = f"{b.layer[:9]}\nr{b.replica} {b.row_block},{b.col_block}"
             if sharing.get(core, 1) > 1:
                 label += f" +{sharing[core] - 1}"
+            if sets > 1:
+                label += f"\n{slots[core]}/{sets} sets"
             ax.text(c + 0.47, grid_r - 1 - r + 0.47, label, ha="center", va="center", fontsize=6)
     kinds = _draw_digital_nodes(ax, m, plt)
     ax.set_xlim(0, grid_c)
@@ -235,7 +246,12 @@ def plot_mapping(m: Mapping, path: Path) -> None:
         "cell: layer, then rR B,C = replica R, row block B, column block C of its weight matrix;"
         "\n+N = N more layer blocks share this crossbar. Cores are numbered row by row, "
         "core 0 top left;\nhatched: digital accelerator nodes (kind, index, ops they run) on the "
-        "routers after the cores.",
+        "routers after the cores."
+        + (
+            "\nS/W sets: S of the array's W weight sets hold blocks (+N counts them)."
+            if sets > 1
+            else ""
+        ),
         transform=ax.transAxes,
         ha="left",
         va="top",

@@ -19,9 +19,9 @@ import pandas as pd
 
 from archsim.checks import require_finite
 from archsim.mapping import Mapping
+from archsim.mapping.hetero import gdpu_ops
 from archsim.sim.bottleneck import KindBusy, describe, kind_busy
 from archsim.sim.engine import SimRun
-from archsim.mapping.hetero import gdpu_ops
 from archsim.spec import ChipSpec
 from archsim.workload import ir
 from archsim.workload.ir import Workload
