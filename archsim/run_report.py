@@ -239,8 +239,13 @@ def format_metrics(m: Metrics) -> str:
     power = "power (steady state)     " if m.steady_state else "power (run / samples)    "
     lines = [
         f"latency (first sample)    {m.latency_ns / 1e3:10.2f} us",
-        f"inferences/s              {m.inferences_per_s:10.4g} single stream (1 / latency of "
-        f"one inference on the idle chip); a pipelined stream: {m.throughput_per_s:,.4g}/s",
+        f"inferences/s              {m.inferences_per_s:10.4g} "
+        + (
+            "single stream (1 / latency of one inference alone on the chip)"
+            if m.samples == 1
+            else f"1 / latency of the first of {m.samples} streamed inferences (--stream 1: "
+            f"one alone); pipelined {m.throughput_per_s:,.4g}/s (1 / period)"
+        ),
         f"period{' (steady state)' if m.steady_state else ' (run / samples)'}"
         f"{'     ' if m.steady_state else '   '}{m.period_ns / 1e3:10.2f} us per sample "
         f"({m.throughput_per_s:,.0f} samples/s)",

@@ -172,7 +172,12 @@ class Engine:
                 for rep in self.replicas[node.name]:
                     self.env.process(self._replica(node, rep))
             elif node.kind == "gdpu":
-                self.env.process(self._digital(node))
+                sharers = self.digital.units_of(node.name) if node.rows > 1 else ()
+                if len(sharers) > 1:  # policy "rows": the units take the rows in turn
+                    for j, i in enumerate(sharers):
+                        self.env.process(self._digital(node, self.units[i], j, len(sharers)))
+                else:
+                    self.env.process(self._digital(node))
             else:
                 self.env.process(self._shape(node))
         events = run_to_end(self.env, self._status, progress)
@@ -358,12 +363,14 @@ class Engine:
         return stages
 
     # -- digital and shape nodes -----------------------------------------------------------------
-    def _digital(self, node: Node):
-        unit = self._gdpu(node)
+    def _digital(self, node: Node, unit: DigitalUnit | None = None, first: int = 0, step: int = 1):
+        """A digital op's rows first, first + step, ... of every sample on `unit` (default:
+        the op's unit, every row)."""
+        unit = unit or self._gdpu(node)
         work = self.digital.work[node.name]
         spill = self._spill_bytes(node, unit) / node.rows
         for n in range(self.settings.samples):
-            for r in range(node.rows):
+            for r in range(first, node.rows, step):
                 yield from self._wait_inputs(node, n, r)
                 if spill:
                     yield from self.offchip.move(spill, "spill", node.name, n)

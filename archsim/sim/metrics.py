@@ -148,9 +148,10 @@ class Metrics:
 
     @property
     def inferences_per_s(self) -> float:
-        """Single-stream inferences per second: 1 / the latency of one inference through the
-        idle chip (no other inference overlaps it). The rate of a pipelined stream of
-        inferences is `throughput_per_s` (1 / period)."""
+        """Inferences per second of a single stream: 1 / the latency of the first sample
+        (exactly one inference alone on the chip when one sample streamed; later samples of a
+        longer stream can delay it). The rate of a pipelined stream is `throughput_per_s`
+        (1 / period)."""
         return 1e9 / self.latency_ns
 
     @property
