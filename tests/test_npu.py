@@ -139,5 +139,28 @@ def test_published_inferences_per_s_at_seq_384(name):
         assert m.inferences_per_s == pytest.approx(MEASURED[name], rel=0.01)
 
 
-MEASURED = {"npu-iedm2024-2da": 0.0, "npu-iedm2024-5da": 0.0}
+MEASURED = {"npu-iedm2024-2da": 20.17, "npu-iedm2024-5da": 45.81}
 """Simulated inferences/s of the predicted rows (timing mode, one inference, seq 384)."""
+
+
+def test_attention_rows_stream_and_share_the_nodes():
+    """A row of Q.K^T (and of A.V) waits for its own row of the first operand and for all of the
+    second; with policy "rows" the three nodes take the query rows in turn (seq 30: 10 each)."""
+    from archsim.mapping import map_workload
+    from archsim.sim.plan import build_plan, rows_needed
+
+    seq = 30
+    chip = load_chip("npu-iedm2024-3da")
+    mapping = map_workload(_short(seq), chip)
+    plan = build_plan(mapping)
+    for name in ("block0.qk", "block0.av"):
+        node = plan[name]
+        first, second = (plan[p] for p in node.inputs)
+        assert [rows_needed(node, first, r) for r in (0, 7)] == [1, 8]
+        assert rows_needed(node, second, 0) == second.rows
+    placement = mapping.digital_placement()
+    assert placement.units_of("block0.qk") == (0, 1, 2)
+    run = simulate(chip, _short(seq), mode="timing", samples=1, mapping=mapping)
+    rows = run.sim.recorder.to_frame().query("layer == 'block0.qk' and op == 'matmul'")
+    assert rows.groupby("component").size().to_dict() == {f"mac-array{i}": 10 for i in range(3)}
+    assert rows.qty.sum() == 4 * seq * seq * 64  # every MAC once

@@ -10,7 +10,8 @@ interface, the `RowDelivery`) and starts, in `run`, every process: one per analo
   lane's first block and post-processes them on that block's LDPU;
 - a finished row leaves from the lanes of the copy that holds its first position and is
   delivered to its consumers (`delivery.py`); digital ops run row by row on the digital unit
-  the mapping chose (`archsim.mapping.hetero`: a GDPU or a digital accelerator node); on a node,
+  the mapping chose (`archsim.mapping.hetero`: a GDPU or a digital accelerator node; with the
+  policy "rows", every unit able to run the op takes its rows in turn); on a node,
   what of an op's operands, result and the node's resident weights exceeds its SRAM is moved
   through the off-chip interface first ("spill");
 - outputs leave through the off-chip interface.

@@ -9,7 +9,8 @@ row). Ops become nodes:
 - shape: reshapes, transposes, concatenations, slices: free, but they need their whole input;
 - input: a network input, read through the off-chip interface.
 For each consumer and each of its output rows, `rows_needed` gives how many input rows must have
-arrived (line-buffer semantics: a convolution row needs the rows of its receptive field).
+arrived (line-buffer semantics: a convolution row needs the rows of its receptive field; a row
+of a product A @ B of two dynamic operands needs its own row of A and all of B).
 """
 
 from __future__ import annotations
