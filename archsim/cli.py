@@ -169,7 +169,8 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument(
         "--out",
         type=Path,
-        help="output directory for mapping.png and mapping.csv (reports/map-<chip>-<workload>)",
+        help="output directory for mapping.png, mapping.csv and nodes.csv "
+        "(reports/map-<chip>-<workload>)",
     )
     opt.add_seed(mp)
     _dim_arg(mp)
@@ -426,7 +427,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_map(args: argparse.Namespace) -> int:
     import json
 
-    from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
+    from archsim.mapping.report import format_mapping, mapping_rows, node_rows, plot_mapping
     from archsim.mapping.segments import map_or_segment
     from archsim.run_report import write_csv
     from archsim.workload.catalog import load_workload
@@ -448,6 +449,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     with atomic_dir(out) as tmp:
         plot_mapping(mapping, tmp / "mapping.png")
         write_csv(mapping_rows(mapping), tmp / "mapping.csv")
+        write_csv(node_rows(mapping), tmp / "nodes.csv")
         settings = {
             "chip": chip.name,
             "workload": workload.name,
@@ -460,7 +462,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
             "seed": args.seed,
         }
         (tmp / MAP_REPORT).write_text(json.dumps(settings, indent=2) + "\n")
-    print(f"placement picture and table written to {out}/mapping.png and mapping.csv")
+    print(f"placement picture and tables written to {out}/mapping.png, mapping.csv, nodes.csv")
     return 0
 
 

@@ -171,6 +171,7 @@ def _load_chip_table(path: Path, raw: dict) -> ChipSpec:
             sources.append(("chip", _source(raw["source"], "source")))
         fields = {f.name for f in dataclasses.fields(ChipSpec)} - {"device", "sources"}
         values = _build_fields(ChipSpec, raw, "", sources, skip={"device", "sources"})
+        _require_node_sources(values.get("digital_nodes", ()), sources)
         unknown = set(raw) - fields - {"source"}
         if unknown:
             raise _unknown("", sorted(unknown)[0], sorted(fields | {"source", "device"}))
@@ -181,6 +182,17 @@ def _load_chip_table(path: Path, raw: dict) -> ChipSpec:
         return ChipSpec(**values, device=device, sources=tuple(sources))
     except SpecError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+def _require_node_sources(nodes: tuple, sources: list) -> None:
+    """Every `[[digital_nodes]]` table names where its rates and energies come from."""
+    have = {key for key, _ in sources}
+    for i in range(len(nodes)):
+        if f"digital_nodes[{i}]" not in have:
+            raise SpecError(
+                f"digital_nodes[{i}].source",
+                "missing required key (the source of the rates and energies, or 'estimate')",
+            )
 
 
 def load_device(name_or_path: str | Path) -> DeviceSpec:

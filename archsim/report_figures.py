@@ -96,7 +96,7 @@ def utilisation_figure(chip: ChipSpec, m: Metrics, title: str):
         ax.text(
             c,
             r,
-            f"{name[:9]}\n{v:.0%}",
+            f"{name if (r * cols + c) in nodes else name[:9]}\n{v:.0%}",
             ha="center",
             va="center",
             fontsize=5.5,

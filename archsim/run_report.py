@@ -8,7 +8,8 @@ into an explicit output directory by `write_report`; nothing is simulated here.
 - pictures (report_figures, mapping.report, sim.timeline): mapping.png, utilisation.png,
   layers.png, energy.png, accuracy.png;
 - accuracy.csv (workload,device,t_s,accuracy,float_accuracy,agreement,cosine), layers.csv,
-  mapping.csv, components.csv (busy fractions), trace.json (Perfetto), run.json (what was run
+  mapping.csv, nodes.csv (every AIMC core and digital unit: kind, router, what it holds or
+  runs, load), components.csv (busy fractions), trace.json (Perfetto), run.json (what was run
   and the metrics).
 
 reports/README.md describes every file.
@@ -30,7 +31,7 @@ from archsim.checks import require_finite
 from archsim.errors import ArchsimError
 from archsim.evaluate import EvalResult, EvalSettings
 from archsim.html_report import markdown_to_html
-from archsim.mapping.report import format_mapping, mapping_rows, plot_mapping
+from archsim.mapping.report import format_mapping, mapping_rows, node_rows, plot_mapping
 from archsim.outputs import atomic_dir, atomic_file
 from archsim.report_figures import accuracy_figure, energy_figure, save, utilisation_figure
 from archsim.sim.metrics import Metrics
@@ -168,6 +169,7 @@ def _write_files(result: RunResult, out_dir: Path) -> None:
     )
     write_csv(accuracy_rows(acc), out_dir / "accuracy.csv")
     write_csv(mapping_rows(mapping), out_dir / "mapping.csv")
+    write_csv(node_rows(mapping), out_dir / "nodes.csv")
     write_csv(
         [{"t_s": p.t_s, **asdict(s)} for p in acc.points for s in p.layers], out_dir / "layers.csv"
     )

@@ -232,7 +232,12 @@ def test_map_out_is_a_report_directory(cli):
         code, _out, err = cli("map", "--workload", "mlp", "--out", "m", "--seed", "3")
         assert code == 0, err
     out_dir = cli.workdir / "m"
-    assert sorted(p.name for p in out_dir.iterdir()) == ["map.json", "mapping.csv", "mapping.png"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "map.json",
+        "mapping.csv",
+        "mapping.png",
+        "nodes.csv",
+    ]
     with (out_dir / "mapping.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 3
     settings = json.loads((out_dir / "map.json").read_text())

@@ -96,6 +96,10 @@ def test_digital_nodes_load_with_routers_area_and_static_power(chip):
         ),
         (("grid = [2, 3]", "grid = [2, 2]"), "digital_nodes: 2 digital nodes need routers"),
         (
+            ('source = "estimate: round test numbers"\n', ""),
+            "digital_nodes[0].source: missing required key",
+        ),
+        (
             ("weight_reload = false", 'weight_reload = false\ndigital_policy = "fastest"'),
             "mapping.digital_policy: expected one of",
         ),
@@ -303,3 +307,35 @@ def test_hermes_presets_unchanged_by_the_node_fields(hermes):
     assert hermes.compute_area_mm2 == hermes.cores.count * hermes.cores.area_mm2 + (
         hermes.gdpu.count * hermes.gdpu.area_mm2
     )
+
+
+def test_run_report_names_digital_units_by_kind(cli):
+    """nodes.csv lists the 4 cores and both nodes with kind and router; components.csv and the
+    energy breakdown name the node that ran the pooling (vector0: 4 x 4 x 4 x 4 = 256
+    element operations at 4 per cycle, the earliest finish) by its kind."""
+    import csv
+
+    code, out, err = cli(
+        "run",
+        "--chip",
+        CHIP,
+        "--workload",
+        DATA / "tiny-net.toml",
+        "--stream",
+        "4",
+        "--times",
+        "1",
+        "--out",
+        "r",
+    )
+    assert code == 0, err
+    with (cli.workdir / "r" / "nodes.csv").open() as fh:
+        nodes = [(r["node"], r["kind"], r["router"]) for r in csv.DictReader(fh)]
+    assert nodes[4:] == [("mac-array0", "mac-array", "4"), ("vector0", "vector", "5")]
+    assert [k for _, k, _ in nodes[:4]] == ["aimc core"] * 4
+    with (cli.workdir / "r" / "components.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["component"], r["kind"], r["op"]) for r in rows if r["layer"] == "pool"} >= {
+        ("vector0", "vector", "elementwise")
+    }
+    assert "vector " in out  # its energy part

@@ -282,5 +282,8 @@ def _draw_digital_nodes(ax, m: Mapping, plt) -> dict[str, str]:
         )
         ops = len(_runs(digital, i))
         label = f"{unit.kind[:10]}\n#{unit.name[len(unit.kind) :]}: {ops} ops"
-        ax.text(c + 0.47, y + 0.47, label, ha="center", va="center", fontsize=6, color="white")
+        box = {"facecolor": colours[unit.kind], "edgecolor": "none", "pad": 1.0}
+        ax.text(
+            c + 0.47, y + 0.47, label, ha="center", va="center", fontsize=6, color="white", bbox=box
+        )
     return colours

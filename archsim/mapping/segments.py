@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 from archsim.errors import MappingError
+from archsim.mapping.hetero import check_digital_layers
 from archsim.mapping.lowering import lower, lower_op
 from archsim.mapping.mapper import LayerMapping, Mapping, crossbars, map_workload, packing
 from archsim.spec import ChipSpec
@@ -314,6 +315,7 @@ def map_or_segment(
     Raises:
         MappingError: it does not fit and reloads are off, or one layer cannot be split.
     """
+    check_digital_layers(workload, chip.mapping.digital_layers)
     try:
         whole = map_workload(
             workload, chip, placement=placement, replication=replication, share=share
@@ -322,5 +324,11 @@ def map_or_segment(
     except MappingError:
         if not chip.mapping.weight_reload:
             raise
+        if chip.mapping.digital_layers:
+            raise MappingError(
+                f"{workload.name} does not fit {chip.name} and would run in segments with weight "
+                "reloads, which do not model static-weight layers on digital nodes "
+                f"(digital_layers: {', '.join(chip.mapping.digital_layers)})"
+            ) from None
     parts = map_segments(workload, chip, placement=placement, replication="none")
     return merged_mapping(workload, parts), parts

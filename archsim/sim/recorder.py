@@ -1,14 +1,17 @@
 """Everything the timed run did, as plain rows converted to a DataFrame once at the end.
 
 A row is (t0_ns, t1_ns, component, op, layer, sample, qty): `component` names the resource
-("core12", "link3-4", "gdpu0", "offchip"), `op` what happened ("mvm", "adc", "ldpu", "gdpu",
-"link", "offchip_in", "offchip_out", "sram_read", "sram_write"), `qty` how much (block-MVMs,
-element ops or bytes). Energy, utilisation and the trace are all computed from these rows.
+("core12", "link3-4", "gdpu0", "mac-array0", "offchip"), `op` what happened ("mvm", "adc",
+"ldpu", "gdpu", a digital node's op class "matmul" / "softmax" / "norm" / "elementwise", "link",
+"offchip_in", "offchip_out", "spill", "sram_read", "sram_write"), `qty` how much (block-MVMs,
+MACs, element ops or bytes). Energy, utilisation and the trace are all computed from these rows.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+
+from archsim.spec.digital import OP_CLASSES
 
 COLUMNS = ("t0_ns", "t1_ns", "component", "op", "layer", "sample", "qty")
 
@@ -17,6 +20,8 @@ RESOURCE_OF_OP = {
     "adc": "ADC bank",
     "ldpu": "LDPU",
     "gdpu": "unit",
+    **dict.fromkeys(OP_CLASSES, "unit"),  # a digital node runs one op at a time, any class
+    "spill": "port",
     "link": "port",
     "offchip_in": "port",
     "offchip_out": "port",

@@ -3,8 +3,8 @@
 - `layer_spans`: when each layer works on one sample (first start to last end of its rows), in
   the order layers first start: the pipeline overlap and the latency of one sample.
 - `stage_times`: per layer, the busy time per sample of its busiest resource (a core's array,
-  LDPU or SRAM port, a link, a GDPU) over the whole stream. The largest is the stage that sets
-  the steady-state period when the pipeline is balanced by nothing else.
+  LDPU or SRAM port, a link, a GDPU or digital node) over the whole stream. The largest is the
+  stage that sets the steady-state period when the pipeline is balanced by nothing else.
 """
 
 from __future__ import annotations
@@ -13,7 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 
-_WORK_OPS = ("mvm", "adc", "ldpu", "gdpu", "link", "offchip_in", "offchip_out")
+from archsim.spec.digital import OP_CLASSES
+
+_WORK_OPS = (
+    "mvm",
+    "adc",
+    "ldpu",
+    "gdpu",
+    *OP_CLASSES,
+    "link",
+    "offchip_in",
+    "offchip_out",
+    "spill",
+)
 
 
 def layer_spans(frame: pd.DataFrame, sample: int = 0) -> pd.DataFrame:

@@ -364,8 +364,9 @@ class MappingSpec:
     assigned and its per-class rates), or "" (the default: "spread" on a chip without digital
     nodes, "balanced" with them)."""
     digital_layers: tuple[str, ...] = ()
-    """Static-weight layers (Linear, LSTM excluded) run on the digital nodes as class matmul
-    instead of on AIMC cores; their weights sit in the node's SRAM."""
+    """Static-weight linear layers (by name) run on the digital nodes as class matmul instead
+    of on AIMC cores; their weights sit in the node's SRAM. Convolutions and LSTMs stay on AIMC
+    (refused here)."""
 
     def __post_init__(self) -> None:
         one_of("placement", self.placement, ("sequential", "greedy"))
