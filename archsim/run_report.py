@@ -65,7 +65,16 @@ def chip_figures(chip: ChipSpec) -> list[tuple[str, str]]:
     return [
         *nodes,
         ("cores", f"{chip.cores.count} on a {chip.cores.grid[0]}x{chip.cores.grid[1]} grid"),
-        ("crossbar", f"{xb.rows} x {xb.cols} weights, {xb.devices_per_weight} devices per weight"),
+        (
+            "crossbar",
+            f"{xb.rows} x {xb.cols} weights, {xb.devices_per_weight} devices per weight"
+            + (
+                f", {xb.weight_sets} weight sets (switch {xb.set_switch_ns:g} ns, "
+                f"{xb.set_switch_energy_pj:g} pJ)"
+                if xb.weight_sets > 1
+                else ""
+            ),
+        ),
         ("weights on chip", f"{chip.weight_capacity:,}"),
         ("device", f"{chip.device.name} (model {type(chip.device.model).__name__})"),
         ("input", f"{inp.encoding}, {inp.bits} bits, {inp.ns_per_lsb:g} ns/LSB, {inp.read_mode}"),

@@ -21,6 +21,7 @@ from archsim.errors import MappingError, SpecError
 from archsim.mapping import map_workload
 from archsim.mapping.mapper import crossbars
 from archsim.mapping.report import format_mapping, mapping_rows
+from archsim.run_report import chip_figures
 from archsim.sim.engine import Engine, SimSettings
 from archsim.sim.metrics import compute_metrics
 from archsim.workload.catalog import load_dataset, load_workload
@@ -83,6 +84,9 @@ def test_capacity_counts_every_set_and_the_area_bound_their_devices(tiny):
     sets = 4.29e9 do not fit (1.72 mm^2), 900 sets (3.77e9, 1.51 mm^2) do."""
     assert _sets(tiny, 8).weight_capacity == 4 * 32 * 32 * 8
     assert tiny.weight_capacity == 4 * 32 * 32
+    figures = dict(chip_figures(_sets(tiny, 8)))
+    assert figures["weights on chip"] == "32,768"
+    assert figures["crossbar"].endswith("8 weight sets (switch 10 ns, 3 pJ)")
     xb = dataclasses.replace(tiny.crossbar, rows=1024, cols=1024)
     cores = dataclasses.replace(tiny.cores, area_mm2=1.6)
 
@@ -125,7 +129,7 @@ def test_toml_weight_sets_load_and_bad_values_are_refused(cli, tmp_path):
         "--workload",
         tmp_path / "deep.toml",
         "--mode",
-        "timing",
+        "full",
         "--stream",
         "2",
     )
@@ -342,3 +346,18 @@ def test_full_run_on_slots_gives_the_float_network(tiny):
     err = np.sqrt(np.mean((noisy.outputs - want) ** 2)) / np.std(want)
     assert 0.0 < err < 0.15
     assert noisy.metrics.block_mvms == 8 * 8
+
+
+def test_weight_reloads_fill_every_set_before_a_new_segment(tiny):
+    """12 blocks of 32 x 32 on 4 cores x 2 sets with weight reloads: segments of 8 and 4
+    blocks. Reprogramming the first: 8 x 1024 weights at 8 B/ns = 1024 ns, then each core
+    programs its two sets one after another, 2 x 32 rows x 3750 ns = 240,000 ns: 241,024 ns;
+    the second (one set per core): 512 + 32 x 3750 = 120,512 ns."""
+    from archsim.mapping.segments import map_segments, reload_cost
+
+    chip = _sets(tiny, 2)
+    chip = dataclasses.replace(chip, mapping=dataclasses.replace(chip.mapping, weight_reload=True))
+    parts = map_segments(mlp((32,) * 13), chip, replication="none")
+    assert [sum(len(lm.blocks) for lm in p.layers) for p in parts] == [8, 4]
+    assert [p.slots_used for p in parts] == [8, 4]
+    assert [reload_cost(p).time_ns for p in parts] == [241_024.0, 120_512.0]

@@ -66,8 +66,10 @@ def split_workload(
 
 
 def plan_segments(workload: Workload, chip: ChipSpec, max_cores: int | None = None) -> SplitPlan:
-    """The segments of `workload` on `chip`, with the parts of layers larger than the chip."""
-    cores = max_cores or chip.cores.count
+    """The segments of `workload` on `chip`, with the parts of layers larger than the chip
+    (a segment holds as many crossbars as the cores have weight sets)."""
+    cores = (max_cores or chip.cores.count) * chip.crossbar.weight_sets
+    room = "cores" if chip.crossbar.weight_sets == 1 else "(core, weight set) places"
     rows, cols = chip.crossbar.rows, chip.crossbar.cols
     need = {m.layer: crossbars(m, rows, cols, packing(m, rows, cols)[0]) for m in lower(workload)}
     ops: list[ir.Op] = []
@@ -77,7 +79,7 @@ def plan_segments(workload: Workload, chip: ChipSpec, max_cores: int | None = No
         if need.get(op.name, 0) <= cores:
             ops.append(op)
             continue
-        parts, assembly, cuts = _split(workload, op, rows, cols, cores)
+        parts, assembly, cuts = _split(workload, op, rows, cols, cores, room)
         del need[op.name]  # its name now tags the digital op that joins the parts
         for part in parts:
             need[part.name] = crossbars(lower_op(part), rows, cols)
@@ -115,14 +117,14 @@ def plan_segments(workload: Workload, chip: ChipSpec, max_cores: int | None = No
     return SplitPlan(tuple(p for p in parts if p is not None), part_of, slices)
 
 
-def _split(workload: Workload, op: ir.Op, rows: int, cols: int, cores: int):
+def _split(workload: Workload, op: ir.Op, rows: int, cols: int, cores: int, room: str):
     """Parts of a layer larger than the chip, the ops joining their outputs, and the slice
     inputs the parts read: (parts, assembly ops, {slice input: (tensor, first, end)})."""
     if not isinstance(op, ir.Linear | ir.Conv2d) or getattr(op, "groups", 1) > 1:
         kind = type(op).__name__ + (" with groups" if getattr(op, "groups", 1) > 1 else "")
         raise MappingError(
             f"{workload.name}: layer {op.name} alone needs more than the "
-            f"{cores} cores of the chip, and a {kind} cannot be cut into "
+            f"{cores} {room} of the chip, and a {kind} cannot be cut into "
             f"parts over segments"
         )
     conv = isinstance(op, ir.Conv2d)
@@ -236,12 +238,20 @@ def map_segments(workload: Workload, chip: ChipSpec, **kwargs) -> list[Mapping]:
 
 def reload_cost(mapping: Mapping) -> Reload:
     """Programming a mapped segment: its weights (8-bit) come through the off-chip interface,
-    then every core programs its block row by row, all cores at once."""
+    then every core programs its block row by row, all cores at once (a core with blocks in
+    several weight sets programs them one set after another)."""
     chip = mapping.chip
     xb, mem = chip.crossbar, chip.memory
     weights = sum(m.weights * lm.replicas for lm in mapping.layers for m in [lm.matrix])
     devices = weights * xb.devices_per_weight
-    rows = max(b.rows for lm in mapping.layers for b in lm.blocks)
+    per_set: dict[tuple[int, int], int] = {}
+    for lm in mapping.layers:
+        for b in lm.blocks:
+            per_set[(b.core, b.slot)] = max(per_set.get((b.core, b.slot), 0), b.rows)
+    per_core: dict[int, int] = {}
+    for (core, _), r in per_set.items():
+        per_core[core] = per_core.get(core, 0) + r
+    rows = max(per_core.values())
     time = weights / mem.offchip_bandwidth_bytes_per_ns + rows * xb.program_ns_per_row
     return Reload(time, devices, weights)
 

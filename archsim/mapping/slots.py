@@ -8,8 +8,8 @@ crossbar gets a (core, slot) place. Layers that run at the same time should sit 
 cores, so their MVMs do not take turns on one array: virtual crossbars are assigned heaviest
 first (MVMs per sample of the layers on them), each to the core with a free slot that holds
 the fewest blocks of the same layers, then the least work, then the fewest blocks of layers
-that feed or are fed by them (consecutive layers overlap in the pipeline), then the lowest
-index. A core's slots are numbered in the layer order of the crossbars they hold.
+that feed them, are fed by them or read the same tensor (they overlap in the pipeline), then
+the lowest index. A core's slots are numbered in the layer order of the crossbars they hold.
 
 Simplifications: the load of a virtual crossbar is the sum over its layers of MVMs per sample
 (one array pass each); one copy of every layer (no replication when slots are needed).
