@@ -24,6 +24,11 @@ from archsim.spec import ChipSpec
 from archsim.workload.catalog import load_workload
 from archsim.workload.ir import Workload
 
+MAX_RUNS = 12
+"""Timed runs the fit may take before it gives up."""
+MAX_SCALE = 100.0
+"""Largest factor on the preset's digital rates the fit tries."""
+
 RATES = ("macs_per_cycle", "softmax_per_cycle", "norm_per_cycle", "elementwise_per_cycle")
 
 
@@ -59,14 +64,20 @@ def fit(chip: ChipSpec, workload: Workload, target: float, rtol: float) -> tuple
     lo, f_lo = 1.0, f(1.0)
     if abs(f_lo) <= rtol * target:
         return lo, seen[lo]
-    hi = target / seen[lo]  # throughput roughly proportional to the digital rate
+    hi = min(target / seen[lo], MAX_SCALE)  # throughput roughly proportional to the rate
     f_hi = f(hi)
     while f_lo * f_hi > 0:  # step past the target until it is bracketed
+        if len(seen) >= MAX_RUNS or hi > MAX_SCALE:
+            raise ValueError(
+                f"{target:g} inferences/s not reachable by scaling the digital rates "
+                f"(reached {max(seen.values()):.4g} at up to {max(seen):.4g}x)"
+            )
+        slope = (f_hi - f_lo) / (hi - lo)  # extrapolate through the last two, 10 % beyond
         lo, f_lo = hi, f_hi
-        hi = hi * target / seen[hi] * (1.02 if f_hi < 0 else 0.98)
+        hi = hi - 1.1 * f_hi / slope if slope > 0 else hi * (2.0 if f_hi < 0 else 0.5)
         f_hi = f(hi)
     side = 0
-    while True:
+    while len(seen) < MAX_RUNS:
         mid = hi - f_hi * (hi - lo) / (f_hi - f_lo)
         f_mid = f(mid)
         if abs(f_mid) <= rtol * target:
@@ -78,6 +89,7 @@ def fit(chip: ChipSpec, workload: Workload, target: float, rtol: float) -> tuple
             f_lo = f_lo / 2 if side == 1 else f_lo
             side = 1
         hi, f_hi = mid, f_mid
+    raise ValueError(f"no fit within {rtol:g} after {MAX_RUNS} runs")
 
 
 def main() -> None:
