@@ -275,6 +275,8 @@ def format_metrics(m: Metrics) -> str:
         f"efficiency                {_or_na(m.tops_per_w, '10.4g'):>10} TOPS/W "
         f"(throughput / {'steady-state' if m.steady_state else 'run'} power), "
         f"{m.tops_per_mm2:.4g} TOPS/mm2",
+        f"area                      {m.area_mm2:10.4g} mm2 of compute units (cores, global "
+        f"units, digital nodes; the TOPS/mm2 basis) on a {m.die_area_mm2:g} mm2 die",
         f"bottleneck                {m.bottleneck}",
         f"bottleneck (kind)         {m.bottleneck_kind}",
         f"input activity            {m.activity_basis}",

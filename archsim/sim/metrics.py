@@ -129,6 +129,10 @@ class Metrics:
     """What input activity the array and PWM energies assume, and why."""
     steps_per_sample: int = 0
     """Time steps of the recurrent (LSTM) layers per sample; 0 without recurrent layers."""
+    area_mm2: float = 0.0
+    """Compute area (AIMC cores, global units, digital nodes): the basis of `tops_per_mm2`."""
+    die_area_mm2: float = 0.0
+    """The chip's whole die."""
     resource_kinds: tuple[KindBusy, ...] = ()
     """Busy fraction per resource kind (AIMC arrays, ADCs, LDPUs, digital units, fabric
     links, off-chip port), busiest first: the first is the bottleneck kind."""
@@ -228,6 +232,8 @@ def compute_metrics(
         conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
         activity_basis=basis,
+        area_mm2=chip.compute_area_mm2,
+        die_area_mm2=chip.die_area_mm2,
         resource_kinds=tuple(kind_busy(util.rename("busy").reset_index(), unit_counts(chip))),
         steps_per_sample=max(
             (lm.matrix.mvms_per_sample for lm in mapping.layers if lm.matrix.kind == "lstm"),
