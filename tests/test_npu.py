@@ -106,10 +106,16 @@ def test_more_digital_nodes_run_faster():
     assert rate[3] / rate[2] < 1.5 and rate[5] / rate[3] < 5 / 3
 
 
-def test_default_stream_is_one_inference_of_mobilebert():
-    chip = load_chip("npu-iedm2024-3da")
-    assert default_stream(load_workload("mobilebert-edgetpu-xs"), chip) == 1
+def test_default_run_of_mobilebert_is_small():
+    """`archsim run` defaults: one timed inference of MobileBERT (71,424 crossbar MVMs of
+    512 x 512 > 120,000 / 2) and 25 random inputs (8.73 G static MACs each, 2.2e11 budget);
+    the zoo's small networks keep 16 and 1000."""
+    from archsim.workload.catalog import random_samples
+
+    xs = load_workload("mobilebert-edgetpu-xs")
+    assert default_stream(xs, load_chip("npu-iedm2024-3da")) == 1
     assert default_stream(load_workload("mlp"), load_chip("hermes")) == 16
+    assert random_samples(xs) == 25 and random_samples(load_workload("resnet9")) == 1000
 
 
 def test_fit_finds_the_rate_of_a_target():
