@@ -241,7 +241,7 @@ def metrics_record(m: Metrics) -> dict:
 def random_weights(workload: Workload) -> bool:
     """True for a zoo network built with seeded random weights (no training, no labels): its
     float model's top-1 class says nothing, so agreement with it is not a measure."""
-    entry = ZOO.get(workload.name) if workload.source == "zoo" else None
+    entry = ZOO.get(workload.name) if workload.source.split(" ")[0] == "zoo" else None
     return entry is not None and entry.dataset is None
 
 

@@ -110,12 +110,14 @@ def test_default_run_of_mobilebert_is_small():
     """`archsim run` defaults: one timed inference of MobileBERT (71,424 crossbar MVMs of
     512 x 512 > 120,000 / 2) and 25 random inputs (8.73 G static MACs each, 2.2e11 budget);
     the zoo's small networks keep 16 and 1000."""
+    from archsim.run_report import random_weights
     from archsim.workload.catalog import random_samples
 
     xs = load_workload("mobilebert-edgetpu-xs")
     assert default_stream(xs, load_chip("npu-iedm2024-3da")) == 1
     assert default_stream(load_workload("mlp"), load_chip("hermes")) == 16
     assert random_samples(xs) == 25 and random_samples(load_workload("resnet9")) == 1000
+    assert random_weights(xs)  # its report shows the cosine, not top-1 agreement
 
 
 def test_fit_finds_the_rate_of_a_target():
