@@ -35,6 +35,26 @@ from archsim.workload.ir import Workload
 
 Mode = Literal["full", "functional", "timing"]
 
+DEFAULT_STREAM = 16
+"""Samples the timed run streams by default (enough for a pipeline steady state)."""
+
+STREAM_MVM_BUDGET = 120_000
+"""Crossbar MVMs (tiles of the chip's array size x MVM positions) a default stream may take:
+a network larger than DEFAULT_STREAM samples of this streams fewer samples (at least one). At
+about 50 SimPy events per MVM this keeps a default run near a minute: MobileBERT-EdgeTPU-XS at
+seq 384 needs 71,424 MVMs of 512 x 512 per inference (one sample), ResNet-32 18,305 of
+256 x 256 (six); every other zoo network keeps 16."""
+
+
+def default_stream(workload: Workload, chip: ChipSpec) -> int:
+    """Samples to stream when the caller gives none: DEFAULT_STREAM, fewer for networks whose
+    MVMs exceed STREAM_MVM_BUDGET."""
+    from archsim.mapping.lowering import lower
+
+    rows, cols = chip.crossbar.rows, chip.crossbar.cols
+    mvms = sum(-(-lm.k // rows) * -(-lm.n // cols) * lm.mvms_per_sample for lm in lower(workload))
+    return max(1, min(DEFAULT_STREAM, STREAM_MVM_BUDGET // max(1, mvms)))
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:

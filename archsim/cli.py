@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, as a shell reports a pipe writer stopped by the signal
 
 
+STREAM_HELP = (
+    "samples streamed in the timed run (16; fewer for networks of more than 120,000 crossbar "
+    "MVMs per 16 samples, at least 1)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = opt.Parser(
         prog="archsim",
@@ -80,9 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _chip_workload_args(run, default_workload="digits-cnn")
     run.add_argument("--out", type=Path, help="output directory (reports/<chip>-<workload>)")
-    run.add_argument(
-        "--stream", type=opt.count, default=16, help="samples streamed in the timed run"
-    )
+    run.add_argument("--stream", type=opt.count, help=STREAM_HELP)
     run.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     run.set_defaults(func=_cmd_run)
 
@@ -103,9 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         help="full: timed run and accuracy; timing: the timed run alone (no data needed); "
         "functional: accuracy alone (full)",
     )
-    sim.add_argument(
-        "--stream", type=opt.count, default=16, help="samples streamed in the timed run"
-    )
+    sim.add_argument("--stream", type=opt.count, help=STREAM_HELP)
     sim.add_argument("--chunk", type=opt.count, default=1, help="MVMs per timed event (1)")
     sim.add_argument("--trace", type=Path, help="write a Perfetto/Chrome trace to PATH")
     sim.add_argument("--share", action="store_true", help=SHARE_HELP)
@@ -285,7 +287,7 @@ def _setup(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from archsim.api import simulate
+    from archsim.api import default_stream, simulate
     from archsim.device_error import stderr_progress
     from archsim.mapping.report import format_mapping
     from archsim.run_report import format_accuracy, format_metrics, write_report
@@ -301,7 +303,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         chip,
         workload,
         mode="full",
-        samples=args.stream,
+        samples=args.stream or default_stream(workload, chip),
         dataset=dataset,
         device=device,
         t_inference_s=tuple(times),
@@ -322,7 +324,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from archsim.api import simulate
+    from archsim.api import default_stream, simulate
     from archsim.device_error import stderr_progress
     from archsim.mapping.report import format_mapping
     from archsim.run_report import format_accuracy, format_layers, format_metrics
@@ -342,7 +344,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         chip,
         workload,
         mode=args.mode,
-        samples=args.stream,
+        samples=args.stream or default_stream(workload, chip),
         dataset=dataset,
         device=device,
         t_inference_s=tuple(times),

@@ -79,8 +79,12 @@ NOT_INHERITED = ("name", "description", "source", "published", "published_worklo
 
 def _with_base(path: Path, raw: dict, seen: tuple[Path, ...] = ()) -> dict:
     """Chip table `raw` on top of the preset its `base` key names (a shipped preset's name, or
-    a .toml path relative to `path`'s folder): tables merge key by key, any other value
-    (arrays of tables too) replaces the base's; see NOT_INHERITED."""
+    a .toml path relative to `path`'s folder): tables merge key by key; an array of tables
+    (`[[digital_nodes]]`, `[[input.read_modes]]`) is the list the chip has, and each of its
+    entries whose identity (`kind` or `name`, see IDENTITY_KEYS) matches an entry of the base's
+    array merges key by key onto that entry, so `[[digital_nodes]] kind = "mac-array"
+    count = 5` changes only the count; any other value replaces the base's; see
+    NOT_INHERITED."""
     if "base" not in raw:
         return raw
     raw = dict(raw)
@@ -99,12 +103,33 @@ def _with_base(path: Path, raw: dict, seen: tuple[Path, ...] = ()) -> dict:
     return _merged({k: v for k, v in base.items() if k not in NOT_INHERITED}, raw)
 
 
+IDENTITY_KEYS = ("kind", "name")
+"""Keys that name an entry of an array of tables when a preset merges onto its `base`."""
+
+
 def _merged(base: dict, top: dict) -> dict:
     out = dict(base)
     for key, value in top.items():
-        both = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _merged(out[key], value) if both else value
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            out[key] = _merged(old, value)
+        elif _tables(value) and _tables(old):
+            out[key] = [_merged(_same_entry(old, entry), entry) for entry in value]
+        else:
+            out[key] = value
     return out
+
+
+def _tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _same_entry(base: list[dict], entry: dict) -> dict:
+    """The entry of the base's array with `entry`'s identity, or {} (a new entry)."""
+    for key in IDENTITY_KEYS:
+        if key in entry:
+            return next((b for b in base if b.get(key) == entry[key]), {})
+    return {}
 
 
 def override_table(raw: dict, overrides: typing.Mapping[str, Any]) -> dict:

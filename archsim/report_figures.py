@@ -38,7 +38,8 @@ def wilson_interval(fraction: float, n: int, z: float = Z95) -> tuple[float, flo
     z2n = z * z / n
     centre = (fraction + z2n / 2) / (1 + z2n)
     half = z / (1 + z2n) * math.sqrt(fraction * (1 - fraction) / n + z2n / (4 * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the interval holds `fraction` (at 0 and 1 rounding can put an end just past it)
+    return max(0.0, min(fraction, centre - half)), min(1.0, max(fraction, centre + half))
 
 
 def _pyplot():

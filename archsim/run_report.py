@@ -230,15 +230,18 @@ def component_rows(chip: ChipSpec, m: Metrics) -> list[dict]:
 def metrics_record(m: Metrics) -> dict:
     """The metrics as plain JSON values: every field but the utilisation table (which is
     components.csv), plus the steady-state power."""
-    out = {f.name: getattr(m, f.name) for f in fields(m) if f.name != "utilisation"}
+    skip = ("utilisation", "resource_kinds")
+    out = {f.name: getattr(m, f.name) for f in fields(m) if f.name not in skip}
+    out["resource_kinds"] = [asdict(k) for k in m.resource_kinds]
     out["steady_state_power_w"] = m.steady_state_power_w
+    out["inferences_per_s"] = m.inferences_per_s
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in out.items()}
 
 
 def random_weights(workload: Workload) -> bool:
     """True for a zoo network built with seeded random weights (no training, no labels): its
     float model's top-1 class says nothing, so agreement with it is not a measure."""
-    entry = ZOO.get(workload.name) if workload.source == "zoo" else None
+    entry = ZOO.get(workload.name) if workload.source.split(" ")[0] == "zoo" else None
     return entry is not None and entry.dataset is None
 
 
@@ -247,11 +250,24 @@ def format_metrics(m: Metrics) -> str:
     power = "power (steady state)     " if m.steady_state else "power (run / samples)    "
     lines = [
         f"latency (first sample)    {m.latency_ns / 1e3:10.2f} us",
+        f"inferences/s              {m.inferences_per_s:10.4g} "
+        + (
+            "single stream (1 / latency of one inference alone on the chip)"
+            if m.samples == 1
+            else f"1 / latency of the first of {m.samples} streamed inferences (--stream 1: "
+            f"one alone); pipelined {m.throughput_per_s:,.4g}/s (1 / period)"
+        ),
         f"period{' (steady state)' if m.steady_state else ' (run / samples)'}"
         f"{'     ' if m.steady_state else '   '}{m.period_ns / 1e3:10.2f} us per sample "
         f"({m.throughput_per_s:,.0f} samples/s)",
         f"effective throughput      {m.effective_tops:10.4g} TOPS "
-        f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample)",
+        f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample"
+        + (
+            f", {2 * m.dynamic_macs / m.samples / 1e6:,.1f} of them products of two dynamic "
+            "operands on digital units)"
+            if m.dynamic_macs
+            else ")"
+        ),
         f"energy per sample         {m.energy_per_sample_pj / 1e6:10.4g} uJ",
         f"{power} {m.steady_state_power_w:10.4g} W (energy per sample / period)",
         f"average power (whole run) {m.average_power_w:10.4g} W (over {m.samples} samples, "
@@ -259,7 +275,10 @@ def format_metrics(m: Metrics) -> str:
         f"efficiency                {_or_na(m.tops_per_w, '10.4g'):>10} TOPS/W "
         f"(throughput / {'steady-state' if m.steady_state else 'run'} power), "
         f"{m.tops_per_mm2:.4g} TOPS/mm2",
+        f"area                      {m.area_mm2:10.4g} mm2 of compute units (cores, global "
+        f"units, digital nodes; the TOPS/mm2 basis) on a {m.die_area_mm2:g} mm2 die",
         f"bottleneck                {m.bottleneck}",
+        f"bottleneck (kind)         {m.bottleneck_kind}",
         f"input activity            {m.activity_basis}",
         *(
             [

@@ -30,12 +30,16 @@ MVM_NS = {
     "ibm-speech": 256 * 1.2,
     "ra24-train": 128 * 0.3125,
     "neurram": 8 * 368.0,
+    "npu-iedm2024-2da": 128 * 2.0 + 10.0,
+    "npu-iedm2024-3da": 128 * 2.0 + 10.0,
+    "npu-iedm2024-5da": 128 * 2.0 + 10.0,
 }
 """One MVM of each preset by hand: a signed b-bit PWM input is a pulse of up to 2**(b-1) LSB
 steps of `ns_per_lsb`, one phase in the default read mode, then one conversion round (one ADC
 per column). HERMES: 8 bits, 128 x 1 ns + 5 ns ADC = 133 ns (the published MVM time); IBM
 analog fabric: 8 bits, 128 x 0.3125 ns = 40 ns, conversion inside the window; IBM speech:
-9 bits, 256 x 1.2 ns = 307.2 ns; NeuRRAM: 4 bits, 8 x 368 ns = 2944 ns."""
+9 bits, 256 x 1.2 ns = 307.2 ns; NeuRRAM: 4 bits, 8 x 368 ns = 2944 ns; IEDM-2024 NPU: 8 bits,
+128 x 2 ns (one LSB per 500-MHz cycle) + 10 ns ADC = 266 ns."""
 
 
 @pytest.mark.parametrize("name", chip_presets())

@@ -79,9 +79,17 @@ def test_work_per_inference(fixture, seq, total, request):
     assert attention == 8 * 2 * seq**2 * 256
     assert sum(macs.values()) + attention == total
     assert sum(op.size for op in _of(w, ir.Softmax)) == 8 * 4 * seq**2
-    norms = [op for op in _of(w, ir.Binary) if op.name.endswith(".gamma")]
+    norms = _of(w, ir.Affine)  # NoNorm: one per-feature affine each
+    assert len(norms) == 8 * 8 + 1 and all(op.axis == -1 for op in norms)
     in_blocks = sum(op.size for op in norms if op.name.startswith("block"))
     assert in_blocks == 8 * seq * (3 * 256 + 4 * 256 + 512)
+    # residual adds: attention + 4 FFNs at 256 wide, the block output at 512 wide; fewer than
+    # the NoNorm elements (the facts sheet's "about 7.08 M as well"): the bottleneck-input and
+    # key-query norms follow a projection, not an add
+    residual = [op for op in _of(w, ir.Binary) if op.fn == "add" and len(op.inputs) == 2]
+    assert len(residual) == 8 * 6
+    assert sum(op.size for op in residual) == 8 * seq * (5 * 256 + 512)
+    assert not [op for op in _of(w, ir.Binary) if op.fn == "mul" and op.name.endswith("gamma")]
 
 
 def test_512x512_slots(xs384):
@@ -122,3 +130,29 @@ def test_trigram_embedding():
 def test_bad_sequence_length(seq):
     with pytest.raises(WorkloadError, match=r"seq must be 2\.\.512"):
         mobilebert_edgetpu_xs(np.random.default_rng(0), seq=seq)
+
+
+def test_nonorm_affine_is_gamma_x_plus_beta():
+    """The per-feature affine computes gamma * x + beta along the features (axis -1)."""
+    w = mobilebert_edgetpu_xs(np.random.default_rng(2), seq=6, blocks=1, vocab=50)
+    ids = np.array([[1, 7, 3, 9, 4, 2]], np.float32)
+    out = run(w, ids, keep=True)
+    norm = w.op("block0.bi_norm")
+    want = out["block0.bottleneck_in"] * norm.scale + norm.shift
+    np.testing.assert_allclose(out["block0.bi_norm"], want, rtol=1e-6, atol=1e-6)
+
+
+def test_nonorm_fuses_into_the_projection_it_follows(hermes):
+    """In the timed plan the bottleneck-input and key-query NoNorms ride on their crossbar
+    layer's LDPU pass; a NoNorm after a residual add stays a digital op."""
+    from archsim.mapping import map_workload
+    from archsim.sim.plan import build_plan
+
+    w = mobilebert_edgetpu_xs(np.random.default_rng(0), seq=8, blocks=1)
+    plan = build_plan(map_workload(w, hermes))
+    assert plan["block0.bottleneck_in"].fused == ["block0.bi_norm"]
+    assert plan["block0.kq_shared"].fused == ["block0.kq_norm"]
+    assert plan["block0.bottleneck_in"].ldpu_ops_per_col == 3.0  # scale/offset + gamma, beta
+    assert "block0.bi_norm" not in plan
+    assert plan["block0.att_norm"].kind == "gdpu"
+    assert plan["block0.att_norm"].ops_per_row == 2.0 * 256

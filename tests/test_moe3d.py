@@ -282,6 +282,7 @@ def test_cli_moe_grows_a_system_too_small_for_the_model_and_says_so(cli, tmp_pat
     )
     assert code == 0, err
     assert "needs 194 tiles of 1024 tiers; bue25-3d has 100, so 194 are simulated" in err
+    assert "194 tiles x 1024 tiers" in out
     assert "194" in (tmp_path / "r" / "summary.md").read_text()
 
 

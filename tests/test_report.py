@@ -163,6 +163,9 @@ def test_wilson_interval_closed_forms():
     lo, hi = wilson_interval(0.5, 100_000)
     half = 1.96 * np.sqrt(0.25 / 100_000)
     assert (lo, hi) == pytest.approx((0.5 - half, 0.5 + half), abs=1e-5)
+    # rounding once put the low end of 0 of 25 at +3e-18, a negative error bar for matplotlib
+    assert all(wilson_interval(0.0, n)[0] == 0.0 for n in range(1, 200))
+    assert all(wilson_interval(1.0, n)[1] == 1.0 for n in range(1, 200))
 
 
 def _eval(samples: int, accuracies, agreements, cosines) -> EvalResult:

@@ -9,6 +9,7 @@ import pytest
 
 from archsim.cli import main
 from archsim.config import load_chip, models_dir
+from archsim.errors import ConfigError
 from archsim.spec import PublishedSpec, PublishedWorkloadSpec
 from archsim.validate import bound_rows, failed, format_rows, mvm_energy_pj, peak_figures, validate
 
@@ -131,6 +132,26 @@ def test_base_presets_merge_tables_and_refuse_bad_includes(cli, tmp_path):
     cli.refused("validate", "--chip", str(tmp_path / "c.toml"), match="base: unknown chip preset")
     (tmp_path / "d.toml").write_text("base = 3\n")
     cli.refused("validate", "--chip", str(tmp_path / "d.toml"), match="base: expected")
+
+
+def test_base_presets_merge_arrays_of_tables_by_identity(tmp_path):
+    """An array of tables is the derived chip's list; an entry naming a base entry (by `kind`
+    or `name`) changes only the keys it gives, a new name must be complete."""
+    child = tmp_path / "child.toml"
+    child.write_text(
+        'base = "hermes"\n[input]\nread_mode = "4-phase"\n'
+        '[[input.read_modes]]\nname = "4-phase"\nphases = 8\n'
+        '[[input.read_modes]]\nname = "2-phase"\nphases = 2\nsource = "estimate"\n'
+    )
+    chip = load_chip(child)
+    modes = {m.name: m.phases for m in chip.input.read_modes}
+    assert modes == {"4-phase": 8, "2-phase": 2}  # 1-phase dropped: the child's list rules
+    assert chip.input.phases == 8
+    kept = dict(chip.sources)["input.read_modes[0]"]
+    assert kept.startswith("LG23 abstract: four-phase")  # the base entry's source, merged
+    child.write_text('base = "hermes"\n[[input.read_modes]]\nname = "2-phase"\n')
+    with pytest.raises(ConfigError, match=r"read_modes\[0\]\.phases: missing required key"):
+        load_chip(child)
 
 
 def test_energy_scales_with_input_activity_and_phases(hermes):

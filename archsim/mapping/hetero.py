@@ -10,11 +10,16 @@ LSTM's gate arithmetic, and static-weight layers the mapping puts on digital nod
   assignment; the default on chips without digital nodes, so their results stay as they were);
 - "balanced": in topological order, each op to the unit that would finish it earliest given the
   work per sample already assigned and the unit's per-class rate (ties: the first unit); the
-  default on chips with digital nodes.
+  default on chips with digital nodes;
+- "rows": data parallel: the rows of each digital op (tokens of a sequence, query rows of an
+  attention product) are dealt round-robin over every unit that can run its class, so all
+  units share every op; the op's home unit (where its input rows arrive) is the balanced one.
 A unit whose rate for a class is 0 is never chosen; an op no unit can run is a MappingError.
 
 Simplifications: the balanced policy looks at work per sample, not at when in the pipeline the
-work arrives; a static-weight layer on a digital node also counts its bias adds as free.
+work arrives; a static-weight layer on a digital node also counts its bias adds as free; with
+"rows", an op's input rows travel to its home unit only (forwarding a row to the unit that
+computes it is not timed) and each unit spills its share of the op as the home unit would.
 """
 
 from __future__ import annotations
@@ -146,15 +151,24 @@ class DigitalPlacement:
     layer_weights: dict[str, int] = field(default_factory=dict)
     """Static-weight layers placed on digital nodes (class matmul) -> their weight count,
     held in the node's SRAM."""
+    row_units: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Digital op -> the units that share its rows round-robin (policy "rows"); an op not in
+    it runs whole on `unit_of`."""
 
     def unit(self, name: str) -> DigitalUnitSpec:
         return self.units[self.unit_of[name]]
 
+    def units_of(self, name: str) -> tuple[int, ...]:
+        """Indices of the units that compute op `name`'s rows (its unit, or the row sharers)."""
+        return self.row_units.get(name) or (self.unit_of[name],)
+
     def load_ns(self) -> list[float]:
         """Estimated busy time per sample of each unit."""
         load = [0.0] * len(self.units)
-        for name, i in self.unit_of.items():
-            load[i] += unit_ns(self.units[i], self.work[name])
+        for name in self.unit_of:
+            sharers = self.units_of(name)
+            for i in sharers:
+                load[i] += unit_ns(self.units[i], self.work[name], 1.0 / len(sharers))
         return load
 
     def weight_bytes(self, index: int, bytes_per_value: int = 1) -> int:
@@ -183,7 +197,11 @@ def place_balanced(jobs, units) -> dict[str, int]:
     return out
 
 
-POLICIES: dict[str, Chooser] = {"spread": place_spread, "balanced": place_balanced}
+POLICIES: dict[str, Chooser] = {
+    "spread": place_spread,
+    "balanced": place_balanced,
+    "rows": place_balanced,  # the home units; `place_digital` deals the rows out
+}
 """Digital placement policies by name (the names `MappingSpec.digital_policy` accepts,
 `archsim.spec.digital.DIGITAL_POLICIES`)."""
 
@@ -229,7 +247,11 @@ def place_digital(
         jobs.append((op.name, work, able))
     unit_of = POLICIES[policy](jobs, units)
     weights = {n: int(workload.op(n).weight.size) for n in digital_layers}
-    return DigitalPlacement(units, policy, unit_of, {n: w for n, w, _ in jobs}, weights)
+    shared = {}
+    if policy == "rows":  # an LSTM's gates stay with its layer
+        shared = {n: tuple(able) for n, _, able in jobs if len(able) > 1 and kind[n] == "gdpu"}
+    work = {n: w for n, w, _ in jobs}
+    return DigitalPlacement(units, policy, unit_of, work, weights, shared)
 
 
 def default_policy(chip: ChipSpec) -> str:

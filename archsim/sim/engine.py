@@ -10,7 +10,8 @@ interface, the `RowDelivery`) and starts, in `run`, every process: one per analo
   lane's first block and post-processes them on that block's LDPU;
 - a finished row leaves from the lanes of the copy that holds its first position and is
   delivered to its consumers (`delivery.py`); digital ops run row by row on the digital unit
-  the mapping chose (`archsim.mapping.hetero`: a GDPU or a digital accelerator node); on a node,
+  the mapping chose (`archsim.mapping.hetero`: a GDPU or a digital accelerator node; with the
+  policy "rows", every unit able to run the op takes its rows in turn); on a node,
   what of an op's operands, result and the node's resident weights exceeds its SRAM is moved
   through the off-chip interface first ("spill");
 - outputs leave through the off-chip interface.
@@ -172,7 +173,12 @@ class Engine:
                 for rep in self.replicas[node.name]:
                     self.env.process(self._replica(node, rep))
             elif node.kind == "gdpu":
-                self.env.process(self._digital(node))
+                sharers = self.digital.units_of(node.name) if node.rows > 1 else ()
+                if len(sharers) > 1:  # policy "rows": the units take the rows in turn
+                    for j, i in enumerate(sharers):
+                        self.env.process(self._digital(node, self.units[i], j, len(sharers)))
+                else:
+                    self.env.process(self._digital(node))
             else:
                 self.env.process(self._shape(node))
         events = run_to_end(self.env, self._status, progress)
@@ -358,12 +364,14 @@ class Engine:
         return stages
 
     # -- digital and shape nodes -----------------------------------------------------------------
-    def _digital(self, node: Node):
-        unit = self._gdpu(node)
+    def _digital(self, node: Node, unit: DigitalUnit | None = None, first: int = 0, step: int = 1):
+        """A digital op's rows first, first + step, ... of every sample on `unit` (default:
+        the op's unit, every row)."""
+        unit = unit or self._gdpu(node)
         work = self.digital.work[node.name]
         spill = self._spill_bytes(node, unit) / node.rows
         for n in range(self.settings.samples):
-            for r in range(node.rows):
+            for r in range(first, node.rows, step):
                 yield from self._wait_inputs(node, n, r)
                 if spill:
                     yield from self.offchip.move(spill, "spill", node.name, n)

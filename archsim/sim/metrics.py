@@ -19,8 +19,12 @@ import pandas as pd
 
 from archsim.checks import require_finite
 from archsim.mapping import Mapping
+from archsim.mapping.hetero import gdpu_ops
+from archsim.sim.bottleneck import KindBusy, describe, kind_busy
 from archsim.sim.engine import SimRun
 from archsim.spec import ChipSpec
+from archsim.workload import ir
+from archsim.workload.ir import Workload
 
 ASSUMED_ACTIVITY = 1.0
 """Mean |DAC code| / full scale of a layer without measured data (timing mode) [E]. Full scale:
@@ -88,7 +92,8 @@ class Metrics:
     """Steady-state time between finished samples."""
     throughput_per_s: float
     ops_per_sample: float
-    """2 x MACs of all analog layers (digital ops not counted)."""
+    """2 x MACs per sample: the analog layers' and the products of two dynamic operands
+    (attention's QK^T and A.V, on digital units); element-wise ops are not counted."""
     effective_tops: float
     energy_per_sample_pj: float
     energy_breakdown_pj: dict[str, float]
@@ -114,12 +119,28 @@ class Metrics:
     """Crossbar MVMs of the run: one per block (packed groups: per diagonal) per position,
     over all samples (a chunk of k MVMs on b blocks counts k x b)."""
     macs: int = 0
+    """Multiply-accumulates of the run, all samples: analog layers plus `dynamic_macs`."""
+    dynamic_macs: int = 0
+    """The part of `macs` in products of two dynamic operands (ir.MatMul: attention's QK^T and
+    A.V), which no crossbar holds: they run on digital units."""
     conversions: int = 0
     fabric_byte_hops: float = 0.0
     activity_basis: str = ""
     """What input activity the array and PWM energies assume, and why."""
     steps_per_sample: int = 0
     """Time steps of the recurrent (LSTM) layers per sample; 0 without recurrent layers."""
+    area_mm2: float = 0.0
+    """Compute area (AIMC cores, global units, digital nodes): the basis of `tops_per_mm2`."""
+    die_area_mm2: float = 0.0
+    """The chip's whole die."""
+    resource_kinds: tuple[KindBusy, ...] = ()
+    """Busy fraction per resource kind (AIMC arrays, ADCs, LDPUs, digital units, fabric
+    links, off-chip port), busiest first: the first is the bottleneck kind."""
+
+    @property
+    def bottleneck_kind(self) -> str:
+        """The busiest resource kind and the next ones, as one line."""
+        return describe(list(self.resource_kinds))
 
     @property
     def steady_state_power_w(self) -> float:
@@ -128,6 +149,14 @@ class Metrics:
         the number of samples streamed) it is the power behind `tops_per_w`:
         effective_tops / steady_state_power_w = tops_per_w."""
         return self.energy_per_sample_pj / self.period_ns * 1e-3
+
+    @property
+    def inferences_per_s(self) -> float:
+        """Inferences per second of a single stream: 1 / the latency of the first sample
+        (exactly one inference alone on the chip when one sample streamed; later samples of a
+        longer stream can delay it). The rate of a pipelined stream is `throughput_per_s`
+        (1 / period)."""
+        return 1e9 / self.latency_ns
 
     @property
     def step_latency_ns(self) -> float | None:
@@ -163,14 +192,15 @@ def compute_metrics(
     mvm = df[df.op == "mvm"]
     per_layer = mvm.groupby("layer").qty.sum()
     positions = {name: per_layer.get(name, 0) / counts[name].blocks for name in counts}
-    macs = int(sum(positions[n] * counts[n].macs for n in counts))
+    dynamic = s * dynamic_macs(mapping.workload)
+    macs = int(sum(positions[n] * counts[n].macs for n in counts)) + dynamic
     conversions = int(sum(positions[n] * counts[n].conversions for n in counts))
     energy = _energy(chip, df, counts, positions, activity, run.end_ns, run.digital_units)
     ops_per_sample = 2.0 * macs / s
     total = sum(energy.values())
     static_per_sample = energy["static"] / run.end_ns * period if run.end_ns else 0.0
-    dynamic = {k: v / s for k, v in energy.items() if k != "static"}
-    breakdown = {**dynamic, "static": static_per_sample}
+    by_part = {k: v / s for k, v in energy.items() if k != "static"}
+    breakdown = {**by_part, "static": static_per_sample}
     per_sample = sum(breakdown.values())
     util = _utilisation(df, run.core_groups, s * period)
     top = util.idxmax() if len(util) else ("-", "-", "-")
@@ -198,9 +228,13 @@ def compute_metrics(
         steady_state=steady,
         block_mvms=int(mvm.qty.sum()),
         macs=macs,
+        dynamic_macs=dynamic,
         conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
         activity_basis=basis,
+        area_mm2=chip.compute_area_mm2,
+        die_area_mm2=chip.die_area_mm2,
+        resource_kinds=tuple(kind_busy(util.rename("busy").reset_index(), unit_counts(chip))),
         steps_per_sample=max(
             (lm.matrix.mvms_per_sample for lm in mapping.layers if lm.matrix.kind == "lstm"),
             default=0,
@@ -213,6 +247,21 @@ def compute_metrics(
     for part, value in breakdown.items():
         require_finite(f"metrics.energy_breakdown_pj.{part}", value)
     return metrics
+
+
+def unit_counts(chip: ChipSpec) -> dict[str, int]:
+    """Units of each component kind the chip has (for busy fractions per kind)."""
+    return {
+        "core": chip.cores.count,
+        "gdpu": chip.gdpu.count,
+        **{node.kind: node.count for node in chip.digital_nodes},
+    }
+
+
+def dynamic_macs(workload: Workload) -> int:
+    """MACs per sample of the products of two dynamic operands (every ir.MatMul: output
+    elements x the shared dimension)."""
+    return int(sum(gdpu_ops(op, workload) for op in workload.ops() if isinstance(op, ir.MatMul)))
 
 
 def _activity(counts, given) -> tuple[dict[str, float], str]:

@@ -9,7 +9,8 @@ row). Ops become nodes:
 - shape: reshapes, transposes, concatenations, slices: free, but they need their whole input;
 - input: a network input, read through the off-chip interface.
 For each consumer and each of its output rows, `rows_needed` gives how many input rows must have
-arrived (line-buffer semantics: a convolution row needs the rows of its receptive field).
+arrived (line-buffer semantics: a convolution row needs the rows of its receptive field; a row
+of a product A @ B of two dynamic operands needs its own row of A and all of B).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def rows_needed(consumer: Node, producer: Node, out_row: int) -> int:
         dil = op.dilation[0] if isinstance(op, ir.Conv2d) else 1
         last = out_row * stride - op.pads[0] + (kh - 1) * dil
         return int(min(producer.rows, max(1, last + 1)))
-    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(op):
+    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(consumer, producer):
         return out_row + 1
     if producer.rows == 1:
         return 1
@@ -89,7 +90,7 @@ def last_reading_row(consumer: Node, producer: Node, in_row: int) -> int:
     op = consumer.op
     if isinstance(op, ir.Conv2d | ir.Pool):
         return int(min(consumer.rows - 1, (in_row + op.pads[0]) // op.stride[0]))
-    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(op):
+    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(consumer, producer):
         return in_row
     return consumer.rows - 1
 
@@ -101,13 +102,16 @@ def first_reading_row(consumer: Node, producer: Node, in_row: int) -> int:
         dil = op.dilation[0] if isinstance(op, ir.Conv2d) else 1
         reach = in_row + op.pads[0] - (op.kernel[0] - 1) * dil
         return int(max(0, -(-reach // op.stride[0])))
-    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(op):
+    if consumer.rows == producer.rows and consumer.rows > 1 and _row_local(consumer, producer):
         return in_row
     return 0
 
 
-def _row_local(op: ir.Op) -> bool:
-    """Output row r depends on input row r only (for equal row counts)."""
+def _row_local(consumer: Node, producer: Node) -> bool:
+    """Output row r of `consumer` reads row r of `producer` only (for equal row counts)."""
+    op = consumer.op
+    if isinstance(op, ir.MatMul):  # row r of A @ B reads row r of A and all of B
+        return consumer.inputs[:1] == [producer.name] and producer.name not in consumer.inputs[1:]
     row_axis = 1 if len(op.shape) == 3 else 0  # the axis `rows_of` streams
     if isinstance(op, ir.Softmax):
         return op.axis != row_axis

@@ -33,7 +33,7 @@ RESERVED_KINDS = (
 )
 """Labels a digital node flavour cannot take: other components' and energy parts' names."""
 
-DIGITAL_POLICIES = ("spread", "balanced")
+DIGITAL_POLICIES = ("spread", "balanced", "rows")
 """Names of the digital placement policies (`archsim.mapping.hetero.POLICIES`)."""
 
 

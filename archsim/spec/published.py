@@ -11,6 +11,9 @@ from archsim.errors import SpecError
 BASES = ("fitted", "predicted")
 """How a published figure relates to the preset's constants (see `PublishedSpec.basis`)."""
 
+SINGLE_STREAM = ("inferences_per_s",)
+"""Workload metrics of one inference alone: `archsim validate` times one sample for them."""
+
 
 @dataclass(frozen=True, slots=True)
 class PublishedSpec:
@@ -50,8 +53,9 @@ class PublishedWorkloadSpec:
 
     workload: str
     """Zoo name of the network."""
-    metric: Literal["period_ns", "latency_ns", "energy_per_sample_pj"]
-    """Steady-state time per sample, latency of one sample, or energy per sample."""
+    metric: Literal["period_ns", "latency_ns", "energy_per_sample_pj", "inferences_per_s"]
+    """Steady-state time per sample, latency of one sample, energy per sample, or single-
+    stream inferences per second (1 / latency of one inference run alone, `SINGLE_STREAM`)."""
     value: float
     """The published number; > 0."""
     basis: Literal["fitted", "predicted"]
@@ -67,7 +71,11 @@ class PublishedWorkloadSpec:
     """Explains a gap between simulation and figure, or the dispute (with the arithmetic)."""
 
     def __post_init__(self) -> None:
-        one_of("metric", self.metric, ("period_ns", "latency_ns", "energy_per_sample_pj"))
+        one_of(
+            "metric",
+            self.metric,
+            ("period_ns", "latency_ns", "energy_per_sample_pj", "inferences_per_s"),
+        )
         one_of("basis", self.basis, BASES)
         positive("value", self.value)
         positive("tolerance", self.tolerance)

@@ -132,11 +132,11 @@ class _Exporter:
         self.node("Transpose", [squeezed], op.name, f"{op.name}_out", perm=[1, 0, 2])
 
     def op_Affine(self, op: ir.Affine) -> None:
-        tail = (1,) * (len(op.shape) - 1)
+        view = op.view(len(op.shape) + 1)[1:]  # per sample: ONNX broadcasts the batch axis
         scaled = self.temp(f"{op.name}_scaled")
-        scale = self.const(f"{op.name}.scale", op.scale.reshape(-1, *tail))
+        scale = self.const(f"{op.name}.scale", op.scale.reshape(view))
         self.node("Mul", [op.inputs[0], scale], scaled, f"{op.name}_mul")
-        shift = self.const(f"{op.name}.shift", op.shift.reshape(-1, *tail))
+        shift = self.const(f"{op.name}.shift", op.shift.reshape(view))
         self.node("Add", [scaled, shift], op.name, op.name)
 
     def op_LayerNorm(self, op: ir.LayerNorm) -> None:

@@ -121,10 +121,10 @@ def _binary_backward(op: ir.Binary, args, y, ctx, dy, need, product):
 
 def _affine_backward(op: ir.Affine, args, y, ctx, dy, need, product):
     x = args[0]
-    tail = (1,) * (x.ndim - 2)
-    axes = (0, *range(2, x.ndim))
+    view = op.view(x.ndim)
+    axes = tuple(i for i, n in enumerate(view) if n == 1)
     grads = {f"{op.name}.scale": (dy * x).sum(axis=axes), f"{op.name}.shift": dy.sum(axis=axes)}
-    return [dy * op.scale.reshape(-1, *tail)], grads
+    return [dy * op.scale.reshape(view)], grads
 
 
 def _offsets(op: ir.Pool):

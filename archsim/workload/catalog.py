@@ -121,7 +121,8 @@ def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) 
     """The labelled data of a trained zoo network, else seeded random inputs.
 
     Args:
-        samples: evaluate on the first `samples` items (None = all; 1000 for random inputs).
+        samples: evaluate on the first `samples` items (None = all; for random inputs
+            `random_samples`: 1000, fewer for large networks).
     """
     kind = catalog().get(workload.name)
     kind = kind.dataset if kind else None
@@ -149,7 +150,7 @@ def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) 
         raise WorkloadError(f"{workload.name}: random inputs need a single-input network")
     shape = workload.op(workload.inputs[0]).shape
     rng = np.random.default_rng(seed)
-    n = samples or 1000
+    n = samples or random_samples(workload)
     check_footprint(
         f"--samples {n} random inputs of shape {tuple(shape)}", 12 * n * math.prod(shape)
     )  # float64 draw, then float32
@@ -161,6 +162,24 @@ def load_dataset(workload: Workload, samples: int | None = None, seed: int = 0) 
     x = rng.standard_normal((n, *shape)).astype(np.float32)
     cal = rng.standard_normal((min(n, 256), *shape)).astype(np.float32)
     return Dataset("random N(0,1) inputs", x, None, cal)
+
+
+RANDOM_SAMPLES = 1000
+"""Random inputs drawn when the caller names no count."""
+
+RANDOM_MAC_BUDGET = 2.2e11
+"""Static-weight MACs the default random inputs may take (per evaluated time): a network with
+more than RANDOM_SAMPLES of this draws fewer inputs, at least 1. MobileBERT-EdgeTPU-XS at seq
+384 (8.73 G per input; ~1.3 s per input and time, measured on 2 cores) gets 25, ResNet-18 121,
+bert 545; ResNet-9 (0.218 G) and the smaller zoo networks keep 1000."""
+
+
+def random_samples(workload: Workload) -> int:
+    """Random inputs to draw by default: RANDOM_SAMPLES within RANDOM_MAC_BUDGET."""
+    from archsim.mapping.lowering import lower
+
+    macs = sum(lm.macs_per_sample for lm in lower(workload))
+    return max(1, min(RANDOM_SAMPLES, int(RANDOM_MAC_BUDGET // max(1, macs))))
 
 
 def _index_range(workload: Workload) -> int:

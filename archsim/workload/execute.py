@@ -316,8 +316,8 @@ def align(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _affine(op: ir.Affine, args, matmul) -> np.ndarray:
     x = args[0]
-    tail = (1,) * (x.ndim - 2)
-    return x * op.scale.reshape(-1, *tail) + op.shift.reshape(-1, *tail)
+    view = op.view(x.ndim)
+    return x * op.scale.reshape(view) + op.shift.reshape(view)
 
 
 def _pool(op: ir.Pool, args, matmul) -> np.ndarray:

@@ -148,10 +148,20 @@ class Binary(Op):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Affine(Op):
-    """Per-channel scale and shift on axis 0 (an unfolded batch norm)."""
+    """Per-channel scale and shift along one per-sample axis: the channels (axis 0) of CHW
+    for an unfolded batch norm, the features (axis -1) of (seq, features) for MobileBERT's
+    NoNorm (gamma * x + beta)."""
 
     scale: np.ndarray = field(repr=False, default=None)
     shift: np.ndarray = field(repr=False, default=None)
+    axis: int = 0
+    """Per-sample axis the scale and shift run along; 0 or -1 (the last)."""
+
+    def view(self, ndim: int) -> tuple[int, ...]:
+        """Shape that broadcasts scale or shift against a batch of `ndim` axes (batch first)."""
+        shape = [1] * ndim
+        shape[1 + self.axis % len(self.shape)] = -1
+        return tuple(shape)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -132,12 +132,14 @@ def binary(
     return g.add(ir.Binary(name, (a,), tuple(shape), fn, c, const_first))
 
 
-def affine(g: GraphBuilder, name: str, x: str, scale, shift) -> str:
-    """Per-channel (axis 0) scale and shift."""
-    c = g.shape(x)[0]
+def affine(g: GraphBuilder, name: str, x: str, scale, shift, axis: int = 0) -> str:
+    """Per-channel scale and shift along per-sample axis `axis` (0: channels; -1: features)."""
+    if axis not in (0, -1):
+        raise _fail(g, name, f"affine axis must be 0 or -1, got {axis}")
+    c = g.shape(x)[axis]
     if np.shape(scale) != (c,) or np.shape(shift) != (c,):
         raise _fail(g, name, f"scale/shift must have {c} channels")
-    return g.add(ir.Affine(name, (x,), g.shape(x), _f32(scale), _f32(shift)))
+    return g.add(ir.Affine(name, (x,), g.shape(x), _f32(scale), _f32(shift), axis))
 
 
 def pool(
