@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 import time
 
-import simpy
+from bench_sim import raw_simpy_rate  # the same baseline as the chip engine
 
 from archsim.moe.api import simulate_moe
 from archsim.moe.model import TokenStream, load_moe
@@ -28,20 +28,6 @@ from archsim.moe.spec import load_system
 
 LARGE = ("moe-12x32", TokenStream(16, 64))
 """The large case: 12 blocks, 32 experts, top-2, 1,024 tokens."""
-
-
-def raw_simpy_rate(n: int = 300_000) -> float:
-    """Timeouts per second of a bare SimPy loop."""
-    env = simpy.Environment()
-
-    def loop():
-        for _ in range(n):
-            yield env.timeout(1)
-
-    env.process(loop())
-    t0 = time.perf_counter()
-    env.run()
-    return n / (time.perf_counter() - t0)
 
 
 def timed(system, model, stream, granularity):
