@@ -263,9 +263,8 @@ def format_metrics(m: Metrics) -> str:
         f"effective throughput      {m.effective_tops:10.4g} TOPS "
         f"({m.ops_per_sample / 1e6:,.1f} MOPs per sample"
         + (
-            f", {2 * m.dynamic_macs / m.samples / 1e6:,.1f} of them products of two dynamic "
-            "operands on digital units)"
-            if m.dynamic_macs
+            f", {2 * m.digital_macs / m.samples / 1e6:,.1f} of them on digital units)"
+            if m.digital_macs
             else ")"
         ),
         f"energy per sample         {m.energy_per_sample_pj / 1e6:10.4g} uJ",

@@ -207,7 +207,7 @@ def bound_rows(chip: ChipSpec, workload: str, samples: int = 16, runs=None) -> l
             if peak not in peaks:
                 continue
             i, pub = peaks[peak]
-            analog_ops = 2.0 * (m.macs - m.dynamic_macs) / m.samples
+            analog_ops = 2.0 * (m.macs - m.digital_macs) / m.samples
             bound = analog_ops / pub.value * scale
             sim = getattr(m, metric)
             ratio = require_finite(metric, sim / bound)

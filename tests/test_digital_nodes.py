@@ -253,6 +253,18 @@ def test_a_layer_forced_digital_runs_at_the_matmul_rate(chip):
     assert list(rows.t1_ns - rows.t0_ns) == [24.0] * 8
 
 
+def test_a_layer_forced_digital_counts_its_macs_once_as_digital(chip):
+    """MACs per sample: a on AIMC 4 x 8 x 5 = 160, d on the node 4 x 8 x 6 = 192; over 2
+    samples 704, of them 384 digital; the same total as with both on AIMC."""
+    w = two_branches()
+    mapping, sim, _ = run(chip, w, digital_layers=("d",))
+    m = compute_metrics(sim, mapping)
+    assert (m.macs, m.digital_macs) == (704, 384)
+    mapping, sim, _ = run(chip, w)
+    m = compute_metrics(sim, mapping)
+    assert (m.macs, m.digital_macs) == (704, 0)
+
+
 def test_a_layer_forced_digital_computes_the_float_product(chip):
     """Its outputs are x Wd + b rounded to FP16 (the chip's digital precision), exactly."""
     from archsim.evaluate import evaluate

@@ -82,7 +82,7 @@ def test_short_mobilebert_counts_every_mac_and_is_digital_bound():
     m = run.metrics
     static = BLOCK_WEIGHTS * seq + seq * 384 * 512 + seq * 512 * 2
     attention = 2 * seq**2 * 256
-    assert m.dynamic_macs == attention and m.macs == static + attention
+    assert m.digital_macs == attention and m.macs == static + attention
     assert m.ops_per_sample == 2.0 * (static + attention)
     assert m.effective_tops == pytest.approx(m.ops_per_sample / m.period_ns / 1e3, rel=1e-12)
     assert m.resource_kinds[0].kind == "digital mac-array" and m.resource_kinds[0].units == 3
@@ -144,7 +144,7 @@ def test_published_inferences_per_s_at_seq_384(name):
     m = simulate(
         load_chip(name), load_workload("mobilebert-edgetpu-xs"), mode="timing", samples=1
     ).metrics
-    assert m.macs == 9_336_913_920 and m.dynamic_macs == 603_979_776
+    assert m.macs == 9_336_913_920 and m.digital_macs == 603_979_776
     assert m.resource_kinds[0].kind == "digital mac-array"
     if name.endswith("3da"):
         assert abs(m.inferences_per_s / PUBLISHED[name] - 1) <= 0.01

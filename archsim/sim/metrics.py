@@ -19,12 +19,9 @@ import pandas as pd
 
 from archsim.checks import require_finite
 from archsim.mapping import Mapping
-from archsim.mapping.hetero import gdpu_ops
 from archsim.sim.bottleneck import KindBusy, describe, kind_busy
 from archsim.sim.engine import SimRun
 from archsim.spec import ChipSpec
-from archsim.workload import ir
-from archsim.workload.ir import Workload
 
 ASSUMED_ACTIVITY = 1.0
 """Mean |DAC code| / full scale of a layer without measured data (timing mode) [E]. Full scale:
@@ -119,10 +116,11 @@ class Metrics:
     """Crossbar MVMs of the run: one per block (packed groups: per diagonal) per position,
     over all samples (a chunk of k MVMs on b blocks counts k x b)."""
     macs: int = 0
-    """Multiply-accumulates of the run, all samples: analog layers plus `dynamic_macs`."""
-    dynamic_macs: int = 0
-    """The part of `macs` in products of two dynamic operands (ir.MatMul: attention's QK^T and
-    A.V), which no crossbar holds: they run on digital units."""
+    """Multiply-accumulates of the run, all samples: analog layers plus `digital_macs`."""
+    digital_macs: int = 0
+    """The part of `macs` done on digital units: products of two dynamic operands (ir.MatMul:
+    attention's QK^T and A.V, which no crossbar holds) and static-weight layers a mapping puts
+    on digital nodes (`MappingSpec.digital_layers`)."""
     conversions: int = 0
     fabric_byte_hops: float = 0.0
     activity_basis: str = ""
@@ -192,7 +190,7 @@ def compute_metrics(
     mvm = df[df.op == "mvm"]
     per_layer = mvm.groupby("layer").qty.sum()
     positions = {name: per_layer.get(name, 0) / counts[name].blocks for name in counts}
-    dynamic = s * dynamic_macs(mapping.workload)
+    dynamic = s * digital_macs(mapping)
     macs = int(sum(positions[n] * counts[n].macs for n in counts)) + dynamic
     conversions = int(sum(positions[n] * counts[n].conversions for n in counts))
     energy = _energy(chip, df, counts, positions, activity, run.end_ns, run.digital_units)
@@ -228,7 +226,7 @@ def compute_metrics(
         steady_state=steady,
         block_mvms=int(mvm.qty.sum()),
         macs=macs,
-        dynamic_macs=dynamic,
+        digital_macs=dynamic,
         conversions=conversions,
         fabric_byte_hops=float(df.loc[df.op == "link", "qty"].sum()),
         activity_basis=basis,
@@ -258,10 +256,12 @@ def unit_counts(chip: ChipSpec) -> dict[str, int]:
     }
 
 
-def dynamic_macs(workload: Workload) -> int:
-    """MACs per sample of the products of two dynamic operands (every ir.MatMul: output
-    elements x the shared dimension)."""
-    return int(sum(gdpu_ops(op, workload) for op in workload.ops() if isinstance(op, ir.MatMul)))
+def digital_macs(mapping: Mapping) -> int:
+    """MACs per sample of the digital units' matmul class: products of two dynamic operands
+    (every ir.MatMul: output elements x the shared dimension) and static-weight layers placed on
+    digital nodes (output elements x inputs)."""
+    work = mapping.digital_placement().work.values()
+    return int(sum(w.amount for w in work if w.op_class == "matmul"))
 
 
 def _activity(counts, given) -> tuple[dict[str, float], str]:
