@@ -276,8 +276,8 @@ def format_metrics(m: Metrics) -> str:
         f"{m.tops_per_mm2:.4g} TOPS/mm2",
         f"area                      {m.area_mm2:10.4g} mm2 of compute units (cores, global "
         f"units, digital nodes; the TOPS/mm2 basis) on a {m.die_area_mm2:g} mm2 die",
-        f"bottleneck                {m.bottleneck}",
-        f"bottleneck (kind)         {m.bottleneck_kind}",
+        f"busiest stage             {m.bottleneck}",
+        f"bottleneck                {m.bottleneck_kind}",
         f"input activity            {m.activity_basis}",
         *(
             [

@@ -58,4 +58,4 @@ def test_run_report_names_the_bottleneck_kind():
     m = simulate(load_chip("hermes"), load_workload("bert"), mode="timing", samples=1).metrics
     assert m.resource_kinds[0].kind == "GDPUs" and m.resource_kinds[0].units == 8
     assert all(0 <= k.busy <= 1 for k in m.resource_kinds)
-    assert "bottleneck (kind)         GDPUs:" in format_metrics(m)
+    assert "bottleneck                GDPUs:" in format_metrics(m)

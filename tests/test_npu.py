@@ -89,7 +89,7 @@ def test_short_mobilebert_counts_every_mac_and_is_digital_bound():
     assert m.inferences_per_s == pytest.approx(1e9 / m.latency_ns, rel=1e-12)
     text = format_metrics(m)
     assert "single stream (1 / latency of one inference alone on the chip)" in text
-    assert "bottleneck (kind)         digital mac-array:" in text
+    assert "bottleneck                digital mac-array:" in text
     assert (m.area_mm2, m.die_area_mm2) == (22.0, 30.0)
     assert "        22 mm2 of compute units" in text and "on a 30 mm2 die" in text
 
