@@ -19,9 +19,11 @@ import pandas as pd
 
 from archsim.checks import require_finite
 from archsim.mapping import Mapping
+from archsim.mapping.hetero import gdpu_ops
 from archsim.sim.bottleneck import KindBusy, describe, kind_busy
 from archsim.sim.engine import SimRun
 from archsim.spec import ChipSpec
+from archsim.workload import ir
 
 ASSUMED_ACTIVITY = 1.0
 """Mean |DAC code| / full scale of a layer without measured data (timing mode) [E]. Full scale:
@@ -260,8 +262,15 @@ def digital_macs(mapping: Mapping) -> int:
     """MACs per sample of the digital units' matmul class: products of two dynamic operands
     (every ir.MatMul: output elements x the shared dimension) and static-weight layers placed on
     digital nodes (output elements x inputs)."""
-    work = mapping.digital_placement().work.values()
-    return int(sum(w.amount for w in work if w.op_class == "matmul"))
+    moved = mapping.digital.layer_weights if mapping.digital is not None else {}
+    workload = mapping.workload
+    return int(
+        sum(
+            gdpu_ops(op, workload)
+            for op in workload.ops()
+            if isinstance(op, ir.MatMul) or op.name in moved
+        )
+    )
 
 
 def _activity(counts, given) -> tuple[dict[str, float], str]:
