@@ -16,9 +16,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from archsim.config import _build, load_single, pop_source, single_table
+from archsim.config import _build
 from archsim.errors import SpecError
 from archsim.package_data import data_dir
+from archsim.single_presets import load_single, pop_source, single_table
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archsim.checks import non_negative, positive
-from archsim.config import _build, load_single, models_dir, pop_source, single_table
+from archsim.config import _build, models_dir
 from archsim.errors import SpecError
+from archsim.single_presets import load_single, pop_source, single_table
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,9 @@ from archsim.config import (
     models_dir,
     override_table,
     read_toml,
-    single_table,
 )
 from archsim.errors import ConfigError, SpecError
+from archsim.single_presets import single_table
 from archsim.spec import ChipSpec
 
 Scope = Literal["tensor", "column"]

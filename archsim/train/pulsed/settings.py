@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archsim.checks import in_range, non_negative, positive
-from archsim.config import _build, load_single, models_dir, pop_source, single_table
+from archsim.config import _build, models_dir
 from archsim.errors import SpecError
 from archsim.kernels.pulse import PulseSettings
+from archsim.single_presets import load_single, pop_source, single_table
 
 METHODS = ("analog-sgd", "mp", "ttv2", "cttv2", "agad")
 """The on-chip training algorithms."""
